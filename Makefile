@@ -1,0 +1,72 @@
+# ringlb: GNU make build.  `make` builds build/ringlb; `make test` runs the
+# suite; `make run` starts the demo; `make deps` installs what is missing.
+
+CC ?= gcc
+BUILD ?= build
+PKGS := liburing jansson
+
+WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+	-Wpointer-arith -Wcast-qual -Wwrite-strings -Wformat=2 -Wundef -Wvla \
+	-Wimplicit-fallthrough -Wno-unused-parameter
+CFLAGS ?= -O2 -g
+CFLAGS += -std=gnu11 $(WARN) -Iinclude -D_GNU_SOURCE -pthread
+LDFLAGS += -pthread
+ifeq ($(WERROR),1)
+CFLAGS += -Werror
+endif
+ifneq ($(SANITIZE),)
+CFLAGS += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
+LDFLAGS += -fsanitize=$(SANITIZE)
+endif
+
+# pkg-config is asked only when a target needs it, so `make deps` runs on a
+# machine that has none of the libraries yet.
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+CHECK_LIBS = $(shell pkg-config --libs check 2>/dev/null)
+
+LIB_SRC := $(filter-out src/main.c,$(wildcard src/*.c))
+LIB_OBJ := $(LIB_SRC:src/%.c=$(BUILD)/obj/%.o)
+TEST_SRC := $(wildcard tests/check_*.c)
+TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/%)
+TEST_HELPERS := $(filter-out $(TEST_SRC),$(wildcard tests/*.c))
+
+.PHONY: all deps run test clean tests
+all: $(BUILD)/ringlb $(BUILD)/demo-backend
+
+$(BUILD)/obj/%.o: src/%.c $(wildcard include/*.h) | $(BUILD)/obj
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) -c $< -o $@
+
+$(BUILD)/obj:
+	mkdir -p $@
+
+$(BUILD)/libringlb.a: $(LIB_OBJ)
+	rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/ringlb: $(BUILD)/obj/main.o $(BUILD)/libringlb.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+$(BUILD)/demo-backend: tools/demo_backend.c | $(BUILD)/obj
+	$(CC) $(CFLAGS) -o $@ $< $(LDFLAGS)
+
+# Unit tests may #include the module under test; they link the library too.
+$(BUILD)/check_%: tests/check_%.c $(TEST_HELPERS) $(wildcard tests/*.h) $(BUILD)/libringlb.a
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) -Itests -o $@ $< $(TEST_HELPERS) \
+		$(BUILD)/libringlb.a $(LDFLAGS) $(PKG_LIBS) $(CHECK_LIBS)
+
+tests: $(TEST_BIN) $(BUILD)/ringlb $(BUILD)/demo-backend
+
+deps:
+	@tools/deps.sh
+
+run: deps
+	$(MAKE) all
+	tools/demo.sh $(BUILD)
+
+test: deps
+	$(MAKE) tests
+	RINGLB_BIN=$(abspath $(BUILD)/ringlb) tools/run-tests.sh $(TEST_BIN)
+
+clean:
+	rm -rf $(BUILD)

@@ -1,0 +1,39 @@
+/*
+ * balancer.h: balancing algorithms as ops tables, one file each
+ * (balancer_rr.c, balancer_lc.c).  Adding one is a new file plus an entry in
+ * balancer_find().
+ */
+#ifndef RINGLB_BALANCER_H
+#define RINGLB_BALANCER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "config.h"
+
+struct pool;
+struct backend;
+
+struct balancer_ops {
+	const char *name;
+	/* Set up p->balancer from p's backends.  0 or -errno. */
+	int (*init)(struct pool *p);
+	void (*fini)(struct pool *p);
+	/*
+	 * Return a backend that is up and not in tried[0..ntried), or NULL.
+	 * Called concurrently from every worker: lock-free.
+	 */
+	struct backend *(*pick)(struct pool *p, struct backend *const *tried,
+				size_t ntried);
+};
+
+extern const struct balancer_ops balancer_rr_ops;
+extern const struct balancer_ops balancer_lc_ops;
+
+const struct balancer_ops *balancer_find(enum cfg_algorithm alg);
+
+/* Helper for pick(): is b eligible (up and not yet tried)? */
+bool balancer_eligible(const struct backend *b, struct backend *const *tried,
+		       size_t ntried);
+
+#endif

@@ -1,0 +1,104 @@
+/*
+ * engine.h: what worker.c (the ring and its loop) and conn.c (one proxied
+ * connection) share.  Not for the rest of the program.
+ */
+#ifndef RINGLB_ENGINE_H
+#define RINGLB_ENGINE_H
+
+#include <liburing.h>
+#include <pthread.h>
+#include <semaphore.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "config.h"
+#include "pipepool.h"
+
+/*
+ * user_data is a pointer to a 16-byte aligned object with the operation kind
+ * in its low 4 bits.  Accepted fds are reused at once, so a bare fd in
+ * user_data could be mistaken for the next connection's.
+ */
+enum op {
+	OP_ACCEPT = 1,		/* struct wlistener */
+	OP_ACCEPT_RETRY,	/* struct wlistener: pause after EMFILE over */
+	OP_WAKE,		/* struct worker: eventfd read */
+	OP_TICK,		/* struct worker: periodic sweep */
+	OP_CONNECT,		/* struct conn */
+	OP_CONNECT_TIMEOUT,	/* struct conn: the linked timeout */
+	OP_POLL_IN,		/* struct conn, side 0 */
+	OP_POLL_IN1,		/* side 1 */
+	OP_POLL_OUT,		/* side 0 */
+	OP_POLL_OUT1,		/* side 1 */
+	OP_CANCEL,		/* struct conn */
+};
+#define OP_MASK 15ULL
+#define OP_ALIGN 16
+
+struct pool;
+struct backend;
+struct worker;
+
+struct wlistener {
+	struct worker *w;
+	struct pool *pool;
+	int fd;
+	bool armed;		/* accept in flight */
+	bool paused;		/* after EMFILE: retry timer pending */
+	bool closed;
+} __attribute__((aligned(OP_ALIGN)));
+
+struct conn;
+
+struct worker {
+	struct io_uring ring;
+	unsigned id;
+	struct runtime *rt;
+	struct wlistener *ls;
+	size_t nls;
+	size_t nls_open;
+	int efd;
+	uint64_t efd_val;
+	struct __kernel_timespec tick_ts;
+	struct __kernel_timespec retry_ts;
+	pthread_t thread;
+	bool started;
+	sem_t ready;
+	int start_rc;
+	atomic_int stop_req;	/* incremented by worker_stop() */
+	int stop_seen;
+	atomic_bool done;
+	unsigned grace_ms;
+
+	uint64_t now_ms;
+	struct conn *conns;	/* every live conn, doubly linked */
+	unsigned nconns;
+	uint64_t next_seq;
+	uint64_t accepts;
+	struct pipe_pool pipes;
+	char *buf;		/* scratch for the copy path */
+	size_t bufsz;
+	bool stopping;
+	uint64_t deadline_ms;
+} __attribute__((aligned(OP_ALIGN)));
+
+/* An SQE, submitting first if the SQ is full.  Never NULL. */
+struct io_uring_sqe *worker_sqe(struct worker *w);
+/* Make room for n SQEs in a row (for linked ops). */
+void worker_sqe_reserve(struct worker *w, unsigned n);
+
+static inline uint64_t
+op_data(void *obj, enum op op)
+{
+	return (uint64_t)(uintptr_t)obj | (uint64_t)op;
+}
+
+/* conn.c */
+void conn_accept(struct wlistener *l, int fd);
+void conn_handle(struct conn *c, enum op op, int res, unsigned flags);
+/* Close connections idle too long; with `all`, close every connection. */
+void conn_sweep(struct worker *w, bool all);
+
+#endif

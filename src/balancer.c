@@ -1,0 +1,29 @@
+/*
+ * balancer.c: the table of balancing algorithms and what they share.
+ */
+#include "balancer.h"
+#include "pool.h"
+
+const struct balancer_ops *
+balancer_find(enum cfg_algorithm alg)
+{
+	switch (alg) {
+	case ALG_ROUND_ROBIN:
+		return &balancer_rr_ops;
+	case ALG_LEAST_CONN:
+		return &balancer_lc_ops;
+	}
+	return &balancer_rr_ops;
+}
+
+bool
+balancer_eligible(const struct backend *b, struct backend *const *tried,
+		  size_t ntried)
+{
+	if (!backend_is_up(b))
+		return false;
+	for (size_t i = 0; i < ntried; i++)
+		if (tried[i] == b)
+			return false;
+	return true;
+}

@@ -1,0 +1,663 @@
+/*
+ * conn.c: one client connection joined to one backend.
+ *
+ * Readiness comes from the ring (oneshot POLL_ADD); bytes move with
+ * non-blocking syscalls.  Each direction starts in copy mode (recv into the
+ * worker's scratch buffer, send straight on: a small message costs two
+ * syscalls and no allocation).  A read that fills the whole scratch buffer
+ * marks the direction as bulk and switches it to splice(2) through a pipe
+ * borrowed from the worker's pool, which moves bytes without copying them
+ * through user space; a short splice read switches it back.  DESIGN.md has
+ * the measurements behind this.
+ *
+ * Memory per direction is bounded: at most one scratch buffer's worth of
+ * unsent bytes (copy mode) or one pipe (splice mode).  While a direction has
+ * unsent bytes its source is not read, which pushes back on the sender.
+ *
+ * Lifetime: every submitted operation counts in c->inflight.  conn_finish()
+ * cancels what is in flight; the connection is freed by conn_handle() once
+ * the count is zero, never by the handler that is running for it.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "engine.h"
+#include "log.h"
+#include "pool.h"
+
+#define MAX_READS_PER_EVENT	16
+#define SPLICE_SMALL		(16 * 1024)
+
+enum conn_state {
+	CONN_CONNECTING,
+	CONN_PROXYING,
+	CONN_CLOSING,
+};
+
+enum { CLIENT = 0, BACKEND = 1 };
+
+struct side {
+	int fd;
+	bool poll_in;		/* POLL_ADD POLLIN in flight */
+	bool poll_out;		/* POLL_ADD POLLOUT in flight */
+	bool reset;		/* close with SO_LINGER {1,0}: send RST */
+};
+
+/* Bytes flowing from side[i] to side[!i]. */
+struct dir {
+	char *buf;		/* copy mode: unsent bytes [off, len) */
+	uint32_t off;
+	uint32_t len;
+	struct pipe *pipe;	/* splice mode: unsent bytes in the pipe */
+	uint32_t in_pipe;
+	bool splice;		/* bulk: read with splice */
+	bool eof;		/* source reached EOF */
+	bool shut;		/* destination shut down for writing */
+	uint64_t bytes;
+};
+
+struct conn {
+	struct conn *prev;
+	struct conn *next;
+	struct worker *w;
+	struct wlistener *l;
+	struct backend *b;	/* holds an active reference when set */
+	struct backend *tried[CFG_ATTEMPTS_MAX];
+	unsigned ntried;
+	struct side s[2];
+	struct dir d[2];
+	unsigned inflight;
+	bool connecting;
+	enum conn_state state;
+	const char *end;
+	uint64_t id;
+	uint64_t start_ms;
+	uint64_t last_ms;
+	struct __kernel_timespec connect_ts;
+	struct sockaddr_storage peer;
+	socklen_t peerlen;
+} __attribute__((aligned(OP_ALIGN)));
+
+static void conn_connect_next(struct conn *c);
+static void conn_pump(struct conn *c, int from);
+
+static const char *
+conn_state_name(enum conn_state s)
+{
+	switch (s) {
+	case CONN_CONNECTING:
+		return "connecting";
+	case CONN_PROXYING:
+		return "proxying";
+	case CONN_CLOSING:
+		return "closing";
+	}
+	return "?";
+}
+
+static void
+conn_set_state(struct conn *c, enum conn_state s)
+{
+	if (log_enabled(LOG_DEBUG))
+		log_debug("conn=%llu %s -> %s", (unsigned long long)c->id,
+			  conn_state_name(c->state), conn_state_name(s));
+	c->state = s;
+}
+
+static void
+addr_format(const struct sockaddr_storage *ss, char *out, size_t len)
+{
+	char host[INET6_ADDRSTRLEN];
+
+	if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *sin = (const void *)ss;
+
+		inet_ntop(AF_INET, &sin->sin_addr, host, sizeof(host));
+		snprintf(out, len, "%s:%u", host, ntohs(sin->sin_port));
+	} else if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *sin6 = (const void *)ss;
+
+		inet_ntop(AF_INET6, &sin6->sin6_addr, host, sizeof(host));
+		snprintf(out, len, "[%s]:%u", host, ntohs(sin6->sin6_port));
+	} else {
+		snprintf(out, len, "?");
+	}
+}
+
+static void
+conn_submit_poll(struct conn *c, int side, bool out)
+{
+	struct io_uring_sqe *sqe = worker_sqe(c->w);
+	enum op op;
+
+	if (out) {
+		op = side ? OP_POLL_OUT1 : OP_POLL_OUT;
+		c->s[side].poll_out = true;
+		io_uring_prep_poll_add(sqe, c->s[side].fd, POLLOUT);
+	} else {
+		op = side ? OP_POLL_IN1 : OP_POLL_IN;
+		c->s[side].poll_in = true;
+		io_uring_prep_poll_add(sqe, c->s[side].fd, POLLIN | POLLRDHUP);
+	}
+	io_uring_sqe_set_data64(sqe, op_data(c, op));
+	c->inflight++;
+}
+
+static void
+want_in(struct conn *c, int side)
+{
+	if (!c->s[side].poll_in)
+		conn_submit_poll(c, side, false);
+}
+
+static void
+want_out(struct conn *c, int side)
+{
+	if (!c->s[side].poll_out)
+		conn_submit_poll(c, side, true);
+}
+
+/*
+ * The one way a connection ends.  Cancels what is in flight; conn_handle()
+ * frees it when the last completion has come back.
+ */
+static void
+conn_finish(struct conn *c, const char *why)
+{
+	char client[80];
+
+	if (c->state == CONN_CLOSING)
+		return;
+	c->end = why;
+	conn_set_state(c, CONN_CLOSING);
+	for (int i = 0; i < 2; i++) {
+		struct io_uring_sqe *sqe;
+
+		if (c->s[i].fd < 0)
+			continue;
+		if (!c->s[i].poll_in && !c->s[i].poll_out &&
+		    !(i == BACKEND && c->connecting))
+			continue;
+		sqe = worker_sqe(c->w);
+		io_uring_prep_cancel_fd(sqe, c->s[i].fd,
+					IORING_ASYNC_CANCEL_ALL);
+		io_uring_sqe_set_data64(sqe, op_data(c, OP_CANCEL));
+		c->inflight++;
+	}
+	if (!log_enabled(LOG_INFO))
+		return;
+	addr_format(&c->peer, client, sizeof(client));
+	log_info("conn=%llu client=%s listener=%s backend=%s up=%llu down=%llu "
+		 "ms=%llu end=%s",
+		 (unsigned long long)c->id, client, c->l->pool->cfg->name,
+		 c->b ? c->b->cfg->name : "-",
+		 (unsigned long long)c->d[CLIENT].bytes,
+		 (unsigned long long)c->d[BACKEND].bytes,
+		 (unsigned long long)(c->w->now_ms - c->start_ms), why);
+}
+
+static void
+side_close(struct side *s)
+{
+	if (s->fd < 0)
+		return;
+	if (s->reset) {
+		struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+
+		setsockopt(s->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	}
+	close(s->fd);
+	s->fd = -1;
+}
+
+static void
+conn_free(struct conn *c)
+{
+	struct worker *w = c->w;
+
+	for (int i = 0; i < 2; i++) {
+		struct dir *d = &c->d[i];
+
+		side_close(&c->s[i]);
+		if (d->pipe) {
+			if (d->in_pipe)
+				pipe_pool_discard(&w->pipes, d->pipe);
+			else
+				pipe_pool_put(&w->pipes, d->pipe, w->now_ms);
+		}
+		free(d->buf);
+	}
+	if (c->b) {
+		atomic_fetch_add_explicit(&c->b->bytes_in, c->d[CLIENT].bytes,
+					  memory_order_relaxed);
+		atomic_fetch_add_explicit(&c->b->bytes_out,
+					  c->d[BACKEND].bytes,
+					  memory_order_relaxed);
+		pool_release(c->b);
+	}
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		w->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	w->nconns--;
+	free(c);
+}
+
+void
+conn_accept(struct wlistener *l, int fd)
+{
+	struct worker *w = l->w;
+	struct conn *c;
+	int one = 1;
+
+	c = aligned_alloc(OP_ALIGN, sizeof(*c));
+	if (!c) {
+		log_error("listener %s: out of memory for a connection",
+			  l->pool->cfg->name);
+		close(fd);
+		return;
+	}
+	memset(c, 0, sizeof(*c));
+	c->w = w;
+	c->l = l;
+	c->s[CLIENT].fd = fd;
+	c->s[BACKEND].fd = -1;
+	c->id = w->next_seq++ * 256 + w->id;
+	c->start_ms = w->now_ms;
+	c->last_ms = w->now_ms;
+	c->state = CONN_CONNECTING;
+	c->peerlen = sizeof(c->peer);
+	if (getpeername(fd, (struct sockaddr *)&c->peer, &c->peerlen) < 0)
+		c->peer.ss_family = AF_UNSPEC;
+	/* We forward whatever arrives at once; Nagle would only add delay. */
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+
+	c->next = w->conns;
+	if (w->conns)
+		w->conns->prev = c;
+	w->conns = c;
+	w->nconns++;
+	conn_connect_next(c);
+	/* No backend at all: nothing went in flight, so it ends here. */
+	if (c->state == CONN_CLOSING && c->inflight == 0)
+		conn_free(c);
+}
+
+/*
+ * The one retry path: pick the next eligible backend that this client has
+ * not tried yet and connect to it, with the listener's connect timeout.
+ */
+static void
+conn_connect_next(struct conn *c)
+{
+	const struct cfg_listener *lc = c->l->pool->cfg;
+	struct io_uring_sqe *sqe;
+	struct backend *b;
+	int one = 1;
+	int fd;
+
+	if (c->ntried >= lc->connect_attempts) {
+		conn_finish(c, "connect-failed");
+		return;
+	}
+	b = pool_pick(c->l->pool, c->tried, c->ntried);
+	if (!b) {
+		conn_finish(c, c->ntried ? "connect-failed" : "no-backend");
+		return;
+	}
+	fd = socket(b->cfg->addr.ss.ss_family,
+		    SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		log_warn("conn=%llu listener=%s backend=%s: socket: %s",
+			 (unsigned long long)c->id, lc->name, b->cfg->name,
+			 strerror(errno));
+		pool_release(b);
+		conn_finish(c, "error");
+		return;
+	}
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	c->b = b;
+	c->s[BACKEND].fd = fd;
+	c->connecting = true;
+	c->connect_ts.tv_sec = lc->connect_ms / 1000;
+	c->connect_ts.tv_nsec = (long long)(lc->connect_ms % 1000) * 1000000;
+
+	worker_sqe_reserve(c->w, 2);
+	sqe = worker_sqe(c->w);
+	io_uring_prep_connect(sqe, fd,
+			      (const struct sockaddr *)&b->cfg->addr.ss,
+			      b->cfg->addr.len);
+	io_uring_sqe_set_data64(sqe, op_data(c, OP_CONNECT));
+	sqe->flags |= IOSQE_IO_LINK;
+	sqe = worker_sqe(c->w);
+	io_uring_prep_link_timeout(sqe, &c->connect_ts, 0);
+	io_uring_sqe_set_data64(sqe, op_data(c, OP_CONNECT_TIMEOUT));
+	c->inflight += 2;
+}
+
+static void
+handle_connect(struct conn *c, int res)
+{
+	struct backend *b = c->b;
+
+	c->connecting = false;
+	if (c->state == CONN_CLOSING)
+		return;
+	if (res < 0) {
+		const char *why = res == -ECANCELED ? "timed out"
+						    : strerror(-res);
+
+		atomic_fetch_add_explicit(&b->connect_failures, 1,
+					  memory_order_relaxed);
+		log_warn("conn=%llu listener=%s backend=%s addr=%s: connect "
+			 "%s (attempt %u of %u)",
+			 (unsigned long long)c->id, c->l->pool->cfg->name,
+			 b->cfg->name, b->cfg->addr.text, why, c->ntried + 1,
+			 c->l->pool->cfg->connect_attempts);
+		close(c->s[BACKEND].fd);
+		c->s[BACKEND].fd = -1;
+		c->tried[c->ntried++] = b;
+		c->b = NULL;
+		pool_release(b);
+		conn_connect_next(c);
+		return;
+	}
+	atomic_fetch_add_explicit(&b->total, 1, memory_order_relaxed);
+	c->last_ms = c->w->now_ms;
+	conn_set_state(c, CONN_PROXYING);
+	want_in(c, CLIENT);
+	want_in(c, BACKEND);
+}
+
+/* The read side of `from` failed: pass the reset on to its peer. */
+static void
+conn_read_error(struct conn *c, int from, int err)
+{
+	if (err == -ECONNRESET || err == -EPIPE || err == -ETIMEDOUT ||
+	    err == -EHOSTUNREACH) {
+		c->s[!from].reset = true;
+		conn_finish(c, from == CLIENT ? "client-reset" : "backend-reset");
+		return;
+	}
+	log_warn("conn=%llu: read from %s: %s", (unsigned long long)c->id,
+		 from == CLIENT ? "client" : "backend", strerror(-err));
+	c->s[!from].reset = true;
+	conn_finish(c, "error");
+}
+
+/* Writing to the peer of `from` failed: it is gone, so reset `from` too. */
+static void
+conn_write_error(struct conn *c, int from, int err)
+{
+	c->s[from].reset = true;
+	if (err == -ECONNRESET || err == -EPIPE) {
+		conn_finish(c, from == CLIENT ? "backend-reset" : "client-reset");
+		return;
+	}
+	log_warn("conn=%llu: write to %s: %s", (unsigned long long)c->id,
+		 from == CLIENT ? "backend" : "client", strerror(-err));
+	conn_finish(c, "error");
+}
+
+/* Send unsent bytes of direction `from`.  0 when all sent, or -errno. */
+static int
+dir_flush(struct conn *c, int from)
+{
+	struct dir *d = &c->d[from];
+	int dst = c->s[!from].fd;
+	ssize_t n;
+
+	while (d->in_pipe) {
+		n = splice(d->pipe->rfd, NULL, dst, NULL, d->in_pipe,
+			   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+		if (n < 0)
+			return errno == EINTR ? 0 : -errno;
+		d->in_pipe -= (uint32_t)n;
+	}
+	if (d->pipe) {
+		pipe_pool_put(&c->w->pipes, d->pipe, c->w->now_ms);
+		d->pipe = NULL;
+	}
+	while (d->off < d->len) {
+		n = send(dst, d->buf + d->off, d->len - d->off,
+			 MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		d->off += (uint32_t)n;
+	}
+	if (d->buf) {
+		free(d->buf);
+		d->buf = NULL;
+		d->off = d->len = 0;
+	}
+	return 0;
+}
+
+/*
+ * Copy read: recv into the scratch buffer and send it on at once; keep what
+ * the destination did not take.  Returns bytes read, 0 at EOF, or -errno
+ * (-EAGAIN: nothing to read).  *blocked is set when bytes are left unsent.
+ */
+static ssize_t
+dir_copy(struct conn *c, int from, bool *blocked, int *werr)
+{
+	struct worker *w = c->w;
+	struct dir *d = &c->d[from];
+	ssize_t n, m;
+
+	n = recv(c->s[from].fd, w->buf, w->bufsz, MSG_DONTWAIT);
+	if (n <= 0)
+		return n < 0 ? -errno : 0;
+	m = send(c->s[!from].fd, w->buf, (size_t)n,
+		 MSG_DONTWAIT | MSG_NOSIGNAL);
+	if (m < 0) {
+		if (errno != EAGAIN) {
+			*werr = -errno;
+			return n;
+		}
+		m = 0;
+	}
+	if (m < n) {
+		d->buf = malloc(w->bufsz);
+		if (!d->buf) {
+			*werr = -ENOMEM;
+			return n;
+		}
+		memcpy(d->buf, w->buf + m, (size_t)(n - m));
+		d->off = 0;
+		d->len = (uint32_t)(n - m);
+		*blocked = true;
+	}
+	return n;
+}
+
+/* Splice read into the direction's pipe.  Same returns as dir_copy(). */
+static ssize_t
+dir_splice(struct conn *c, int from)
+{
+	struct dir *d = &c->d[from];
+	ssize_t n;
+
+	n = splice(c->s[from].fd, NULL, d->pipe->wfd, NULL,
+		   (size_t)c->w->pipes.size, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+	if (n < 0)
+		return -errno;
+	d->in_pipe = (uint32_t)n;
+	return n;
+}
+
+/*
+ * The pump, for both directions: move bytes from side `from` to its peer
+ * until the source has nothing more, the destination is full, or this
+ * event's budget is spent; then ask the ring for the readiness it waits on.
+ */
+static void
+conn_pump(struct conn *c, int from)
+{
+	struct dir *d = &c->d[from];
+	int to = !from;
+	int reads = 0;
+	bool drained = false;
+
+	for (;;) {
+		bool blocked = false;
+		int werr = 0;
+		ssize_t n;
+		int rc;
+
+		rc = dir_flush(c, from);
+		if (rc == -EAGAIN) {
+			want_out(c, to);
+			return;
+		}
+		if (rc < 0) {
+			conn_write_error(c, from, rc);
+			return;
+		}
+		if (drained) {
+			/* A short read emptied the socket: wait, don't recv. */
+			want_in(c, from);
+			return;
+		}
+		if (d->eof) {
+			if (!d->shut) {
+				d->shut = true;
+				shutdown(c->s[to].fd, SHUT_WR);
+			}
+			if (c->d[to].shut)
+				conn_finish(c, "closed");
+			return;
+		}
+		if (reads++ == MAX_READS_PER_EVENT) {
+			want_in(c, from);
+			return;
+		}
+		if (d->splice && !d->pipe)
+			d->pipe = pipe_pool_get(&c->w->pipes);
+		if (d->splice && d->pipe) {
+			n = dir_splice(c, from);
+			if (n > 0 && n < SPLICE_SMALL)
+				d->splice = false;
+			drained = n > 0 && n < c->w->pipes.size;
+		} else {
+			n = dir_copy(c, from, &blocked, &werr);
+			if (n == (ssize_t)c->w->bufsz)
+				d->splice = true;
+			drained = n > 0 && n < (ssize_t)c->w->bufsz;
+		}
+		if (n == -EAGAIN || n == -EINTR) {
+			if (d->pipe && !d->in_pipe) {
+				pipe_pool_put(&c->w->pipes, d->pipe,
+					      c->w->now_ms);
+				d->pipe = NULL;
+			}
+			want_in(c, from);
+			return;
+		}
+		if (n < 0) {
+			conn_read_error(c, from, (int)n);
+			return;
+		}
+		if (n == 0) {
+			d->eof = true;
+			continue;
+		}
+		d->bytes += (uint64_t)n;
+		c->last_ms = c->w->now_ms;
+		if (werr) {
+			conn_write_error(c, from, werr);
+			return;
+		}
+		if (blocked) {
+			want_out(c, to);
+			return;
+		}
+	}
+}
+
+static void
+handle_poll(struct conn *c, int side, bool out, int res)
+{
+	if (out)
+		c->s[side].poll_out = false;
+	else
+		c->s[side].poll_in = false;
+	if (c->state != CONN_PROXYING)
+		return;
+	if (res < 0 && res != -ECANCELED) {
+		log_warn("conn=%llu: poll: %s", (unsigned long long)c->id,
+			 strerror(-res));
+		conn_finish(c, "error");
+		return;
+	}
+	if (res < 0)
+		return;
+	/* Readable: pump out of this side.  Writable: pump into it. */
+	conn_pump(c, out ? !side : side);
+}
+
+void
+conn_handle(struct conn *c, enum op op, int res, unsigned flags)
+{
+	c->inflight--;
+	switch (op) {
+	case OP_CONNECT:
+		handle_connect(c, res);
+		break;
+	case OP_POLL_IN:
+	case OP_POLL_IN1:
+		handle_poll(c, op == OP_POLL_IN1, false, res);
+		break;
+	case OP_POLL_OUT:
+	case OP_POLL_OUT1:
+		handle_poll(c, op == OP_POLL_OUT1, true, res);
+		break;
+	case OP_CONNECT_TIMEOUT:
+	case OP_CANCEL:
+	case OP_ACCEPT:
+	case OP_ACCEPT_RETRY:
+	case OP_WAKE:
+	case OP_TICK:
+		break;
+	}
+	if (c->state == CONN_CLOSING && c->inflight == 0)
+		conn_free(c);
+}
+
+void
+conn_sweep(struct worker *w, bool all)
+{
+	struct conn *c, *next;
+
+	for (c = w->conns; c; c = next) {
+		unsigned idle = c->l->pool->cfg->idle_ms;
+
+		next = c->next;
+		if (c->state == CONN_CLOSING)
+			continue;
+		if (all) {
+			conn_finish(c, "shutdown");
+		} else if (c->state == CONN_PROXYING && idle &&
+			   w->now_ms - c->last_ms >= idle) {
+			conn_finish(c, "idle-timeout");
+		} else {
+			continue;
+		}
+		if (c->inflight == 0)
+			conn_free(c);
+	}
+}

@@ -1,0 +1,503 @@
+/*
+ * worker.c: one thread, one io_uring.  Accepts on the worker's own
+ * SO_REUSEPORT sockets, dispatches completions to conn.c, and runs a periodic
+ * tick for idle timeouts, the shutdown deadline and pipe-pool trimming.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "engine.h"
+#include "log.h"
+#include "pool.h"
+#include "worker.h"
+
+#define RING_ENTRIES	1024
+#define CQ_ENTRIES	16384
+#define TICK_MS		100
+#define ACCEPT_RETRY_MS	100
+#define COPY_BUF_SIZE	(64 * 1024)
+#define PIPE_SIZE	(1024 * 1024)
+#define PIPES_PER_WORKER 256
+#define PIPE_IDLE_MS	2000
+
+/* One warning per fd-exhaustion episode, however many workers hit it. */
+static atomic_bool fd_exhausted;
+
+static uint64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+int
+worker_probe(char *err, size_t errlen)
+{
+	static const struct {
+		int op;
+		const char *name;
+	} need[] = {
+		{ IORING_OP_ACCEPT, "ACCEPT" },
+		{ IORING_OP_CONNECT, "CONNECT" },
+		{ IORING_OP_LINK_TIMEOUT, "LINK_TIMEOUT" },
+		{ IORING_OP_POLL_ADD, "POLL_ADD" },
+		{ IORING_OP_ASYNC_CANCEL, "ASYNC_CANCEL" },
+		{ IORING_OP_TIMEOUT, "TIMEOUT" },
+		{ IORING_OP_READ, "READ" },
+	};
+	struct io_uring_probe *probe = io_uring_get_probe();
+
+	if (!probe) {
+		snprintf(err, errlen, "io_uring is not available (%s)",
+			 strerror(errno));
+		return -ENOSYS;
+	}
+	for (size_t i = 0; i < sizeof(need) / sizeof(need[0]); i++) {
+		if (!io_uring_opcode_supported(probe, need[i].op)) {
+			snprintf(err, errlen,
+				 "the kernel's io_uring lacks IORING_OP_%s",
+				 need[i].name);
+			io_uring_free_probe(probe);
+			return -ENOSYS;
+		}
+	}
+	io_uring_free_probe(probe);
+	return 0;
+}
+
+static int
+listen_open(const struct cfg_listener *l, int *out, char *err, size_t errlen)
+{
+	int one = 1;
+	int fd;
+
+	fd = socket(l->addr.ss.ss_family,
+		    SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		goto fail;
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0)
+		goto fail_close;
+	if (l->addr.ss.ss_family == AF_INET6 &&
+	    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0)
+		goto fail_close;
+	if (bind(fd, (const struct sockaddr *)&l->addr.ss, l->addr.len) < 0)
+		goto fail_close;
+	if (listen(fd, l->backlog) < 0)
+		goto fail_close;
+	*out = fd;
+	return 0;
+
+fail_close:
+	close(fd);
+fail:
+	snprintf(err, errlen, "listener %s: cannot listen on %s: %s", l->name,
+		 l->addr.text, strerror(errno));
+	return -errno;
+}
+
+int
+worker_create(struct runtime *rt, unsigned id, struct worker **out, char *err,
+	      size_t errlen)
+{
+	struct worker *w;
+	int rc;
+
+	w = aligned_alloc(OP_ALIGN, sizeof(*w));
+	if (!w)
+		return -ENOMEM;
+	memset(w, 0, sizeof(*w));
+	w->id = id;
+	w->rt = rt;
+	w->efd = -1;
+	w->grace_ms = rt->cfg->shutdown_grace_ms;
+	atomic_init(&w->stop_req, 0);
+	atomic_init(&w->done, false);
+	w->ls = aligned_alloc(OP_ALIGN, rt->npools * sizeof(*w->ls) + OP_ALIGN);
+	w->buf = malloc(COPY_BUF_SIZE);
+	if (!w->ls || !w->buf) {
+		rc = -ENOMEM;
+		goto out_free;
+	}
+	w->bufsz = COPY_BUF_SIZE;
+	for (size_t i = 0; i < rt->npools; i++) {
+		struct wlistener *l = &w->ls[i];
+
+		memset(l, 0, sizeof(*l));
+		l->w = w;
+		l->pool = &rt->pools[i];
+		rc = listen_open(rt->pools[i].cfg, &l->fd, err, errlen);
+		if (rc < 0)
+			goto out_free;
+		w->nls = i + 1;
+	}
+	w->nls_open = w->nls;
+	w->efd = eventfd(0, EFD_CLOEXEC);
+	if (w->efd < 0) {
+		rc = -errno;
+		snprintf(err, errlen, "eventfd: %s", strerror(errno));
+		goto out_free;
+	}
+	if (sem_init(&w->ready, 0, 0) < 0) {
+		rc = -errno;
+		goto out_free;
+	}
+	pipe_pool_init(&w->pipes, PIPES_PER_WORKER, PIPE_SIZE);
+	*out = w;
+	return 0;
+
+out_free:
+	worker_destroy(w);
+	return rc;
+}
+
+struct io_uring_sqe *
+worker_sqe(struct worker *w)
+{
+	struct io_uring_sqe *sqe;
+
+	while (!(sqe = io_uring_get_sqe(&w->ring)))
+		io_uring_submit(&w->ring);
+	return sqe;
+}
+
+void
+worker_sqe_reserve(struct worker *w, unsigned n)
+{
+	if (io_uring_sq_space_left(&w->ring) < n)
+		io_uring_submit(&w->ring);
+}
+
+static void
+listener_arm(struct wlistener *l)
+{
+	struct io_uring_sqe *sqe = worker_sqe(l->w);
+
+	io_uring_prep_multishot_accept(sqe, l->fd, NULL, NULL,
+				       SOCK_NONBLOCK | SOCK_CLOEXEC);
+	io_uring_sqe_set_data64(sqe, op_data(l, OP_ACCEPT));
+	l->armed = true;
+}
+
+static void
+listener_close(struct wlistener *l)
+{
+	if (l->closed)
+		return;
+	l->closed = true;
+	if (l->armed) {
+		/* The fd is closed when the accept's last completion comes. */
+		struct io_uring_sqe *sqe = worker_sqe(l->w);
+
+		io_uring_prep_cancel_fd(sqe, l->fd, IORING_ASYNC_CANCEL_ALL);
+		io_uring_sqe_set_data64(sqe, 0);
+		return;
+	}
+	close(l->fd);
+	l->fd = -1;
+	l->w->nls_open--;
+}
+
+static void
+listener_pause(struct wlistener *l)
+{
+	struct io_uring_sqe *sqe;
+
+	if (!atomic_exchange(&fd_exhausted, true))
+		log_warn("listener %s: out of file descriptors; pausing accepts "
+			 "for %d ms at a time until fds are free",
+			 l->pool->cfg->name, ACCEPT_RETRY_MS);
+	l->paused = true;
+	sqe = worker_sqe(l->w);
+	io_uring_prep_timeout(sqe, &l->w->retry_ts, 0, 0);
+	io_uring_sqe_set_data64(sqe, op_data(l, OP_ACCEPT_RETRY));
+}
+
+static void
+handle_accept(struct wlistener *l, int res, unsigned flags)
+{
+	struct worker *w = l->w;
+	bool more = flags & IORING_CQE_F_MORE;
+
+	if (!more)
+		l->armed = false;
+	if (res >= 0) {
+		if (w->stopping) {
+			close(res);
+		} else {
+			w->accepts++;
+			conn_accept(l, res);
+			if (atomic_load_explicit(&fd_exhausted,
+						 memory_order_relaxed) &&
+			    atomic_exchange(&fd_exhausted, false))
+				log_info("file descriptors available again; "
+					 "accepting normally");
+		}
+	} else if (res == -EMFILE || res == -ENFILE || res == -ENOBUFS ||
+		   res == -ENOMEM) {
+		if (!l->closed && !l->paused) {
+			if (more) {
+				/* Still armed: stop it, or it spins on EMFILE. */
+				struct io_uring_sqe *sqe = worker_sqe(w);
+
+				io_uring_prep_cancel_fd(sqe, l->fd,
+							IORING_ASYNC_CANCEL_ALL);
+				io_uring_sqe_set_data64(sqe, 0);
+			}
+			listener_pause(l);
+		}
+		return;
+	} else if (res != -ECANCELED && res != -EINTR && res != -EAGAIN &&
+		   res != -ECONNABORTED) {
+		log_error("listener %s: accept: %s", l->pool->cfg->name,
+			  strerror(-res));
+	}
+	if (l->armed)
+		return;
+	if (l->closed) {
+		close(l->fd);
+		l->fd = -1;
+		w->nls_open--;
+	} else if (!l->paused) {
+		listener_arm(l);
+	}
+}
+
+static void
+handle_accept_retry(struct wlistener *l)
+{
+	l->paused = false;
+	if (l->closed) {
+		if (!l->armed && l->fd >= 0) {
+			close(l->fd);
+			l->fd = -1;
+			l->w->nls_open--;
+		}
+		return;
+	}
+	if (!l->armed)
+		listener_arm(l);
+}
+
+static void
+arm_wake(struct worker *w)
+{
+	struct io_uring_sqe *sqe = worker_sqe(w);
+
+	io_uring_prep_read(sqe, w->efd, &w->efd_val, sizeof(w->efd_val), 0);
+	io_uring_sqe_set_data64(sqe, op_data(w, OP_WAKE));
+}
+
+static void
+arm_tick(struct worker *w)
+{
+	struct io_uring_sqe *sqe = worker_sqe(w);
+
+	io_uring_prep_timeout(sqe, &w->tick_ts, 0, 0);
+	io_uring_sqe_set_data64(sqe, op_data(w, OP_TICK));
+}
+
+static void
+begin_stop(struct worker *w)
+{
+	int req = atomic_load(&w->stop_req);
+
+	if (req == w->stop_seen)
+		return;
+	w->stop_seen = req;
+	if (w->stopping) {
+		/* Asked again: do not wait out the grace period. */
+		w->deadline_ms = w->now_ms;
+		conn_sweep(w, true);
+		return;
+	}
+	w->stopping = true;
+	w->deadline_ms = w->now_ms + w->grace_ms;
+	for (size_t i = 0; i < w->nls; i++)
+		listener_close(&w->ls[i]);
+	if (w->grace_ms == 0)
+		conn_sweep(w, true);
+}
+
+static void
+handle_tick(struct worker *w)
+{
+	bool expired = w->stopping && w->now_ms >= w->deadline_ms;
+
+	conn_sweep(w, expired);
+	pipe_pool_trim(&w->pipes, w->now_ms, PIPE_IDLE_MS);
+	arm_tick(w);
+}
+
+static void
+dispatch(struct worker *w, struct io_uring_cqe *cqe)
+{
+	uint64_t ud = io_uring_cqe_get_data64(cqe);
+	enum op op = (enum op)(ud & OP_MASK);
+	void *obj = (void *)(uintptr_t)(ud & ~OP_MASK);
+
+	switch (op) {
+	case OP_ACCEPT:
+		handle_accept(obj, cqe->res, cqe->flags);
+		break;
+	case OP_ACCEPT_RETRY:
+		handle_accept_retry(obj);
+		break;
+	case OP_WAKE:
+		if (cqe->res < 0 && cqe->res != -EINTR && cqe->res != -EAGAIN)
+			log_error("worker %u: eventfd read: %s", w->id,
+				  strerror(-cqe->res));
+		begin_stop(w);
+		arm_wake(w);
+		break;
+	case OP_TICK:
+		handle_tick(w);
+		break;
+	case OP_CONNECT:
+	case OP_CONNECT_TIMEOUT:
+	case OP_POLL_IN:
+	case OP_POLL_IN1:
+	case OP_POLL_OUT:
+	case OP_POLL_OUT1:
+	case OP_CANCEL:
+		conn_handle(obj, op, cqe->res, cqe->flags);
+		break;
+	}
+}
+
+static int
+ring_init(struct worker *w)
+{
+	struct io_uring_params p;
+	int rc;
+
+	/*
+	 * DEFER_TASKRUN + SINGLE_ISSUER: completions run only when this thread
+	 * waits, with no IPIs or task_work interrupting it.  Older kernels
+	 * reject the flags; fall back to a plain ring.
+	 */
+	memset(&p, 0, sizeof(p));
+	p.flags = IORING_SETUP_CQSIZE | IORING_SETUP_SUBMIT_ALL |
+		  IORING_SETUP_COOP_TASKRUN | IORING_SETUP_SINGLE_ISSUER |
+		  IORING_SETUP_DEFER_TASKRUN;
+	p.cq_entries = CQ_ENTRIES;
+	rc = io_uring_queue_init_params(RING_ENTRIES, &w->ring, &p);
+	if (rc == -EINVAL) {
+		memset(&p, 0, sizeof(p));
+		p.flags = IORING_SETUP_CQSIZE;
+		p.cq_entries = CQ_ENTRIES;
+		rc = io_uring_queue_init_params(RING_ENTRIES, &w->ring, &p);
+	}
+	return rc;
+}
+
+static void *
+worker_main(void *arg)
+{
+	struct worker *w = arg;
+	int rc;
+
+	rc = ring_init(w);
+	w->start_rc = rc;
+	sem_post(&w->ready);
+	if (rc < 0)
+		return NULL;
+
+	w->now_ms = now_ms();
+	w->tick_ts.tv_sec = 0;
+	w->tick_ts.tv_nsec = TICK_MS * 1000000LL;
+	w->retry_ts.tv_sec = 0;
+	w->retry_ts.tv_nsec = ACCEPT_RETRY_MS * 1000000LL;
+	for (size_t i = 0; i < w->nls; i++)
+		listener_arm(&w->ls[i]);
+	arm_wake(w);
+	arm_tick(w);
+
+	for (;;) {
+		struct io_uring_cqe *cqe;
+		unsigned head, n = 0;
+
+		if (w->stopping && w->nconns == 0 && w->nls_open == 0)
+			break;
+		rc = io_uring_submit_and_wait(&w->ring, 1);
+		if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY &&
+		    rc != -ETIME) {
+			log_error("worker %u: io_uring_submit_and_wait: %s",
+				  w->id, strerror(-rc));
+			break;
+		}
+		w->now_ms = now_ms();
+		io_uring_for_each_cqe(&w->ring, head, cqe) {
+			dispatch(w, cqe);
+			n++;
+		}
+		io_uring_cq_advance(&w->ring, n);
+	}
+	if (w->nconns)
+		log_error("worker %u: leaving with %u connections", w->id,
+			  w->nconns);
+	atomic_store(&w->done, true);
+	return NULL;
+}
+
+int
+worker_start(struct worker *w)
+{
+	int rc;
+
+	rc = pthread_create(&w->thread, NULL, worker_main, w);
+	if (rc)
+		return -rc;
+	w->started = true;
+	while (sem_wait(&w->ready) < 0 && errno == EINTR)
+		;
+	return w->start_rc;
+}
+
+void
+worker_stop(struct worker *w, unsigned grace_ms)
+{
+	uint64_t one = 1;
+
+	w->grace_ms = grace_ms;
+	atomic_fetch_add(&w->stop_req, 1);
+	if (write(w->efd, &one, sizeof(one)) < 0)
+		log_error("worker %u: wake: %s", w->id, strerror(errno));
+}
+
+int
+worker_done(struct worker *w)
+{
+	return !w->started || atomic_load(&w->done);
+}
+
+void
+worker_destroy(struct worker *w)
+{
+	if (!w)
+		return;
+	if (w->started) {
+		pthread_join(w->thread, NULL);
+		if (w->start_rc == 0)
+			io_uring_queue_exit(&w->ring);
+		sem_destroy(&w->ready);
+	}
+	for (size_t i = 0; i < w->nls; i++)
+		if (w->ls[i].fd >= 0)
+			close(w->ls[i].fd);
+	if (w->efd >= 0)
+		close(w->efd);
+	pipe_pool_fini(&w->pipes);
+	free(w->buf);
+	free(w->ls);
+	free(w);
+}

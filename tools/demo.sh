@@ -1,0 +1,26 @@
+#!/bin/sh
+# Start three demo backends and ringlb on the shipped config, in the
+# foreground.  Ctrl-C stops all of them.
+set -e
+build=${1:-build}
+pids=""
+cleanup() {
+	[ -n "$pids" ] && kill $pids 2>/dev/null || true
+}
+trap cleanup EXIT INT TERM
+for i in 1 2 3; do
+	"$build/demo-backend" "backend$i" "127.0.0.1:900$i" &
+	pids="$pids $!"
+done
+cat <<MSG
+
+ringlb demo: listener 127.0.0.1:8080 -> backend1..3 on 127.0.0.1:9001-9003
+Try, in another terminal (replies come from backend 1, 2, 3 in turn):
+
+    for i in 1 2 3 4 5 6; do curl -s http://127.0.0.1:8080/; done
+    echo hi | nc -q1 127.0.0.1 8080
+
+Stop with Ctrl-C.
+
+MSG
+"$build/ringlb" -c config/ringlb.json
