@@ -2,7 +2,13 @@
 # suite; `make run` starts the demo; `make deps` installs what is missing.
 
 CC ?= gcc
+# A sanitizer build gets its own folder so it never mixes with a plain one.
+ifneq ($(SANITIZE),)
+BUILD ?= build/sanitize-$(subst $(comma),-,$(SANITIZE))
+else
 BUILD ?= build
+endif
+comma := ,
 PKGS := liburing jansson
 
 WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \

@@ -1,0 +1,284 @@
+/*
+ * check_balancer.c: round-robin and least-connections, on pools built by
+ * hand (no config file, no sockets).
+ */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "balancer.h"
+#include "pool.h"
+
+#define MAXB 8
+
+struct fixture {
+	struct cfg_listener l;
+	struct cfg_backend cb[MAXB];
+	struct config cfg;
+	struct runtime rt;
+};
+
+static struct fixture *
+pool_make(enum cfg_algorithm alg, const unsigned *weights, size_t n)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+
+	ck_assert_ptr_nonnull(f);
+	for (size_t i = 0; i < n; i++) {
+		snprintf(f->cb[i].name, sizeof(f->cb[i].name), "b%zu", i);
+		f->cb[i].weight = weights[i];
+	}
+	snprintf(f->l.name, sizeof(f->l.name), "t");
+	f->l.algorithm = alg;
+	f->l.backends = f->cb;
+	f->l.nbackends = n;
+	f->l.connect_attempts = 3;
+	f->l.health.rise = 2;
+	f->l.health.fall = 3;
+	f->cfg.listeners = &f->l;
+	f->cfg.nlisteners = 1;
+	ck_assert_int_eq(runtime_init(&f->rt, &f->cfg), 0);
+	return f;
+}
+
+static void
+pool_drop(struct fixture *f)
+{
+	runtime_fini(&f->rt);
+	free(f);
+}
+
+static size_t
+pick_index(struct pool *p, struct backend *const *tried, size_t ntried)
+{
+	struct backend *b = pool_pick(p, tried, ntried);
+
+	ck_assert_ptr_nonnull(b);
+	pool_release(b);
+	return b->index;
+}
+
+START_TEST(rr_equal_weights_take_turns)
+{
+	unsigned w[] = { 1, 1, 1 };
+	struct fixture *f = pool_make(ALG_ROUND_ROBIN, w, 3);
+	struct pool *p = &f->rt.pools[0];
+	unsigned count[3] = { 0 };
+	size_t prev = 99;
+
+	for (int i = 0; i < 30; i++) {
+		size_t k = pick_index(p, NULL, 0);
+
+		ck_assert_uint_ne(k, prev);
+		prev = k;
+		count[k]++;
+	}
+	for (int i = 0; i < 3; i++)
+		ck_assert_uint_eq(count[i], 10);
+	pool_drop(f);
+}
+END_TEST
+
+START_TEST(rr_weighted_is_smooth)
+{
+	unsigned w[] = { 3, 1 };
+	struct fixture *f = pool_make(ALG_ROUND_ROBIN, w, 2);
+	struct pool *p = &f->rt.pools[0];
+	unsigned count[2] = { 0 };
+	unsigned run = 0, max_run = 0;
+
+	for (int i = 0; i < 400; i++) {
+		size_t k = pick_index(p, NULL, 0);
+
+		count[k]++;
+		run = k == 0 ? run + 1 : 0;
+		if (run > max_run)
+			max_run = run;
+		/* Every window of 4 consecutive picks holds exactly one b1. */
+		if (i % 4 == 3)
+			ck_assert_uint_eq(count[1], (unsigned)(i + 1) / 4);
+	}
+	ck_assert_uint_eq(count[0], 300);
+	ck_assert_uint_eq(count[1], 100);
+	/* Interleaved (A A B A), never A A A B: no run of A longer than 3. */
+	ck_assert_uint_le(max_run, 3);
+	pool_drop(f);
+}
+END_TEST
+
+START_TEST(rr_weights_reduced_by_gcd)
+{
+	unsigned w[] = { 200, 100, 100 };
+	struct fixture *f = pool_make(ALG_ROUND_ROBIN, w, 3);
+	struct pool *p = &f->rt.pools[0];
+	unsigned count[3] = { 0 };
+
+	for (int i = 0; i < 4; i++)
+		count[pick_index(p, NULL, 0)]++;
+	ck_assert_uint_eq(count[0], 2);
+	ck_assert_uint_eq(count[1], 1);
+	ck_assert_uint_eq(count[2], 1);
+	pool_drop(f);
+}
+END_TEST
+
+START_TEST(rr_skips_down_backend_evenly)
+{
+	unsigned w[] = { 1, 1, 1 };
+	struct fixture *f = pool_make(ALG_ROUND_ROBIN, w, 3);
+	struct pool *p = &f->rt.pools[0];
+	unsigned count[3] = { 0 };
+
+	atomic_store(&p->backends[2].up, false);
+	for (int i = 0; i < 300; i++)
+		count[pick_index(p, NULL, 0)]++;
+	ck_assert_uint_eq(count[2], 0);
+	/* The down backend's share is split, not handed to one neighbour. */
+	ck_assert_uint_ge(count[0], 140);
+	ck_assert_uint_ge(count[1], 140);
+	pool_drop(f);
+}
+END_TEST
+
+START_TEST(rr_respects_tried_and_none_left)
+{
+	unsigned w[] = { 1, 5 };
+	struct fixture *f = pool_make(ALG_ROUND_ROBIN, w, 2);
+	struct pool *p = &f->rt.pools[0];
+	struct backend *tried[1] = { &p->backends[1] };
+
+	for (int i = 0; i < 20; i++)
+		ck_assert_uint_eq(pick_index(p, tried, 1), 0);
+	atomic_store(&p->backends[0].up, false);
+	ck_assert_ptr_null(pool_pick(p, tried, 1));
+	atomic_store(&p->backends[1].up, false);
+	ck_assert_ptr_null(pool_pick(p, NULL, 0));
+	pool_drop(f);
+}
+END_TEST
+
+START_TEST(pick_counts_active)
+{
+	unsigned w[] = { 1 };
+	struct fixture *f = pool_make(ALG_ROUND_ROBIN, w, 1);
+	struct pool *p = &f->rt.pools[0];
+	struct backend *b = pool_pick(p, NULL, 0);
+
+	ck_assert_uint_eq(atomic_load(&b->active), 1);
+	pool_release(b);
+	ck_assert_uint_eq(atomic_load(&b->active), 0);
+	pool_drop(f);
+}
+END_TEST
+
+START_TEST(lc_prefers_fewest_active)
+{
+	unsigned w[] = { 1, 1, 1 };
+	struct fixture *f = pool_make(ALG_LEAST_CONN, w, 3);
+	struct pool *p = &f->rt.pools[0];
+	struct backend *held[6];
+	unsigned count[3] = { 0 };
+
+	/* Held connections spread 2/2/2. */
+	for (int i = 0; i < 6; i++) {
+		held[i] = pool_pick(p, NULL, 0);
+		ck_assert_ptr_nonnull(held[i]);
+		count[held[i]->index]++;
+	}
+	for (int i = 0; i < 3; i++)
+		ck_assert_uint_eq(count[i], 2);
+	/* Close both on b1: the next two both go to b1. */
+	for (int i = 0; i < 6; i++) {
+		if (held[i]->index == 1) {
+			pool_release(held[i]);
+			held[i] = NULL;
+		}
+	}
+	for (int k = 0; k < 2; k++) {
+		struct backend *b = pool_pick(p, NULL, 0);
+
+		ck_assert_uint_eq(b->index, 1);
+		for (int i = 0; i < 6; i++) {
+			if (!held[i]) {
+				held[i] = b;
+				break;
+			}
+		}
+	}
+	for (int i = 0; i < 6; i++)
+		pool_release(held[i]);
+	pool_drop(f);
+}
+END_TEST
+
+START_TEST(lc_weighted)
+{
+	unsigned w[] = { 3, 1 };
+	struct fixture *f = pool_make(ALG_LEAST_CONN, w, 2);
+	struct pool *p = &f->rt.pools[0];
+	struct backend *held[40];
+	unsigned count[2] = { 0 };
+
+	for (int i = 0; i < 40; i++) {
+		held[i] = pool_pick(p, NULL, 0);
+		count[held[i]->index]++;
+	}
+	/* active/weight stays level: 30 on weight 3, 10 on weight 1. */
+	ck_assert_uint_eq(count[0], 30);
+	ck_assert_uint_eq(count[1], 10);
+	for (int i = 0; i < 40; i++)
+		pool_release(held[i]);
+	pool_drop(f);
+}
+END_TEST
+
+START_TEST(lc_ties_rotate_and_skip_down)
+{
+	unsigned w[] = { 1, 1, 1 };
+	struct fixture *f = pool_make(ALG_LEAST_CONN, w, 3);
+	struct pool *p = &f->rt.pools[0];
+	unsigned count[3] = { 0 };
+
+	/* Nothing held: every pick is a tie, and ties must take turns. */
+	for (int i = 0; i < 30; i++)
+		count[pick_index(p, NULL, 0)]++;
+	for (int i = 0; i < 3; i++)
+		ck_assert_uint_eq(count[i], 10);
+	atomic_store(&p->backends[0].up, false);
+	for (int i = 0; i < 30; i++)
+		ck_assert_uint_ne(pick_index(p, NULL, 0), 0);
+	pool_drop(f);
+}
+END_TEST
+
+static Suite *
+balancer_suite(void)
+{
+	Suite *s = suite_create("balancer");
+	TCase *tc = tcase_create("core");
+
+	tcase_add_test(tc, rr_equal_weights_take_turns);
+	tcase_add_test(tc, rr_weighted_is_smooth);
+	tcase_add_test(tc, rr_weights_reduced_by_gcd);
+	tcase_add_test(tc, rr_skips_down_backend_evenly);
+	tcase_add_test(tc, rr_respects_tried_and_none_left);
+	tcase_add_test(tc, pick_counts_active);
+	tcase_add_test(tc, lc_prefers_fewest_active);
+	tcase_add_test(tc, lc_weighted);
+	tcase_add_test(tc, lc_ties_rotate_and_skip_down);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int
+main(void)
+{
+	SRunner *sr = srunner_create(balancer_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? 1 : 0;
+}
