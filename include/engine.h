@@ -89,6 +89,9 @@ struct io_uring_sqe *worker_sqe(struct worker *w);
 /* Make room for n SQEs in a row (for linked ops). */
 void worker_sqe_reserve(struct worker *w, unsigned n);
 
+/* Note an EMFILE/ENFILE; logs once per episode across all workers. */
+void worker_fd_exhausted(struct worker *w, const char *what);
+
 static inline uint64_t
 op_data(void *obj, enum op op)
 {

@@ -319,9 +319,12 @@ conn_connect_next(struct conn *c)
 	fd = socket(b->cfg->addr.ss.ss_family,
 		    SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
-		log_warn("conn=%llu listener=%s backend=%s: socket: %s",
-			 (unsigned long long)c->id, lc->name, b->cfg->name,
-			 strerror(errno));
+		if (errno == EMFILE || errno == ENFILE)
+			worker_fd_exhausted(c->w, "backend socket");
+		else
+			log_warn("conn=%llu listener=%s backend=%s: socket: %s",
+				 (unsigned long long)c->id, lc->name,
+				 b->cfg->name, strerror(errno));
 		pool_release(b);
 		conn_finish(c, "error");
 		return;

@@ -27,8 +27,14 @@
 #define PIPES_PER_WORKER 256
 #define PIPE_IDLE_MS	2000
 
-/* One warning per fd-exhaustion episode, however many workers hit it. */
+/*
+ * One warning per fd-exhaustion episode, however many workers hit it and
+ * however often; the episode ends after FD_CALM_MS without a failure.
+ */
+#define FD_CALM_MS	2000
 static atomic_bool fd_exhausted;
+static atomic_uint_fast64_t fd_exhausted_ms;
+static atomic_uint fd_refusals;
 
 static uint64_t
 now_ms(void)
@@ -207,15 +213,36 @@ listener_close(struct wlistener *l)
 	l->w->nls_open--;
 }
 
+void
+worker_fd_exhausted(struct worker *w, const char *what)
+{
+	atomic_store(&fd_exhausted_ms, w->now_ms);
+	atomic_fetch_add(&fd_refusals, 1);
+	if (!atomic_exchange(&fd_exhausted, true))
+		log_warn("out of file descriptors (%s): new connections are "
+			 "paused %d ms at a time or refused until fds are "
+			 "free; open connections are not touched",
+			 what, ACCEPT_RETRY_MS);
+}
+
+static void
+fd_exhaustion_check(struct worker *w)
+{
+	if (!atomic_load_explicit(&fd_exhausted, memory_order_relaxed) ||
+	    w->now_ms - atomic_load(&fd_exhausted_ms) < FD_CALM_MS)
+		return;
+	if (atomic_exchange(&fd_exhausted, false))
+		log_info("file descriptors available again (%u accepts "
+			 "paused or connections refused meanwhile)",
+			 atomic_exchange(&fd_refusals, 0));
+}
+
 static void
 listener_pause(struct wlistener *l)
 {
 	struct io_uring_sqe *sqe;
 
-	if (!atomic_exchange(&fd_exhausted, true))
-		log_warn("listener %s: out of file descriptors; pausing accepts "
-			 "for %d ms at a time until fds are free",
-			 l->pool->cfg->name, ACCEPT_RETRY_MS);
+	worker_fd_exhausted(l->w, "accept");
 	l->paused = true;
 	sqe = worker_sqe(l->w);
 	io_uring_prep_timeout(sqe, &l->w->retry_ts, 0, 0);
@@ -236,11 +263,6 @@ handle_accept(struct wlistener *l, int res, unsigned flags)
 		} else {
 			w->accepts++;
 			conn_accept(l, res);
-			if (atomic_load_explicit(&fd_exhausted,
-						 memory_order_relaxed) &&
-			    atomic_exchange(&fd_exhausted, false))
-				log_info("file descriptors available again; "
-					 "accepting normally");
 		}
 	} else if (res == -EMFILE || res == -ENFILE || res == -ENOBUFS ||
 		   res == -ENOMEM) {
@@ -335,6 +357,7 @@ handle_tick(struct worker *w)
 
 	conn_sweep(w, expired);
 	pipe_pool_trim(&w->pipes, w->now_ms, PIPE_IDLE_MS);
+	fd_exhaustion_check(w);
 	arm_tick(w);
 }
 

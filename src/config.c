@@ -1,0 +1,1077 @@
+/*
+ * config.c: read the JSON configuration and check every value before the
+ * runtime sees it.
+ *
+ * Validation stops at the first mistake and describes it in one line,
+ * "FILE: JSON.PATH: what is wrong", so an operator can go straight to the
+ * offending key.  Unknown keys are mistakes too: a misspelt optional key would
+ * otherwise fall back to its default without a word.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "config.h"
+#include "log.h"
+
+#define CFG_PATH_MAX	128	/* "listeners[N].backends[M].address" */
+#define CFG_QUOTE_MAX	80	/* a file's value, quoted in a message */
+#define CFG_REASON_MAX	256
+#define CFG_FILE_MAX	(16u << 20)
+#define CFG_WORKERS_MAX	256
+#define CFG_BACKENDS_MAX 1024
+
+#define ARRAY_SIZE(a)	(sizeof(a) / sizeof((a)[0]))
+
+/* Where messages go and which file they name; one per cfg_parse() call. */
+struct cfg_ctx {
+	const char *file;
+	char *err;
+	size_t errlen;
+};
+
+static const char *const alg_names[] = {
+	[ALG_ROUND_ROBIN] = "round-robin",
+	[ALG_LEAST_CONN] = "least-connections",
+};
+
+static const char *const root_keys[] = {
+	"workers", "log_level", "shutdown_grace_ms", "listeners", NULL,
+};
+
+static const char *const listener_keys[] = {
+	"name", "listen", "algorithm", "connect_attempts", "backlog",
+	"backends", "health_check", "timeouts", NULL,
+};
+
+static const char *const backend_keys[] = {
+	"name", "address", "weight", NULL,
+};
+
+static const char *const health_keys[] = {
+	"enabled", "interval_ms", "timeout_ms", "rise", "fall", "send",
+	"expect", NULL,
+};
+
+static const char *const timeout_keys[] = {
+	"connect_ms", "idle_ms", NULL,
+};
+
+/*
+ * The caller promised one line: a file name or a jansson message may carry a
+ * newline or another control byte, so none survives.
+ */
+static void
+one_line(char *s)
+{
+	for (; *s != '\0'; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			*s = '?';
+}
+
+static void __attribute__((format(printf, 3, 4)))
+msg_report(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err == NULL || errlen == 0)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+	one_line(err);
+}
+
+/* "FILE: PATH: what", or "FILE: what" for the top-level object itself. */
+static void __attribute__((format(printf, 3, 4)))
+cfg_report(const struct cfg_ctx *x, const char *path, const char *fmt, ...)
+{
+	va_list ap;
+	size_t n;
+	int rc;
+
+	if (x->err == NULL || x->errlen == 0)
+		return;
+	if (path[0] != '\0')
+		rc = snprintf(x->err, x->errlen, "%s: %s: ", x->file, path);
+	else
+		rc = snprintf(x->err, x->errlen, "%s: ", x->file);
+	n = rc < 0 ? 0 : (size_t)rc;
+	if (n < x->errlen) {
+		va_start(ap, fmt);
+		vsnprintf(x->err + n, x->errlen - n, fmt, ap);
+		va_end(ap);
+	}
+	one_line(x->err);
+}
+
+/*
+ * Report and evaluate to -1, so a check reads `return cfg_error(...)`.  The
+ * -1 is spelt out here rather than returned by the variadic function, which
+ * static analyzers do not look into.
+ */
+#define msg_error(err, errlen, ...) \
+	(msg_report((err), (errlen), __VA_ARGS__), -1)
+#define cfg_error(x, path, ...) (cfg_report((x), (path), __VA_ARGS__), -1)
+
+/*
+ * Render a value from the file as a double-quoted ASCII string for a message.
+ * Quotes, control and non-ASCII bytes are escaped so they cannot break the
+ * line, and a long value is cut ("abc"...) so it cannot crowd out the rest.
+ */
+static const char *
+quote(char *buf, size_t size, const char *s, size_t len)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t o = 0;
+
+	buf[o++] = '"';
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+		char e[4];
+		size_t n = 0;
+
+		if (c == '"' || c == '\\') {
+			e[n++] = '\\';
+			e[n++] = (char)c;
+		} else if (c == '\n' || c == '\r' || c == '\t') {
+			e[n++] = '\\';
+			e[n++] = (char)(c == '\n' ? 'n' : c == '\r' ? 'r' : 't');
+		} else if (c < 0x20 || c >= 0x7f) {
+			e[n++] = '\\';
+			e[n++] = 'x';
+			e[n++] = hex[c >> 4];
+			e[n++] = hex[c & 15];
+		} else {
+			e[n++] = (char)c;
+		}
+		/* Keep room for the closing quote, "..." and the NUL. */
+		if (o + n + 5 > size) {
+			memcpy(buf + o, "\"...", 5);
+			return buf;
+		}
+		memcpy(buf + o, e, n);
+		o += n;
+	}
+	buf[o++] = '"';
+	buf[o] = '\0';
+	return buf;
+}
+
+/* Append s to the string in buf, cut at size - 1 bytes like strlcat(). */
+static void
+str_append(char *buf, size_t size, const char *s)
+{
+	size_t n = strlen(buf), m = strlen(s);
+
+	if (n + m >= size)
+		m = size - 1 - n;
+	memcpy(buf + n, s, m);
+	buf[n + m] = '\0';
+}
+
+/* parent.key, or key at the top level; buf must not alias parent. */
+static void
+path_key(char *buf, size_t size, const char *parent, const char *key)
+{
+	buf[0] = '\0';
+	str_append(buf, size, parent);
+	if (parent[0] != '\0')
+		str_append(buf, size, ".");
+	str_append(buf, size, key);
+}
+
+static void
+path_index(char *buf, size_t size, const char *parent, size_t i)
+{
+	char idx[32];
+
+	snprintf(idx, sizeof(idx), "[%zu]", i);
+	buf[0] = '\0';
+	str_append(buf, size, parent);
+	str_append(buf, size, idx);
+}
+
+static const char *
+type_name(const json_t *v)
+{
+	switch (json_typeof(v)) {
+	case JSON_OBJECT:
+		return "object";
+	case JSON_ARRAY:
+		return "array";
+	case JSON_STRING:
+		return "string";
+	case JSON_INTEGER:
+		return "integer";
+	case JSON_REAL:
+		return "real number";
+	case JSON_TRUE:
+	case JSON_FALSE:
+		return "boolean";
+	case JSON_NULL:
+		return "null";
+	}
+	return "unknown type";
+}
+
+/* Reject any key of obj not in the NULL-terminated list `known`. */
+static int
+check_keys(const struct cfg_ctx *x, const char *path, json_t *obj,
+	   const char *const *known)
+{
+	char q[CFG_QUOTE_MAX];
+	const char *key;
+	size_t keylen;
+	json_t *v;
+
+	/*
+	 * jansson 2.14 refuses \u0000 in keys; comparing lengths keeps a
+	 * key like "weight\u0000x" unknown even where a build accepts it.
+	 */
+	json_object_keylen_foreach(obj, key, keylen, v) {
+		const char *const *k;
+
+		for (k = known; *k != NULL; k++)
+			if (strlen(*k) == keylen &&
+			    memcmp(*k, key, keylen) == 0)
+				break;
+		if (*k == NULL)
+			return cfg_error(x, path, "unknown key %s",
+					 quote(q, sizeof(q), key, keylen));
+	}
+	return 0;
+}
+
+/*
+ * Fetch obj[key] as an object or array.  *out is NULL when the key is absent
+ * and not required; obj itself may be NULL (an absent parent), which reads
+ * as an empty object.
+ */
+static int
+get_container(const struct cfg_ctx *x, const char *parent, const json_t *obj,
+	      const char *key, json_type type, bool required, json_t **out)
+{
+	char path[CFG_PATH_MAX];
+	json_t *v = json_object_get(obj, key);
+
+	*out = NULL;
+	path_key(path, sizeof(path), parent, key);
+	if (v == NULL) {
+		if (required)
+			return cfg_error(x, path, "required key missing");
+		return 0;
+	}
+	if (json_typeof(v) != type)
+		return cfg_error(x, path, "must be %s, got %s",
+				 type == JSON_OBJECT ? "an object" : "an array",
+				 type_name(v));
+	*out = v;
+	return 0;
+}
+
+/*
+ * Fetch an optional integer in [lo, hi]; dflt stands in when it is absent.
+ * Only JSON integers count: 1.0, true and "1" are mistakes, not conversions.
+ */
+static int
+get_int(const struct cfg_ctx *x, const char *parent, const json_t *obj,
+	const char *key, json_int_t lo, json_int_t hi, json_int_t dflt,
+	json_int_t *out)
+{
+	char path[CFG_PATH_MAX];
+	json_t *v = json_object_get(obj, key);
+	json_int_t n;
+
+	if (v == NULL) {
+		*out = dflt;
+		return 0;
+	}
+	path_key(path, sizeof(path), parent, key);
+	if (json_is_real(v))
+		return cfg_error(x, path, "must be an integer, got real number %.15g",
+				 json_real_value(v));
+	if (!json_is_integer(v))
+		return cfg_error(x, path, "must be an integer, got %s",
+				 type_name(v));
+	n = json_integer_value(v);
+	if (n < lo || n > hi)
+		return cfg_error(x, path,
+				 "must be an integer from %" JSON_INTEGER_FORMAT
+				 " to %" JSON_INTEGER_FORMAT
+				 ", got %" JSON_INTEGER_FORMAT,
+				 lo, hi, n);
+	*out = n;
+	return 0;
+}
+
+static int
+get_uint(const struct cfg_ctx *x, const char *parent, const json_t *obj,
+	 const char *key, unsigned lo, unsigned hi, unsigned dflt,
+	 unsigned *out)
+{
+	json_int_t n;
+
+	if (get_int(x, parent, obj, key, lo, hi, dflt, &n) < 0)
+		return -1;
+	*out = (unsigned)n;
+	return 0;
+}
+
+static int
+get_bool(const struct cfg_ctx *x, const char *parent, const json_t *obj,
+	 const char *key, bool dflt, bool *out)
+{
+	char path[CFG_PATH_MAX];
+	json_t *v = json_object_get(obj, key);
+
+	if (v == NULL) {
+		*out = dflt;
+		return 0;
+	}
+	if (!json_is_boolean(v)) {
+		path_key(path, sizeof(path), parent, key);
+		return cfg_error(x, path, "must be true or false, got %s",
+				 type_name(v));
+	}
+	*out = json_is_true(v);
+	return 0;
+}
+
+/*
+ * Fetch a non-empty string.  *s is NULL when the key is absent and not
+ * required.  Only probe payloads (`binary`) may hold NUL bytes: the rest of
+ * the program reads every other string as a C string.
+ */
+static int
+get_string(const struct cfg_ctx *x, const char *parent, const json_t *obj,
+	   const char *key, bool required, bool binary, const char **s,
+	   size_t *len)
+{
+	char path[CFG_PATH_MAX];
+	json_t *v = json_object_get(obj, key);
+
+	*s = NULL;
+	*len = 0;
+	path_key(path, sizeof(path), parent, key);
+	if (v == NULL) {
+		if (required)
+			return cfg_error(x, path, "required key missing");
+		return 0;
+	}
+	if (!json_is_string(v))
+		return cfg_error(x, path, "must be a string, got %s",
+				 type_name(v));
+	if (json_string_length(v) == 0)
+		return cfg_error(x, path, "must not be empty");
+	if (!binary && memchr(json_string_value(v), '\0',
+			      json_string_length(v)) != NULL)
+		return cfg_error(x, path, "must not contain a NUL byte (\\u0000)");
+	*s = json_string_value(v);
+	*len = json_string_length(v);
+	return 0;
+}
+
+static bool
+name_char(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+	       (c >= '0' && c <= '9') || c == '_' || c == '.' || c == '-';
+}
+
+/* Names end up in log lines and stats keys, hence the small charset. */
+static int
+get_name(const struct cfg_ctx *x, const char *parent, const json_t *obj,
+	 char name[CFG_NAME_MAX])
+{
+	char path[CFG_PATH_MAX], q1[16], q2[CFG_QUOTE_MAX];
+	const char *s;
+	size_t len;
+
+	if (get_string(x, parent, obj, "name", true, false, &s, &len) < 0)
+		return -1;
+	path_key(path, sizeof(path), parent, "name");
+	if (len >= CFG_NAME_MAX)
+		return cfg_error(x, path, "too long (%zu bytes, max %d)", len,
+				 CFG_NAME_MAX - 1);
+	for (size_t i = 0; i < len; i++)
+		if (!name_char(s[i]))
+			return cfg_error(x, path,
+					 "invalid character %s in %s (allowed: A-Z a-z 0-9 _ . -)",
+					 quote(q1, sizeof(q1), s + i, 1),
+					 quote(q2, sizeof(q2), s, len));
+	memcpy(name, s, len + 1);
+	return 0;
+}
+
+/* `listen` may use "*" for any address; a backend must name a real host. */
+static int
+get_addr(const struct cfg_ctx *x, const char *parent, const json_t *obj,
+	 const char *key, bool listen, struct cfg_addr *a)
+{
+	char path[CFG_PATH_MAX], reason[CFG_REASON_MAX];
+	const char *s;
+	size_t len;
+
+	if (get_string(x, parent, obj, key, true, false, &s, &len) < 0)
+		return -1;
+	path_key(path, sizeof(path), parent, key);
+	if (!listen && s[0] == '*' && s[1] == ':')
+		return cfg_error(x, path,
+				 "\"*\" (any address) is only valid in listen; a backend needs a host to connect to");
+	if (cfg_parse_addr(s, a, reason, sizeof(reason)) < 0)
+		return cfg_error(x, path, "%s", reason);
+	return 0;
+}
+
+static bool
+addr_equal(const struct cfg_addr *a, const struct cfg_addr *b)
+{
+	const struct sockaddr_in *a4, *b4;
+	const struct sockaddr_in6 *a6, *b6;
+
+	if (a->ss.ss_family != b->ss.ss_family)
+		return false;
+	switch (a->ss.ss_family) {
+	case AF_INET:
+		a4 = (const struct sockaddr_in *)&a->ss;
+		b4 = (const struct sockaddr_in *)&b->ss;
+		return a4->sin_port == b4->sin_port &&
+		       a4->sin_addr.s_addr == b4->sin_addr.s_addr;
+	case AF_INET6:
+		a6 = (const struct sockaddr_in6 *)&a->ss;
+		b6 = (const struct sockaddr_in6 *)&b->ss;
+		return a6->sin6_port == b6->sin6_port &&
+		       a6->sin6_scope_id == b6->sin6_scope_id &&
+		       memcmp(&a6->sin6_addr, &b6->sin6_addr,
+			      sizeof(a6->sin6_addr)) == 0;
+	default:
+		return a->len == b->len && memcmp(&a->ss, &b->ss, a->len) == 0;
+	}
+}
+
+static int
+get_algorithm(const struct cfg_ctx *x, const char *parent, const json_t *obj,
+	      enum cfg_algorithm *alg)
+{
+	char path[CFG_PATH_MAX], q[CFG_QUOTE_MAX], list[128];
+	const char *s;
+	size_t len;
+
+	*alg = ALG_ROUND_ROBIN;
+	if (get_string(x, parent, obj, "algorithm", false, false, &s, &len) < 0)
+		return -1;
+	if (s == NULL)
+		return 0;
+	for (size_t i = 0; i < ARRAY_SIZE(alg_names); i++) {
+		if (strcmp(s, alg_names[i]) == 0) {
+			*alg = (enum cfg_algorithm)i;
+			return 0;
+		}
+	}
+	/* Spell out the choices from the table, so they never go stale. */
+	list[0] = '\0';
+	for (size_t i = 0; i < ARRAY_SIZE(alg_names); i++) {
+		if (i > 0)
+			str_append(list, sizeof(list),
+				   i + 1 == ARRAY_SIZE(alg_names) ? " or " : ", ");
+		str_append(list, sizeof(list), alg_names[i]);
+	}
+	path_key(path, sizeof(path), parent, "algorithm");
+	return cfg_error(x, path, "unknown algorithm %s (expected %s)",
+			 quote(q, sizeof(q), s, len), list);
+}
+
+/* A probe payload is kept NUL-terminated too, though it may hold NULs. */
+static int
+get_probe(const struct cfg_ctx *x, const char *parent, const json_t *obj,
+	  const char *key, char **out, size_t *outlen)
+{
+	char path[CFG_PATH_MAX];
+	const char *s;
+	size_t len;
+
+	if (get_string(x, parent, obj, key, false, true, &s, &len) < 0)
+		return -1;
+	if (s == NULL)
+		return 0;
+	path_key(path, sizeof(path), parent, key);
+	if (len > CFG_PROBE_MAX)
+		return cfg_error(x, path, "too long (%zu bytes, max %d)", len,
+				 CFG_PROBE_MAX);
+	*out = malloc(len + 1);
+	if (*out == NULL)
+		return cfg_error(x, path, "out of memory");
+	memcpy(*out, s, len + 1);
+	*outlen = len;
+	return 0;
+}
+
+/*
+ * health_check is optional; when it is absent every default applies, so the
+ * same code runs with a NULL object (json_object_get(NULL, k) is NULL).
+ */
+static int
+parse_health(const struct cfg_ctx *x, const char *parent, const json_t *lst,
+	     struct cfg_health *h)
+{
+	char path[CFG_PATH_MAX], tpath[CFG_PATH_MAX];
+	json_t *v;
+
+	if (get_container(x, parent, lst, "health_check", JSON_OBJECT, false,
+			  &v) < 0)
+		return -1;
+	path_key(path, sizeof(path), parent, "health_check");
+	if (v != NULL && check_keys(x, path, v, health_keys) < 0)
+		return -1;
+	if (get_bool(x, path, v, "enabled", true, &h->enabled) < 0 ||
+	    get_uint(x, path, v, "interval_ms", 50, 3600000, 2000,
+		     &h->interval_ms) < 0 ||
+	    get_uint(x, path, v, "timeout_ms", 10, 600000, 1000,
+		     &h->timeout_ms) < 0 ||
+	    get_uint(x, path, v, "rise", 1, 100, 2, &h->rise) < 0 ||
+	    get_uint(x, path, v, "fall", 1, 100, 3, &h->fall) < 0)
+		return -1;
+	if (h->timeout_ms > h->interval_ms) {
+		path_key(tpath, sizeof(tpath), path, "timeout_ms");
+		if (json_object_get(v, "timeout_ms") == NULL)
+			return cfg_error(x, tpath,
+					 "the default %u exceeds interval_ms (%u); set timeout_ms <= interval_ms",
+					 h->timeout_ms, h->interval_ms);
+		return cfg_error(x, tpath,
+				 "must not exceed interval_ms (%u), got %u",
+				 h->interval_ms, h->timeout_ms);
+	}
+	if (get_probe(x, path, v, "send", &h->send, &h->send_len) < 0 ||
+	    get_probe(x, path, v, "expect", &h->expect, &h->expect_len) < 0)
+		return -1;
+	return 0;
+}
+
+static int
+parse_timeouts(const struct cfg_ctx *x, const char *parent, const json_t *lst,
+	       struct cfg_listener *l)
+{
+	char path[CFG_PATH_MAX];
+	json_t *v;
+
+	if (get_container(x, parent, lst, "timeouts", JSON_OBJECT, false,
+			  &v) < 0)
+		return -1;
+	path_key(path, sizeof(path), parent, "timeouts");
+	if (v != NULL && check_keys(x, path, v, timeout_keys) < 0)
+		return -1;
+	if (get_uint(x, path, v, "connect_ms", 1, 600000, 3000,
+		     &l->connect_ms) < 0 ||
+	    get_uint(x, path, v, "idle_ms", 0, 86400000, 600000,
+		     &l->idle_ms) < 0)
+		return -1;
+	return 0;
+}
+
+static int
+parse_backend(const struct cfg_ctx *x, const char *path, json_t *v,
+	      struct cfg_backend *b)
+{
+	if (!json_is_object(v))
+		return cfg_error(x, path, "must be an object, got %s",
+				 type_name(v));
+	if (check_keys(x, path, v, backend_keys) < 0 ||
+	    get_name(x, path, v, b->name) < 0 ||
+	    get_addr(x, path, v, "address", false, &b->addr) < 0 ||
+	    get_uint(x, path, v, "weight", 1, CFG_WEIGHT_MAX, 1,
+		     &b->weight) < 0)
+		return -1;
+	return 0;
+}
+
+static int
+parse_backends(const struct cfg_ctx *x, const char *parent, const json_t *lst,
+	       struct cfg_listener *l)
+{
+	char path[CFG_PATH_MAX], bpath[CFG_PATH_MAX], npath[CFG_PATH_MAX];
+	char other[CFG_PATH_MAX];
+	json_t *arr;
+	size_t n;
+
+	if (get_container(x, parent, lst, "backends", JSON_ARRAY, true,
+			  &arr) < 0)
+		return -1;
+	path_key(path, sizeof(path), parent, "backends");
+	n = json_array_size(arr);
+	if (n == 0)
+		return cfg_error(x, path, "must contain at least one backend");
+	if (n > CFG_BACKENDS_MAX)
+		return cfg_error(x, path, "too many backends (%zu, max %d)", n,
+				 CFG_BACKENDS_MAX);
+	l->backends = calloc(n, sizeof(*l->backends));
+	if (l->backends == NULL)
+		return cfg_error(x, path, "out of memory");
+	l->nbackends = n;
+	for (size_t i = 0; i < n; i++) {
+		struct cfg_backend *b = &l->backends[i];
+
+		path_index(bpath, sizeof(bpath), path, i);
+		if (parse_backend(x, bpath, json_array_get(arr, i), b) < 0)
+			return -1;
+		for (size_t j = 0; j < i; j++) {
+			if (strcmp(l->backends[j].name, b->name) != 0)
+				continue;
+			path_index(other, sizeof(other), path, j);
+			path_key(npath, sizeof(npath), bpath, "name");
+			return cfg_error(x, npath,
+					 "duplicate backend name \"%s\" (also %s)",
+					 b->name, other);
+		}
+	}
+	return 0;
+}
+
+static int
+parse_listener(const struct cfg_ctx *x, const char *path, json_t *v,
+	       struct cfg_listener *l)
+{
+	json_int_t backlog;
+
+	if (!json_is_object(v))
+		return cfg_error(x, path, "must be an object, got %s",
+				 type_name(v));
+	if (check_keys(x, path, v, listener_keys) < 0 ||
+	    get_name(x, path, v, l->name) < 0 ||
+	    get_addr(x, path, v, "listen", true, &l->addr) < 0 ||
+	    get_algorithm(x, path, v, &l->algorithm) < 0 ||
+	    get_uint(x, path, v, "connect_attempts", 1, CFG_ATTEMPTS_MAX, 3,
+		     &l->connect_attempts) < 0 ||
+	    get_int(x, path, v, "backlog", 1, 65535, 511, &backlog) < 0 ||
+	    parse_health(x, path, v, &l->health) < 0 ||
+	    parse_timeouts(x, path, v, l) < 0 ||
+	    parse_backends(x, path, v, l) < 0)
+		return -1;
+	l->backlog = (int)backlog;
+	return 0;
+}
+
+/* Two listeners may not share a name or bind the same address. */
+static int
+check_listener_dups(const struct cfg_ctx *x, const struct config *cfg,
+		    size_t i)
+{
+	const struct cfg_listener *l = &cfg->listeners[i];
+	char path[CFG_PATH_MAX], q[CFG_QUOTE_MAX];
+
+	for (size_t j = 0; j < i; j++) {
+		const struct cfg_listener *o = &cfg->listeners[j];
+
+		if (strcmp(o->name, l->name) == 0) {
+			snprintf(path, sizeof(path), "listeners[%zu].name", i);
+			return cfg_error(x, path,
+					 "duplicate listener name \"%s\" (also listeners[%zu])",
+					 l->name, j);
+		}
+		if (addr_equal(&o->addr, &l->addr)) {
+			snprintf(path, sizeof(path), "listeners[%zu].listen",
+				 i);
+			return cfg_error(x, path,
+					 "duplicate listen address %s (also listeners[%zu])",
+					 quote(q, sizeof(q), l->addr.text,
+					       strlen(l->addr.text)),
+					 j);
+		}
+	}
+	return 0;
+}
+
+static unsigned
+default_workers(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+	if (n < 1)
+		return 1;
+	if (n > CFG_WORKERS_MAX)
+		return CFG_WORKERS_MAX;
+	return (unsigned)n;
+}
+
+static int
+parse_root(const struct cfg_ctx *x, json_t *root, struct config *cfg)
+{
+	char path[CFG_PATH_MAX], q[CFG_QUOTE_MAX];
+	const char *s;
+	json_t *arr;
+	size_t len, n;
+
+	if (!json_is_object(root))
+		return cfg_error(x, "", "top level must be an object, got %s",
+				 type_name(root));
+	if (check_keys(x, "", root, root_keys) < 0 ||
+	    get_uint(x, "", root, "workers", 1, CFG_WORKERS_MAX,
+		     default_workers(), &cfg->workers) < 0 ||
+	    get_string(x, "", root, "log_level", false, false, &s, &len) < 0)
+		return -1;
+	cfg->log_level = LOG_INFO;
+	if (s != NULL) {
+		cfg->log_level = log_level_parse(s);
+		if (cfg->log_level < 0)
+			return cfg_error(x, "log_level",
+					 "unknown level %s (expected error, warn, info or debug)",
+					 quote(q, sizeof(q), s, len));
+	}
+	if (get_uint(x, "", root, "shutdown_grace_ms", 0, 3600000, 30000,
+		     &cfg->shutdown_grace_ms) < 0 ||
+	    get_container(x, "", root, "listeners", JSON_ARRAY, true,
+			  &arr) < 0)
+		return -1;
+	n = json_array_size(arr);
+	if (n == 0)
+		return cfg_error(x, "listeners",
+				 "must contain at least one listener");
+	cfg->listeners = calloc(n, sizeof(*cfg->listeners));
+	if (cfg->listeners == NULL)
+		return cfg_error(x, "listeners", "out of memory");
+	cfg->nlisteners = n;
+	for (size_t i = 0; i < n; i++) {
+		path_index(path, sizeof(path), "listeners", i);
+		if (parse_listener(x, path, json_array_get(arr, i),
+				   &cfg->listeners[i]) < 0 ||
+		    check_listener_dups(x, cfg, i) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static bool
+all_digits_dots(const char *s)
+{
+	for (; *s != '\0'; s++)
+		if (!(*s >= '0' && *s <= '9') && *s != '.')
+			return false;
+	return true;
+}
+
+/*
+ * Resolve one host (no port) into a->ss.  Numeric forms never reach DNS:
+ * brackets mean IPv6 and a dotted quad is IPv4; only a name is looked up,
+ * and the first getaddrinfo() result wins.
+ */
+static int
+addr_resolve(const char *host, bool v6, struct cfg_addr *a, char *err,
+	     size_t errlen)
+{
+	struct addrinfo hints, *res;
+	struct sockaddr_in *sin;
+	char q[CFG_QUOTE_MAX];
+	int rc;
+
+	quote(q, sizeof(q), host, strlen(host));
+	if (!v6 && strcmp(host, "*") == 0) {
+		sin = (struct sockaddr_in *)&a->ss;
+		sin->sin_family = AF_INET;
+		sin->sin_addr.s_addr = htonl(INADDR_ANY);
+		a->len = sizeof(*sin);
+		return 0;
+	}
+	if (!v6 && all_digits_dots(host)) {
+		sin = (struct sockaddr_in *)&a->ss;
+		if (inet_pton(AF_INET, host, &sin->sin_addr) != 1)
+			return msg_error(err, errlen,
+					 "%s is not a valid IPv4 address", q);
+		sin->sin_family = AF_INET;
+		a->len = sizeof(*sin);
+		return 0;
+	}
+	if (!v6) {
+		/*
+		 * Host names use the same charset as our names ('_' shows
+		 * up in internal names); anything else is a typo, and saying
+		 * so beats a resolver error.
+		 */
+		for (const char *p = host; *p != '\0'; p++) {
+			char qc[16];
+
+			if (name_char(*p))
+				continue;
+			return msg_error(err, errlen,
+					 "invalid character %s in host name %s",
+					 quote(qc, sizeof(qc), p, 1), q);
+		}
+	}
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = v6 ? AF_INET6 : AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = v6 ? AI_NUMERICHOST : 0;
+	rc = getaddrinfo(host, NULL, &hints, &res);
+	if (rc != 0) {
+		if (v6)
+			return msg_error(err, errlen,
+					 "%s is not an IPv6 address", q);
+		return msg_error(err, errlen, "cannot resolve %s: %s", q,
+				 rc == EAI_SYSTEM ? strerror(errno) :
+				 gai_strerror(rc));
+	}
+	if (res->ai_addrlen > sizeof(a->ss)) {
+		freeaddrinfo(res);
+		return msg_error(err, errlen, "cannot resolve %s: address too long",
+				 q);
+	}
+	memcpy(&a->ss, res->ai_addr, res->ai_addrlen);
+	a->len = (socklen_t)res->ai_addrlen;
+	freeaddrinfo(res);
+	return 0;
+}
+
+int
+cfg_parse_addr(const char *s, struct cfg_addr *a, char *err, size_t errlen)
+{
+	char host[sizeof(a->text)], q[CFG_QUOTE_MAX];
+	const char *end, *port;
+	unsigned long num = 0;
+	size_t len, hlen;
+	bool v6 = false;
+
+	memset(a, 0, sizeof(*a));
+	len = strlen(s);
+	if (len == 0)
+		return msg_error(err, errlen, "empty address");
+	quote(q, sizeof(q), s, len);
+	if (len >= sizeof(a->text))
+		return msg_error(err, errlen, "too long (%zu bytes, max %zu)",
+				 len, sizeof(a->text) - 1);
+	if (s[0] == '[') {
+		end = strchr(s, ']');
+		if (end == NULL)
+			return msg_error(err, errlen,
+					 "missing ']' after IPv6 address in %s", q);
+		hlen = (size_t)(end - s - 1);
+		if (hlen == 0)
+			return msg_error(err, errlen, "empty IPv6 address in %s",
+					 q);
+		if (end[1] == '\0')
+			return msg_error(err, errlen,
+					 "missing port in %s (expected \"[ipv6]:port\")",
+					 q);
+		if (end[1] != ':')
+			return msg_error(err, errlen,
+					 "expected ':' and a port after ']' in %s",
+					 q);
+		memcpy(host, s + 1, hlen);
+		port = end + 2;
+		v6 = true;
+	} else {
+		end = strrchr(s, ':');
+		if (end == NULL)
+			return msg_error(err, errlen,
+					 "missing port in %s (expected \"host:port\")",
+					 q);
+		hlen = (size_t)(end - s);
+		if (memchr(s, ':', hlen) != NULL)
+			return msg_error(err, errlen,
+					 "IPv6 address must be in brackets, as in \"[::1]:8080\", got %s",
+					 q);
+		if (hlen == 0)
+			return msg_error(err, errlen,
+					 "missing host before ':' in %s", q);
+		memcpy(host, s, hlen);
+		port = end + 1;
+	}
+	host[hlen] = '\0';
+
+	if (*port == '\0')
+		return msg_error(err, errlen, "missing port after ':' in %s", q);
+	for (const char *p = port; *p != '\0'; p++) {
+		if (*p < '0' || *p > '9') {
+			char qp[CFG_QUOTE_MAX];
+
+			return msg_error(err, errlen, "port %s is not a number",
+					 quote(qp, sizeof(qp), port,
+					       strlen(port)));
+		}
+		/* Saturate: anything past 65535 is out of range anyway. */
+		if (num <= 65535)
+			num = num * 10 + (unsigned long)(*p - '0');
+	}
+	if (num < 1 || num > 65535)
+		return msg_error(err, errlen, "port %s out of range (1-65535)",
+				 port);
+
+	if (addr_resolve(host, v6, a, err, errlen) < 0) {
+		memset(a, 0, sizeof(*a));
+		return -1;
+	}
+	if (a->ss.ss_family == AF_INET)
+		((struct sockaddr_in *)&a->ss)->sin_port = htons((uint16_t)num);
+	else
+		((struct sockaddr_in6 *)&a->ss)->sin6_port =
+			htons((uint16_t)num);
+	memcpy(a->text, s, len + 1);
+	return 0;
+}
+
+static void
+syntax_error(const struct cfg_ctx *x, const json_error_t *je)
+{
+	if (x->err == NULL || x->errlen == 0)
+		return;
+	/* jansson leaves the text empty when its lexer cannot allocate. */
+	if (json_error_code(je) == json_error_out_of_memory ||
+	    je->text[0] == '\0')
+		snprintf(x->err, x->errlen, "%s: out of memory while parsing JSON",
+			 x->file);
+	else if (je->line < 1)
+		snprintf(x->err, x->errlen, "%s: JSON syntax error: %s",
+			 x->file, je->text);
+	else
+		snprintf(x->err, x->errlen, "%s:%d:%d: JSON syntax error: %s",
+			 x->file, je->line, je->column, je->text);
+	one_line(x->err);
+}
+
+int
+cfg_parse(const char *text, size_t len, const char *name,
+	  struct config **out, char *err, size_t errlen)
+{
+	struct cfg_ctx x = { .file = name, .err = err, .errlen = errlen };
+	struct config *cfg;
+	json_error_t je;
+	json_t *root;
+
+	*out = NULL;
+	if (err != NULL && errlen > 0)
+		err[0] = '\0';
+	cfg = calloc(1, sizeof(*cfg));
+	if (cfg == NULL)
+		return cfg_error(&x, "", "out of memory");
+	cfg->path = strdup(name);
+	if (cfg->path == NULL) {
+		cfg_report(&x, "", "out of memory");
+		goto out_free_cfg;
+	}
+	/*
+	 * Duplicate keys are rejected by the parser, so "a later key wins"
+	 * can never hide a mistake; \u0000 is allowed for probe payloads.
+	 */
+	root = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL,
+			  &je);
+	if (root == NULL) {
+		syntax_error(&x, &je);
+		goto out_free_cfg;
+	}
+	if (parse_root(&x, root, cfg) < 0)
+		goto out_decref;
+	json_decref(root);
+	*out = cfg;
+	return 0;
+
+out_decref:
+	json_decref(root);
+out_free_cfg:
+	cfg_free(cfg);
+	return -1;
+}
+
+/* Slurp a whole file; 0 or -errno.  The cap keeps /dev/zero from eating RAM. */
+static int
+read_file(const char *path, char **out, size_t *outlen)
+{
+	size_t len = 0, cap = 4096;
+	char *buf, *nbuf;
+	ssize_t n;
+	int fd, rc;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	buf = malloc(cap);
+	if (buf == NULL) {
+		rc = -ENOMEM;
+		goto out_close;
+	}
+	for (;;) {
+		if (len == cap) {
+			if (cap > CFG_FILE_MAX) {
+				rc = -EFBIG;
+				goto out_free;
+			}
+			cap *= 2;
+			if (cap > CFG_FILE_MAX)
+				cap = CFG_FILE_MAX + 1;
+			nbuf = realloc(buf, cap);
+			if (nbuf == NULL) {
+				rc = -ENOMEM;
+				goto out_free;
+			}
+			buf = nbuf;
+		}
+		n = read(fd, buf + len, cap - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			rc = -errno;
+			goto out_free;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	close(fd);
+	*out = buf;
+	*outlen = len;
+	return 0;
+
+out_free:
+	free(buf);
+out_close:
+	close(fd);
+	return rc;
+}
+
+int
+cfg_load(const char *path, struct config **out, char *err, size_t errlen)
+{
+	size_t len = 0;
+	char *buf = NULL;
+	int rc;
+
+	*out = NULL;
+	rc = read_file(path, &buf, &len);
+	if (rc < 0)
+		return msg_error(err, errlen, "%s: cannot read: %s", path,
+				 strerror(-rc));
+	rc = cfg_parse(buf, len, path, out, err, errlen);
+	free(buf);
+	return rc;
+}
+
+void
+cfg_free(struct config *cfg)
+{
+	if (cfg == NULL)
+		return;
+	for (size_t i = 0; i < cfg->nlisteners; i++) {
+		struct cfg_listener *l = &cfg->listeners[i];
+
+		free(l->backends);
+		free(l->health.send);
+		free(l->health.expect);
+	}
+	free(cfg->listeners);
+	free(cfg->path);
+	free(cfg);
+}
+
+const char *
+cfg_algorithm_name(enum cfg_algorithm alg)
+{
+	if ((size_t)alg >= ARRAY_SIZE(alg_names) || alg_names[alg] == NULL)
+		return "?";
+	return alg_names[alg];
+}

@@ -1,0 +1,971 @@
+/*
+ * check_config.c: unit tests for config.c.
+ *
+ * Most tests hand cfg_parse() inline JSON written with ' for " (dq() swaps
+ * them) and compare the whole error line, so a changed path, file name or
+ * wording fails here before an operator sees it.
+ */
+#include <arpa/inet.h>
+#include <check.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "config.h"
+#include "log.h"
+
+#define ERRLEN 512
+
+/* A valid backend and the shells that embed one mistake in a valid file. */
+#define BE "{'name':'b','address':'127.0.0.1:9001'}"
+/* extra: more listener keys, starting with ','. */
+#define LST(extra)                                                          \
+	"{'listeners':[{'name':'web','listen':'127.0.0.1:8080',"            \
+	"'backends':[" BE "]" extra "}]}"
+/* backends: the whole backends array body. */
+#define BKS(backends)                                                       \
+	"{'listeners':[{'name':'web','listen':'127.0.0.1:8080',"            \
+	"'backends':[" backends "]}]}"
+/* extra: more top-level keys, ending with ','. */
+#define TOP(extra)                                                          \
+	"{" extra "'listeners':[{'name':'web','listen':'127.0.0.1:8080',"   \
+	"'backends':[" BE "]}]}"
+/* extra: keys of health_check. */
+#define HC(extra) LST(",'health_check':{" extra "}")
+
+/* JSON with ' in place of " stays readable in C; swap them back. */
+static char *
+dq(const char *s)
+{
+	char *t = strdup(s);
+
+	ck_assert_ptr_nonnull(t);
+	for (char *p = t; *p != '\0'; p++)
+		if (*p == '\'')
+			*p = '"';
+	return t;
+}
+
+static struct config *
+parse_ok(const char *text)
+{
+	struct config *cfg = NULL;
+	char err[ERRLEN] = "";
+	char *t = dq(text);
+	int rc;
+
+	rc = cfg_parse(t, strlen(t), "good.json", &cfg, err, sizeof(err));
+	free(t);
+	ck_assert_msg(rc == 0, "cfg_parse failed: %s", err);
+	ck_assert_ptr_nonnull(cfg);
+	return cfg;
+}
+
+/* Parse text that must be rejected; the one-line message lands in err. */
+static void
+parse_bad(const char *text, char *err, size_t errlen)
+{
+	struct config *cfg = (struct config *)&errlen;
+	char *t = dq(text);
+	int rc;
+
+	rc = cfg_parse(t, strlen(t), "bad.json", &cfg, err, errlen);
+	free(t);
+	ck_assert_int_eq(rc, -1);
+	ck_assert_ptr_null(cfg);
+	ck_assert_ptr_null(strchr(err, '\n'));
+}
+
+#define ck_assert_bad(text, want)                                           \
+	do {                                                                \
+		char e_[ERRLEN];                                            \
+		parse_bad(text, e_, sizeof(e_));                            \
+		ck_assert_str_eq(e_, want);                                 \
+	} while (0)
+
+/* For messages with a part we do not own (jansson's, the resolver's). */
+#define ck_assert_bad_prefix(text, want)                                    \
+	do {                                                                \
+		char e_[ERRLEN];                                            \
+		parse_bad(text, e_, sizeof(e_));                            \
+		ck_assert_msg(strncmp(e_, want, strlen(want)) == 0,         \
+			      "got \"%s\", want prefix \"%s\"", e_, want);  \
+	} while (0)
+
+static void
+assert_v4(const struct cfg_addr *a, const char *ip, unsigned port)
+{
+	const struct sockaddr_in *sin = (const struct sockaddr_in *)&a->ss;
+	char buf[INET_ADDRSTRLEN];
+
+	ck_assert_int_eq(a->ss.ss_family, AF_INET);
+	ck_assert_uint_eq(a->len, sizeof(*sin));
+	ck_assert_ptr_nonnull(inet_ntop(AF_INET, &sin->sin_addr, buf,
+					sizeof(buf)));
+	ck_assert_str_eq(buf, ip);
+	ck_assert_uint_eq(ntohs(sin->sin_port), port);
+}
+
+static void
+assert_v6(const struct cfg_addr *a, const char *ip, unsigned port)
+{
+	const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)&a->ss;
+	char buf[INET6_ADDRSTRLEN];
+
+	ck_assert_int_eq(a->ss.ss_family, AF_INET6);
+	ck_assert_uint_eq(a->len, sizeof(*sin6));
+	ck_assert_ptr_nonnull(inet_ntop(AF_INET6, &sin6->sin6_addr, buf,
+					sizeof(buf)));
+	ck_assert_str_eq(buf, ip);
+	ck_assert_uint_eq(ntohs(sin6->sin6_port), port);
+}
+
+static unsigned
+online_cpus(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+	return n < 1 ? 1 : n > 256 ? 256 : (unsigned)n;
+}
+
+static const char full_config[] =
+	"{ 'workers': 4, 'log_level': 'debug', 'shutdown_grace_ms': 0,\n"
+	"  'listeners': [\n"
+	"    { 'name': 'web', 'listen': '127.0.0.1:8080',\n"
+	"      'algorithm': 'least-connections', 'connect_attempts': 5,\n"
+	"      'backlog': 128,\n"
+	"      'backends': [\n"
+	"        { 'name': 'app1', 'address': '127.0.0.1:9001', 'weight': 3 },\n"
+	"        { 'name': 'app-2.v6_x', 'address': '[::1]:9002' },\n"
+	"        { 'name': 'app3', 'address': 'localhost:9000', 'weight': 256 } ],\n"
+	"      'health_check': { 'enabled': false, 'interval_ms': 500,\n"
+	"          'timeout_ms': 500, 'rise': 4, 'fall': 5,\n"
+	"          'send': 'A\\u0000B\\r\\n', 'expect': '+PONG\\r\\n' },\n"
+	"      'timeouts': { 'connect_ms': 1500, 'idle_ms': 0 } },\n"
+	"    { 'name': 'v6', 'listen': '[::1]:8080',\n"
+	"      'backends': [ { 'name': 'app1', 'address': '10.0.0.1:1' } ] },\n"
+	"    { 'name': 'any', 'listen': '*:65535',\n"
+	"      'health_check': { 'expect': '220 ' },\n"
+	"      'backends': [ { 'name': 'smtp', 'address': '192.0.2.7:25' } ] }\n"
+	"  ] }\n";
+
+START_TEST(test_full_valid)
+{
+	struct config *cfg = parse_ok(full_config);
+	const struct cfg_listener *l;
+	const struct cfg_backend *b;
+
+	ck_assert_str_eq(cfg->path, "good.json");
+	ck_assert_uint_eq(cfg->workers, 4);
+	ck_assert_int_eq(cfg->log_level, LOG_DEBUG);
+	ck_assert_uint_eq(cfg->shutdown_grace_ms, 0);
+	ck_assert_uint_eq(cfg->nlisteners, 3);
+
+	l = &cfg->listeners[0];
+	ck_assert_str_eq(l->name, "web");
+	ck_assert_str_eq(l->addr.text, "127.0.0.1:8080");
+	assert_v4(&l->addr, "127.0.0.1", 8080);
+	ck_assert_int_eq(l->algorithm, ALG_LEAST_CONN);
+	ck_assert_uint_eq(l->connect_attempts, 5);
+	ck_assert_int_eq(l->backlog, 128);
+	ck_assert_uint_eq(l->connect_ms, 1500);
+	ck_assert_uint_eq(l->idle_ms, 0);
+	ck_assert(!l->health.enabled);
+	ck_assert_uint_eq(l->health.interval_ms, 500);
+	ck_assert_uint_eq(l->health.timeout_ms, 500);
+	ck_assert_uint_eq(l->health.rise, 4);
+	ck_assert_uint_eq(l->health.fall, 5);
+	ck_assert_uint_eq(l->health.send_len, 5);
+	ck_assert_mem_eq(l->health.send, "A\0B\r\n", 5);
+	ck_assert_uint_eq(l->health.expect_len, 7);
+	ck_assert_str_eq(l->health.expect, "+PONG\r\n");
+	ck_assert_uint_eq(l->nbackends, 3);
+
+	b = &l->backends[0];
+	ck_assert_str_eq(b->name, "app1");
+	ck_assert_str_eq(b->addr.text, "127.0.0.1:9001");
+	assert_v4(&b->addr, "127.0.0.1", 9001);
+	ck_assert_uint_eq(b->weight, 3);
+
+	b = &l->backends[1];
+	ck_assert_str_eq(b->name, "app-2.v6_x");
+	ck_assert_str_eq(b->addr.text, "[::1]:9002");
+	assert_v6(&b->addr, "::1", 9002);
+	ck_assert_uint_eq(b->weight, 1);
+
+	/* The first getaddrinfo() result may be either loopback. */
+	b = &l->backends[2];
+	ck_assert_str_eq(b->addr.text, "localhost:9000");
+	if (b->addr.ss.ss_family == AF_INET6)
+		assert_v6(&b->addr, "::1", 9000);
+	else
+		assert_v4(&b->addr, "127.0.0.1", 9000);
+	ck_assert_uint_eq(b->weight, 256);
+
+	/* Every optional listener key absent: the documented defaults. */
+	l = &cfg->listeners[1];
+	ck_assert_str_eq(l->name, "v6");
+	ck_assert_str_eq(l->addr.text, "[::1]:8080");
+	assert_v6(&l->addr, "::1", 8080);
+	ck_assert_int_eq(l->algorithm, ALG_ROUND_ROBIN);
+	ck_assert_uint_eq(l->connect_attempts, 3);
+	ck_assert_int_eq(l->backlog, 511);
+	ck_assert_uint_eq(l->connect_ms, 3000);
+	ck_assert_uint_eq(l->idle_ms, 600000);
+	ck_assert(l->health.enabled);
+	ck_assert_uint_eq(l->health.interval_ms, 2000);
+	ck_assert_uint_eq(l->health.timeout_ms, 1000);
+	ck_assert_uint_eq(l->health.rise, 2);
+	ck_assert_uint_eq(l->health.fall, 3);
+	ck_assert_ptr_null(l->health.send);
+	ck_assert_uint_eq(l->health.send_len, 0);
+	ck_assert_ptr_null(l->health.expect);
+	ck_assert_uint_eq(l->health.expect_len, 0);
+	ck_assert_uint_eq(l->nbackends, 1);
+	/* Backend names are unique per listener, not globally. */
+	ck_assert_str_eq(l->backends[0].name, "app1");
+	assert_v4(&l->backends[0].addr, "10.0.0.1", 1);
+
+	/* "*" is any address; expect without send is a banner check. */
+	l = &cfg->listeners[2];
+	ck_assert_str_eq(l->addr.text, "*:65535");
+	assert_v4(&l->addr, "0.0.0.0", 65535);
+	ck_assert(l->health.enabled);
+	ck_assert_ptr_null(l->health.send);
+	ck_assert_uint_eq(l->health.expect_len, 4);
+	ck_assert_str_eq(l->health.expect, "220 ");
+	assert_v4(&l->backends[0].addr, "192.0.2.7", 25);
+
+	cfg_free(cfg);
+}
+END_TEST
+
+START_TEST(test_top_defaults)
+{
+	struct config *cfg = parse_ok(TOP(""));
+
+	ck_assert_uint_eq(cfg->workers, online_cpus());
+	ck_assert_int_eq(cfg->log_level, LOG_INFO);
+	ck_assert_uint_eq(cfg->shutdown_grace_ms, 30000);
+	ck_assert_uint_eq(cfg->nlisteners, 1);
+	cfg_free(cfg);
+
+	cfg = parse_ok(TOP("'log_level':'error','workers':256,"
+			   "'shutdown_grace_ms':3600000,"));
+	ck_assert_int_eq(cfg->log_level, LOG_ERROR);
+	ck_assert_uint_eq(cfg->workers, 256);
+	ck_assert_uint_eq(cfg->shutdown_grace_ms, 3600000);
+	cfg_free(cfg);
+
+	cfg_free(NULL);
+}
+END_TEST
+
+START_TEST(test_range_edges_ok)
+{
+	struct config *cfg;
+	const struct cfg_listener *l;
+
+	cfg = parse_ok(LST(",'connect_attempts':10,'backlog':65535,"
+			   "'timeouts':{'connect_ms':600000,'idle_ms':86400000},"
+			   "'health_check':{'interval_ms':3600000,"
+			   "'timeout_ms':600000,'rise':100,'fall':1}"));
+	l = &cfg->listeners[0];
+	ck_assert_uint_eq(l->connect_attempts, 10);
+	ck_assert_int_eq(l->backlog, 65535);
+	ck_assert_uint_eq(l->connect_ms, 600000);
+	ck_assert_uint_eq(l->idle_ms, 86400000);
+	ck_assert_uint_eq(l->health.interval_ms, 3600000);
+	ck_assert_uint_eq(l->health.timeout_ms, 600000);
+	ck_assert_uint_eq(l->health.rise, 100);
+	ck_assert_uint_eq(l->health.fall, 1);
+	cfg_free(cfg);
+
+	cfg = parse_ok(HC("'interval_ms':50,'timeout_ms':10"));
+	ck_assert_uint_eq(cfg->listeners[0].health.interval_ms, 50);
+	ck_assert_uint_eq(cfg->listeners[0].health.timeout_ms, 10);
+	cfg_free(cfg);
+}
+END_TEST
+
+START_TEST(test_probe_sizes)
+{
+	/* Exactly CFG_PROBE_MAX bytes is fine, one more is not. */
+	size_t n = CFG_PROBE_MAX;
+	char *big = malloc(n + 200), *text;
+	struct config *cfg;
+	char err[ERRLEN];
+
+	ck_assert_ptr_nonnull(big);
+	memset(big, 'x', n + 1);
+	big[n] = '\0';
+	ck_assert_int_ne(asprintf(&text, HC("'send':'%s'"), big), -1);
+	cfg = parse_ok(text);
+	ck_assert_uint_eq(cfg->listeners[0].health.send_len, CFG_PROBE_MAX);
+	cfg_free(cfg);
+	free(text);
+
+	big[n] = 'x';
+	big[n + 1] = '\0';
+	ck_assert_int_ne(asprintf(&text, HC("'expect':'%s'"), big), -1);
+	parse_bad(text, err, sizeof(err));
+	ck_assert_str_eq(err, "bad.json: listeners[0].health_check.expect: "
+			      "too long (1025 bytes, max 1024)");
+	free(text);
+	free(big);
+
+	ck_assert_bad(HC("'send':''"),
+		      "bad.json: listeners[0].health_check.send: must not be empty");
+	ck_assert_bad(HC("'expect':''"),
+		      "bad.json: listeners[0].health_check.expect: must not be empty");
+	ck_assert_bad(HC("'send':7"),
+		      "bad.json: listeners[0].health_check.send: must be a string, got integer");
+}
+END_TEST
+
+START_TEST(test_syntax_error)
+{
+	char err[ERRLEN];
+
+	/* A missing ']' found at line 4, column 1. */
+	parse_bad("{\n  'workers': 2,\n  'listeners': [\n}\n", err,
+		  sizeof(err));
+	ck_assert_msg(strncmp(err, "bad.json:4:1: JSON syntax error: ", 33) == 0,
+		      "got \"%s\"", err);
+
+	parse_bad("{'workers': 2,}", err, sizeof(err));
+	ck_assert_msg(strncmp(err, "bad.json:1:15: JSON syntax error: ", 34) == 0,
+		      "got \"%s\"", err);
+
+	parse_bad("", err, sizeof(err));
+	ck_assert_msg(strncmp(err, "bad.json:1:0: JSON syntax error: ", 33) == 0,
+		      "got \"%s\"", err);
+
+	/* Trailing garbage after the object. */
+	parse_bad(TOP("") " x", err, sizeof(err));
+	ck_assert_msg(strstr(err, ": JSON syntax error: ") != NULL &&
+		      strncmp(err, "bad.json:1:", 11) == 0, "got \"%s\"", err);
+}
+END_TEST
+
+START_TEST(test_duplicate_json_key)
+{
+	char err[ERRLEN];
+
+	parse_bad("{'workers': 1,\n 'workers': 2, 'listeners': []}", err,
+		  sizeof(err));
+	ck_assert_msg(strncmp(err, "bad.json:2:10: JSON syntax error: ", 34) == 0,
+		      "got \"%s\"", err);
+	ck_assert_ptr_nonnull(strstr(err, "duplicate"));
+	ck_assert_ptr_nonnull(strstr(err, "workers"));
+
+	parse_bad(BKS("{'name':'a','name':'b','address':'127.0.0.1:1'}"), err,
+		  sizeof(err));
+	ck_assert_ptr_nonnull(strstr(err, ": JSON syntax error: duplicate"));
+}
+END_TEST
+
+START_TEST(test_unknown_keys)
+{
+	ck_assert_bad(TOP("'wrkers':2,"), "bad.json: unknown key \"wrkers\"");
+	ck_assert_bad(LST(",'algo':'round-robin'"),
+		      "bad.json: listeners[0]: unknown key \"algo\"");
+	ck_assert_bad(BKS(BE ",{'name':'c','address':'127.0.0.1:2','wieght':2}"),
+		      "bad.json: listeners[0].backends[1]: unknown key \"wieght\"");
+	ck_assert_bad(HC("'interval':100"),
+		      "bad.json: listeners[0].health_check: unknown key \"interval\"");
+	ck_assert_bad(LST(",'timeouts':{'idle':5}"),
+		      "bad.json: listeners[0].timeouts: unknown key \"idle\"");
+	/* jansson refuses a NUL in a key; a control byte is never raw. */
+	ck_assert_bad_prefix(TOP("'workers\\u0000x':2,"),
+			     "bad.json:1:17: JSON syntax error: ");
+	ck_assert_bad(TOP("'a\\nb':2,"), "bad.json: unknown key \"a\\nb\"");
+}
+END_TEST
+
+START_TEST(test_missing_keys)
+{
+	ck_assert_bad("{'workers':2}", "bad.json: listeners: required key missing");
+	ck_assert_bad("{}", "bad.json: listeners: required key missing");
+	ck_assert_bad("{'listeners':[{'listen':'127.0.0.1:1','backends':[" BE "]}]}",
+		      "bad.json: listeners[0].name: required key missing");
+	ck_assert_bad("{'listeners':[{'name':'a','backends':[" BE "]}]}",
+		      "bad.json: listeners[0].listen: required key missing");
+	ck_assert_bad("{'listeners':[{'name':'a','listen':'127.0.0.1:1'}]}",
+		      "bad.json: listeners[0].backends: required key missing");
+	ck_assert_bad(BKS(BE ",{'address':'127.0.0.1:1'}"),
+		      "bad.json: listeners[0].backends[1].name: required key missing");
+	ck_assert_bad(BKS("{'name':'x'}"),
+		      "bad.json: listeners[0].backends[0].address: required key missing");
+}
+END_TEST
+
+START_TEST(test_wrong_types)
+{
+	ck_assert_bad(TOP("'workers':'2',"),
+		      "bad.json: workers: must be an integer, got string");
+	ck_assert_bad(TOP("'workers':true,"),
+		      "bad.json: workers: must be an integer, got boolean");
+	ck_assert_bad(TOP("'workers':null,"),
+		      "bad.json: workers: must be an integer, got null");
+	ck_assert_bad(TOP("'workers':2.0,"),
+		      "bad.json: workers: must be an integer, got real number 2");
+	ck_assert_bad(TOP("'log_level':1,"),
+		      "bad.json: log_level: must be a string, got integer");
+	ck_assert_bad("[1]", "bad.json: top level must be an object, got array");
+	ck_assert_bad("{'listeners':{}}",
+		      "bad.json: listeners: must be an array, got object");
+	ck_assert_bad("{'listeners':['web']}",
+		      "bad.json: listeners[0]: must be an object, got string");
+	ck_assert_bad(BKS(BE ",[]"),
+		      "bad.json: listeners[0].backends[1]: must be an object, got array");
+	ck_assert_bad("{'listeners':[{'name':'a','listen':'127.0.0.1:1','backends':{}}]}",
+		      "bad.json: listeners[0].backends: must be an array, got object");
+	ck_assert_bad("{'listeners':[{'name':7,'listen':'127.0.0.1:1','backends':[" BE "]}]}",
+		      "bad.json: listeners[0].name: must be a string, got integer");
+	ck_assert_bad(BKS("{'name':'b','address':['127.0.0.1:1']}"),
+		      "bad.json: listeners[0].backends[0].address: must be a string, got array");
+	ck_assert_bad(LST(",'health_check':true"),
+		      "bad.json: listeners[0].health_check: must be an object, got boolean");
+	ck_assert_bad(LST(",'timeouts':5"),
+		      "bad.json: listeners[0].timeouts: must be an object, got integer");
+	ck_assert_bad(HC("'enabled':'yes'"),
+		      "bad.json: listeners[0].health_check.enabled: must be true or false, got string");
+	ck_assert_bad(HC("'enabled':1"),
+		      "bad.json: listeners[0].health_check.enabled: must be true or false, got integer");
+	ck_assert_bad(LST(",'timeouts':{'idle_ms':1e3}"),
+		      "bad.json: listeners[0].timeouts.idle_ms: must be an integer, got real number 1000");
+	ck_assert_bad(LST(",'algorithm':null"),
+		      "bad.json: listeners[0].algorithm: must be a string, got null");
+}
+END_TEST
+
+START_TEST(test_empty_values)
+{
+	ck_assert_bad("{'listeners':[]}",
+		      "bad.json: listeners: must contain at least one listener");
+	ck_assert_bad(BKS(""),
+		      "bad.json: listeners[0].backends: must contain at least one backend");
+	ck_assert_bad("{'listeners':[{'name':'','listen':'127.0.0.1:1','backends':[" BE "]}]}",
+		      "bad.json: listeners[0].name: must not be empty");
+	ck_assert_bad(BKS("{'name':'b','address':''}"),
+		      "bad.json: listeners[0].backends[0].address: must not be empty");
+	ck_assert_bad(TOP("'log_level':'',"), "bad.json: log_level: must not be empty");
+	ck_assert_bad(LST(",'algorithm':''"),
+		      "bad.json: listeners[0].algorithm: must not be empty");
+}
+END_TEST
+
+START_TEST(test_names)
+{
+	char name[70], *text;
+
+	memset(name, 'n', 64);
+	name[64] = '\0';
+	ck_assert_int_ne(asprintf(&text, BKS("{'name':'%s','address':'127.0.0.1:1'}"),
+				  name), -1);
+	{
+		char err[ERRLEN];
+
+		parse_bad(text, err, sizeof(err));
+		ck_assert_str_eq(err, "bad.json: listeners[0].backends[0].name: "
+				      "too long (64 bytes, max 63)");
+	}
+	free(text);
+
+	/* 63 characters is the longest name. */
+	name[63] = '\0';
+	ck_assert_int_ne(asprintf(&text, BKS("{'name':'%s','address':'127.0.0.1:1'}"),
+				  name), -1);
+	{
+		struct config *cfg = parse_ok(text);
+
+		ck_assert_str_eq(cfg->listeners[0].backends[0].name, name);
+		cfg_free(cfg);
+	}
+	free(text);
+
+	ck_assert_bad(BKS("{'name':'my app','address':'127.0.0.1:1'}"),
+		      "bad.json: listeners[0].backends[0].name: invalid character \" \" "
+		      "in \"my app\" (allowed: A-Z a-z 0-9 _ . -)");
+	ck_assert_bad(BKS("{'name':'caf\\u00e9','address':'127.0.0.1:1'}"),
+		      "bad.json: listeners[0].backends[0].name: invalid character \"\\xc3\" "
+		      "in \"caf\\xc3\\xa9\" (allowed: A-Z a-z 0-9 _ . -)");
+	ck_assert_bad(BKS("{'name':'a\\u0000b','address':'127.0.0.1:1'}"),
+		      "bad.json: listeners[0].backends[0].name: must not contain a NUL byte (\\u0000)");
+}
+END_TEST
+
+START_TEST(test_duplicates)
+{
+	ck_assert_bad("{'listeners':["
+		      "{'name':'web','listen':'127.0.0.1:1','backends':[" BE "]},"
+		      "{'name':'web','listen':'127.0.0.1:2','backends':[" BE "]}]}",
+		      "bad.json: listeners[1].name: duplicate listener name \"web\" "
+		      "(also listeners[0])");
+	ck_assert_bad(BKS("{'name':'app1','address':'127.0.0.1:1'},"
+			  "{'name':'app2','address':'127.0.0.1:2'},"
+			  "{'name':'app1','address':'127.0.0.1:3'}"),
+		      "bad.json: listeners[0].backends[2].name: duplicate backend name "
+		      "\"app1\" (also listeners[0].backends[0])");
+	ck_assert_bad("{'listeners':["
+		      "{'name':'a','listen':'127.0.0.1:80','backends':[" BE "]},"
+		      "{'name':'b','listen':'127.0.0.1:80','backends':[" BE "]}]}",
+		      "bad.json: listeners[1].listen: duplicate listen address "
+		      "\"127.0.0.1:80\" (also listeners[0])");
+	/* The same address written two ways is still the same address. */
+	ck_assert_bad("{'listeners':["
+		      "{'name':'a','listen':'0.0.0.0:80','backends':[" BE "]},"
+		      "{'name':'b','listen':'[::1]:80','backends':[" BE "]},"
+		      "{'name':'c','listen':'*:80','backends':[" BE "]}]}",
+		      "bad.json: listeners[2].listen: duplicate listen address "
+		      "\"*:80\" (also listeners[0])");
+	ck_assert_bad("{'listeners':["
+		      "{'name':'a','listen':'[::1]:80','backends':[" BE "]},"
+		      "{'name':'b','listen':'[0:0::1]:80','backends':[" BE "]}]}",
+		      "bad.json: listeners[1].listen: duplicate listen address "
+		      "\"[0:0::1]:80\" (also listeners[0])");
+
+	/* Same address on different ports, and a shared backend, are fine. */
+	struct config *cfg = parse_ok("{'listeners':["
+		"{'name':'a','listen':'127.0.0.1:80','backends':[" BE "]},"
+		"{'name':'b','listen':'127.0.0.1:81','backends':[" BE "]},"
+		"{'name':'c','listen':'[::1]:80','backends':[" BE "]},"
+		"{'name':'d','listen':'[::1]:81','backends':[" BE "]}]}");
+	ck_assert_uint_eq(cfg->nlisteners, 4);
+	cfg_free(cfg);
+}
+END_TEST
+
+START_TEST(test_bad_ports)
+{
+#define ADDR(a) BKS(BE ",{'name':'c','address':'" a "'}")
+#define P "bad.json: listeners[0].backends[1].address: "
+	ck_assert_bad(ADDR("127.0.0.1:0"), P "port 0 out of range (1-65535)");
+	ck_assert_bad(ADDR("127.0.0.1:70000"), P "port 70000 out of range (1-65535)");
+	ck_assert_bad(ADDR("127.0.0.1:99999999999999999999999"),
+		      P "port 99999999999999999999999 out of range (1-65535)");
+	ck_assert_bad(ADDR("127.0.0.1:abc"), P "port \"abc\" is not a number");
+	ck_assert_bad(ADDR("127.0.0.1:-1"), P "port \"-1\" is not a number");
+	ck_assert_bad(ADDR("127.0.0.1"),
+		      P "missing port in \"127.0.0.1\" (expected \"host:port\")");
+	ck_assert_bad(ADDR("127.0.0.1:"), P "missing port after ':' in \"127.0.0.1:\"");
+	ck_assert_bad(ADDR("[::1]"),
+		      P "missing port in \"[::1]\" (expected \"[ipv6]:port\")");
+	ck_assert_bad(ADDR(":80"), P "missing host before ':' in \":80\"");
+	ck_assert_bad(ADDR("::1:8080"),
+		      P "IPv6 address must be in brackets, as in \"[::1]:8080\", got \"::1:8080\"");
+	ck_assert_bad(ADDR("[::1:8080"),
+		      P "missing ']' after IPv6 address in \"[::1:8080\"");
+	ck_assert_bad(ADDR("[]:80"), P "empty IPv6 address in \"[]:80\"");
+	ck_assert_bad(ADDR("[::1]8080"),
+		      P "expected ':' and a port after ']' in \"[::1]8080\"");
+	ck_assert_bad(ADDR("[127.0.0.1]:80"), P "\"127.0.0.1\" is not an IPv6 address");
+	ck_assert_bad(ADDR("256.1.1.1:80"), P "\"256.1.1.1\" is not a valid IPv4 address");
+	ck_assert_bad(ADDR("127.1:80"), P "\"127.1\" is not a valid IPv4 address");
+	ck_assert_bad(ADDR("my host:80"),
+		      P "invalid character \" \" in host name \"my host\"");
+	ck_assert_bad(ADDR("*:80"),
+		      P "\"*\" (any address) is only valid in listen; a backend needs a host to connect to");
+	ck_assert_bad("{'listeners':[{'name':'a','listen':'*:0','backends':[" BE "]}]}",
+		      "bad.json: listeners[0].listen: port 0 out of range (1-65535)");
+	ck_assert_bad("{'listeners':[{'name':'a','listen':'8080','backends':[" BE "]}]}",
+		      "bad.json: listeners[0].listen: missing port in \"8080\" (expected \"host:port\")");
+#undef ADDR
+#undef P
+}
+END_TEST
+
+START_TEST(test_unresolvable)
+{
+	ck_assert_bad_prefix(BKS(BE ",{'name':'c','address':'nohost.invalid:80'}"),
+			     "bad.json: listeners[0].backends[1].address: "
+			     "cannot resolve \"nohost.invalid\": ");
+	ck_assert_bad_prefix("{'listeners':[{'name':'a','listen':'nohost.invalid:80',"
+			     "'backends':[" BE "]}]}",
+			     "bad.json: listeners[0].listen: cannot resolve \"nohost.invalid\": ");
+}
+END_TEST
+
+START_TEST(test_weight)
+{
+#define W(w) BKS("{'name':'b','address':'127.0.0.1:1','weight':" w "}")
+#define P "bad.json: listeners[0].backends[0].weight: "
+	ck_assert_bad(W("0"), P "must be an integer from 1 to 256, got 0");
+	ck_assert_bad(W("257"), P "must be an integer from 1 to 256, got 257");
+	ck_assert_bad(W("-3"), P "must be an integer from 1 to 256, got -3");
+	ck_assert_bad(W("1.5"), P "must be an integer, got real number 1.5");
+	ck_assert_bad(W("'2'"), P "must be an integer, got string");
+	ck_assert_bad(W("true"), P "must be an integer, got boolean");
+#undef W
+#undef P
+}
+END_TEST
+
+START_TEST(test_ranges)
+{
+	ck_assert_bad(TOP("'workers':0,"),
+		      "bad.json: workers: must be an integer from 1 to 256, got 0");
+	ck_assert_bad(TOP("'workers':257,"),
+		      "bad.json: workers: must be an integer from 1 to 256, got 257");
+	ck_assert_bad(TOP("'shutdown_grace_ms':-1,"),
+		      "bad.json: shutdown_grace_ms: must be an integer from 0 to 3600000, got -1");
+	ck_assert_bad(TOP("'shutdown_grace_ms':3600001,"),
+		      "bad.json: shutdown_grace_ms: must be an integer from 0 to 3600000, got 3600001");
+	ck_assert_bad(LST(",'connect_attempts':0"),
+		      "bad.json: listeners[0].connect_attempts: must be an integer from 1 to 10, got 0");
+	ck_assert_bad(LST(",'connect_attempts':11"),
+		      "bad.json: listeners[0].connect_attempts: must be an integer from 1 to 10, got 11");
+	ck_assert_bad(LST(",'backlog':0"),
+		      "bad.json: listeners[0].backlog: must be an integer from 1 to 65535, got 0");
+	ck_assert_bad(LST(",'backlog':65536"),
+		      "bad.json: listeners[0].backlog: must be an integer from 1 to 65535, got 65536");
+	ck_assert_bad(LST(",'timeouts':{'connect_ms':0}"),
+		      "bad.json: listeners[0].timeouts.connect_ms: must be an integer from 1 to 600000, got 0");
+	ck_assert_bad(LST(",'timeouts':{'idle_ms':86400001}"),
+		      "bad.json: listeners[0].timeouts.idle_ms: must be an integer from 0 to 86400000, got 86400001");
+	ck_assert_bad(HC("'interval_ms':49"),
+		      "bad.json: listeners[0].health_check.interval_ms: must be an integer from 50 to 3600000, got 49");
+	ck_assert_bad(HC("'timeout_ms':9"),
+		      "bad.json: listeners[0].health_check.timeout_ms: must be an integer from 10 to 600000, got 9");
+	ck_assert_bad(HC("'rise':0"),
+		      "bad.json: listeners[0].health_check.rise: must be an integer from 1 to 100, got 0");
+	ck_assert_bad(HC("'fall':101"),
+		      "bad.json: listeners[0].health_check.fall: must be an integer from 1 to 100, got 101");
+	ck_assert_bad(HC("'interval_ms':1000,'timeout_ms':1001"),
+		      "bad.json: listeners[0].health_check.timeout_ms: must not exceed "
+		      "interval_ms (1000), got 1001");
+	/* The default timeout (1000) cannot outlast a shorter interval. */
+	ck_assert_bad(HC("'interval_ms':500"),
+		      "bad.json: listeners[0].health_check.timeout_ms: the default 1000 "
+		      "exceeds interval_ms (500); set timeout_ms <= interval_ms");
+}
+END_TEST
+
+START_TEST(test_enums)
+{
+	struct config *cfg;
+
+	ck_assert_bad(LST(",'algorithm':'random'"),
+		      "bad.json: listeners[0].algorithm: unknown algorithm \"random\" "
+		      "(expected round-robin or least-connections)");
+	ck_assert_bad(LST(",'algorithm':'Round-Robin'"),
+		      "bad.json: listeners[0].algorithm: unknown algorithm \"Round-Robin\" "
+		      "(expected round-robin or least-connections)");
+	ck_assert_bad(TOP("'log_level':'verbose',"),
+		      "bad.json: log_level: unknown level \"verbose\" "
+		      "(expected error, warn, info or debug)");
+	ck_assert_bad(TOP("'log_level':'info\\u0000',"),
+		      "bad.json: log_level: must not contain a NUL byte (\\u0000)");
+
+	cfg = parse_ok(LST(",'algorithm':'round-robin'"));
+	ck_assert_int_eq(cfg->listeners[0].algorithm, ALG_ROUND_ROBIN);
+	cfg_free(cfg);
+	cfg = parse_ok(TOP("'log_level':'warn',"));
+	ck_assert_int_eq(cfg->log_level, LOG_WARN);
+	cfg_free(cfg);
+
+	ck_assert_str_eq(cfg_algorithm_name(ALG_ROUND_ROBIN), "round-robin");
+	ck_assert_str_eq(cfg_algorithm_name(ALG_LEAST_CONN), "least-connections");
+	ck_assert_str_eq(cfg_algorithm_name((enum cfg_algorithm)99), "?");
+}
+END_TEST
+
+START_TEST(test_too_many_backends)
+{
+	size_t cap = 1025 * 64 + 256, n = 0;
+	char *text = malloc(cap), err[ERRLEN];
+
+	ck_assert_ptr_nonnull(text);
+	n += (size_t)snprintf(text + n, cap - n,
+			      "{'listeners':[{'name':'a','listen':'127.0.0.1:1','backends':[");
+	for (int i = 0; i < 1025; i++)
+		n += (size_t)snprintf(text + n, cap - n,
+				      "%s{'name':'b%d','address':'127.0.0.1:%d'}",
+				      i ? "," : "", i, i + 1);
+	snprintf(text + n, cap - n, "]}]}");
+	parse_bad(text, err, sizeof(err));
+	ck_assert_str_eq(err, "bad.json: listeners[0].backends: too many backends "
+			      "(1025, max 1024)");
+
+	/* 1024 is allowed: cut the last backend off. */
+	*strrchr(text, '{') = '\0';
+	memcpy(text + strlen(text) - 1, "]}]}", 5);
+	struct config *cfg = parse_ok(text);
+	ck_assert_uint_eq(cfg->listeners[0].nbackends, 1024);
+	ck_assert_str_eq(cfg->listeners[0].backends[1023].name, "b1023");
+	cfg_free(cfg);
+	free(text);
+}
+END_TEST
+
+START_TEST(test_parse_addr)
+{
+	struct cfg_addr a;
+	char err[256];
+
+	ck_assert_int_eq(cfg_parse_addr("10.1.2.3:443", &a, err, sizeof(err)), 0);
+	assert_v4(&a, "10.1.2.3", 443);
+	ck_assert_str_eq(a.text, "10.1.2.3:443");
+
+	ck_assert_int_eq(cfg_parse_addr("[2001:db8::5]:1", &a, err, sizeof(err)), 0);
+	assert_v6(&a, "2001:db8::5", 1);
+	ck_assert_str_eq(a.text, "[2001:db8::5]:1");
+
+	ck_assert_int_eq(cfg_parse_addr("*:8080", &a, err, sizeof(err)), 0);
+	assert_v4(&a, "0.0.0.0", 8080);
+
+	ck_assert_int_eq(cfg_parse_addr("localhost:00080", &a, err, sizeof(err)), 0);
+	ck_assert_uint_eq(ntohs(((struct sockaddr_in *)&a.ss)->sin_port), 80);
+
+	/* No file or path prefix: the caller adds it. */
+	ck_assert_int_eq(cfg_parse_addr("1.2.3.4:0", &a, err, sizeof(err)), -1);
+	ck_assert_str_eq(err, "port 0 out of range (1-65535)");
+	ck_assert_int_eq(a.ss.ss_family, 0);
+	ck_assert_int_eq(cfg_parse_addr("1.2.3.4:65536", &a, err, sizeof(err)), -1);
+	ck_assert_str_eq(err, "port 65536 out of range (1-65535)");
+	ck_assert_int_eq(cfg_parse_addr("", &a, err, sizeof(err)), -1);
+	ck_assert_str_eq(err, "empty address");
+	ck_assert_int_eq(cfg_parse_addr("fe80::1", &a, err, sizeof(err)), -1);
+	ck_assert_str_eq(err, "IPv6 address must be in brackets, as in "
+			      "\"[::1]:8080\", got \"fe80::1\"");
+	ck_assert_int_eq(cfg_parse_addr("host:8\n0", &a, err, sizeof(err)), -1);
+	ck_assert_str_eq(err, "port \"8\\n0\" is not a number");
+	ck_assert_int_eq(cfg_parse_addr("nohost.invalid:1", &a, err, sizeof(err)), -1);
+	ck_assert_msg(strncmp(err, "cannot resolve \"nohost.invalid\": ", 33) == 0,
+		      "got \"%s\"", err);
+
+	{
+		char longs[200];
+
+		memset(longs, 'a', sizeof(longs));
+		memcpy(longs + 190, ".test:80", 9);
+		ck_assert_int_eq(cfg_parse_addr(longs, &a, err, sizeof(err)),
+				 -1);
+		ck_assert_str_eq(err, "too long (198 bytes, max 95)");
+	}
+
+	/* A short buffer truncates the message and never overflows. */
+	ck_assert_int_eq(cfg_parse_addr("1.2.3.4:0", &a, err, 5), -1);
+	ck_assert_str_eq(err, "port");
+	ck_assert_int_eq(cfg_parse_addr("1.2.3.4:0", &a, NULL, 0), -1);
+}
+END_TEST
+
+START_TEST(test_small_err_buffer)
+{
+	struct config *cfg;
+	char err[16];
+	char *t = dq(TOP("'workers':0,"));
+
+	memset(err, 'Z', sizeof(err));
+	ck_assert_int_eq(cfg_parse(t, strlen(t), "bad.json", &cfg, err,
+				   sizeof(err)), -1);
+	ck_assert_str_eq(err, "bad.json: worke");
+	ck_assert_int_eq(cfg_parse(t, strlen(t), "bad.json", &cfg, NULL, 0), -1);
+	ck_assert_ptr_null(cfg);
+	free(t);
+}
+END_TEST
+
+START_TEST(test_message_safety)
+{
+	char key[201], want[ERRLEN], err[ERRLEN], *text;
+	struct config *cfg;
+	char *t;
+
+	/* A long value from the file is cut so the message stays short. */
+	memset(key, 'k', 200);
+	key[200] = '\0';
+	ck_assert_int_ne(asprintf(&text, TOP("'%s':1,"), key), -1);
+	parse_bad(text, err, sizeof(err));
+	snprintf(want, sizeof(want), "bad.json: unknown key \"%.74s\"...", key);
+	ck_assert_str_eq(err, want);
+	free(text);
+
+	/* Even a file name cannot split the line. */
+	t = dq(TOP("'workers':0,"));
+	ck_assert_int_eq(cfg_parse(t, strlen(t), "a\nb.json", &cfg, err,
+				   sizeof(err)), -1);
+	ck_assert_str_eq(err, "a?b.json: workers: must be an integer from 1 "
+			      "to 256, got 0");
+	free(t);
+}
+END_TEST
+
+/* Write text to a fresh temporary file and return its name. */
+static char *
+write_temp(const char *text)
+{
+	char *path = strdup("/tmp/check_config.XXXXXX");
+	char *t = dq(text);
+	size_t len = strlen(t);
+	int fd;
+
+	ck_assert_ptr_nonnull(path);
+	fd = mkstemp(path);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(write(fd, t, len), (ssize_t)len);
+	close(fd);
+	free(t);
+	return path;
+}
+
+START_TEST(test_load_file)
+{
+	struct config *cfg = NULL;
+	char err[ERRLEN] = "";
+	char *path = write_temp(full_config);
+
+	ck_assert_msg(cfg_load(path, &cfg, err, sizeof(err)) == 0, "%s", err);
+	ck_assert_str_eq(cfg->path, path);
+	ck_assert_uint_eq(cfg->nlisteners, 3);
+	ck_assert_uint_eq(cfg->listeners[0].health.send_len, 5);
+	cfg_free(cfg);
+	unlink(path);
+	free(path);
+}
+END_TEST
+
+START_TEST(test_load_errors)
+{
+	struct config *cfg = (struct config *)&cfg;
+	char err[ERRLEN], want[ERRLEN];
+	char *path;
+
+	ck_assert_int_eq(cfg_load("/nonexistent/ringlb.json", &cfg, err,
+				  sizeof(err)), -1);
+	ck_assert_ptr_null(cfg);
+	ck_assert_str_eq(err, "/nonexistent/ringlb.json: cannot read: "
+			      "No such file or directory");
+
+	ck_assert_int_eq(cfg_load("/tmp", &cfg, err, sizeof(err)), -1);
+	ck_assert_str_eq(err, "/tmp: cannot read: Is a directory");
+
+	/* An endless file stops at the size cap instead of eating memory. */
+	ck_assert_int_eq(cfg_load("/dev/zero", &cfg, err, sizeof(err)), -1);
+	ck_assert_str_eq(err, "/dev/zero: cannot read: File too large");
+
+	/* The file's own name leads both kinds of message. */
+	path = write_temp("{\n 'workers': 1\n 'listeners': []\n}\n");
+	ck_assert_int_eq(cfg_load(path, &cfg, err, sizeof(err)), -1);
+	snprintf(want, sizeof(want), "%s:3:12: JSON syntax error: ", path);
+	ck_assert_msg(strncmp(err, want, strlen(want)) == 0, "got \"%s\"", err);
+	unlink(path);
+	free(path);
+
+	path = write_temp(BKS("{'name':'b','address':'127.0.0.1:1','weight':0}"));
+	ck_assert_int_eq(cfg_load(path, &cfg, err, sizeof(err)), -1);
+	snprintf(want, sizeof(want), "%s: listeners[0].backends[0].weight: "
+		 "must be an integer from 1 to 256, got 0", path);
+	ck_assert_str_eq(err, want);
+	unlink(path);
+	free(path);
+}
+END_TEST
+
+/*
+ * Fail jansson's nth allocation from here on: every loader failure must give
+ * a clean message and, under LeakSanitizer, leave nothing behind.
+ */
+static int fail_left;
+
+static void *
+fail_malloc(size_t n)
+{
+	if (fail_left-- == 0)
+		return NULL;
+	return malloc(n);
+}
+
+START_TEST(test_jansson_oom)
+{
+	char *t = dq(full_config);
+	struct config *cfg;
+	char err[ERRLEN];
+	int n;
+
+	for (n = 0; n < 100000; n++) {
+		fail_left = n;
+		json_set_alloc_funcs(fail_malloc, free);
+		if (cfg_parse(t, strlen(t), "oom.json", &cfg, err,
+			      sizeof(err)) == 0)
+			break;
+		ck_assert_ptr_null(cfg);
+		ck_assert_msg(strncmp(err, "oom.json", 8) == 0, "got \"%s\"",
+			      err);
+		/* Never an empty reason after "JSON syntax error: ". */
+		ck_assert_msg(err[strlen(err) - 1] != ' ', "got \"%s\"", err);
+	}
+	json_set_alloc_funcs(malloc, free);
+	ck_assert_int_gt(n, 0);
+	ck_assert_ptr_nonnull(cfg);
+	cfg_free(cfg);
+	free(t);
+}
+END_TEST
+
+static Suite *
+config_suite(void)
+{
+	Suite *s = suite_create("config");
+	TCase *tc;
+
+	tc = tcase_create("valid");
+	tcase_add_test(tc, test_full_valid);
+	tcase_add_test(tc, test_top_defaults);
+	tcase_add_test(tc, test_range_edges_ok);
+	tcase_add_test(tc, test_probe_sizes);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("syntax");
+	tcase_add_test(tc, test_syntax_error);
+	tcase_add_test(tc, test_duplicate_json_key);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("schema");
+	tcase_add_test(tc, test_unknown_keys);
+	tcase_add_test(tc, test_missing_keys);
+	tcase_add_test(tc, test_wrong_types);
+	tcase_add_test(tc, test_empty_values);
+	tcase_add_test(tc, test_names);
+	tcase_add_test(tc, test_duplicates);
+	tcase_add_test(tc, test_weight);
+	tcase_add_test(tc, test_ranges);
+	tcase_add_test(tc, test_enums);
+	tcase_add_test(tc, test_too_many_backends);
+	tcase_add_test(tc, test_small_err_buffer);
+	tcase_add_test(tc, test_message_safety);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("addr");
+	tcase_add_test(tc, test_parse_addr);
+	tcase_add_test(tc, test_bad_ports);
+	tcase_add_test(tc, test_unresolvable);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("load");
+	tcase_add_test(tc, test_load_file);
+	tcase_add_test(tc, test_load_errors);
+	tcase_add_test(tc, test_jansson_oom);
+	tcase_set_timeout(tc, 60);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int
+main(void)
+{
+	SRunner *sr = srunner_create(config_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
