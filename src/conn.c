@@ -424,8 +424,11 @@ dir_flush(struct conn *c, int from)
 	while (d->in_pipe) {
 		n = splice(d->pipe->rfd, NULL, dst, NULL, d->in_pipe,
 			   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-		if (n < 0)
-			return errno == EINTR ? 0 : -errno;
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
 		d->in_pipe -= (uint32_t)n;
 	}
 	if (d->pipe) {
