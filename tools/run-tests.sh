@@ -1,16 +1,28 @@
 #!/bin/sh
 # Run each Check test binary, keep going after a failure, and finish with
-# one summary line; exit non-zero if any binary failed.
-passed=0
+# one summary line counting the individual checks; exit non-zero if any
+# binary failed (including a crash that printed no count).
+checks=0
 failed=0
+bad=0
+out=$(mktemp)
+trap 'rm -f "$out"' EXIT
 for t in "$@"; do
 	echo "== $t"
-	if "$t"; then
-		passed=$((passed + 1))
-	else
-		failed=$((failed + 1))
-		echo "FAILED: $t"
+	"$t" 2>&1 | tee "$out"
+	# Check's summary: "100%: Checks: 9, Failures: 0, Errors: 0"
+	line=$(grep -E '^[0-9]+%: Checks: [0-9]+' "$out" | tail -n 1)
+	if [ -z "$line" ]; then
+		echo "FAILED: $t printed no summary"
+		bad=$((bad + 1))
+		continue
 	fi
+	n=$(echo "$line" | sed -E 's/.*Checks: ([0-9]+).*/\1/')
+	f=$(echo "$line" | sed -E 's/.*Failures: ([0-9]+).*/\1/')
+	e=$(echo "$line" | sed -E 's/.*Errors: ([0-9]+).*/\1/')
+	checks=$((checks + n))
+	failed=$((failed + f + e))
+	[ $((f + e)) -eq 0 ] || echo "FAILED: $t"
 done
-echo "test binaries: $passed passed, $failed failed"
-[ "$failed" = 0 ]
+echo "checks: $((checks - failed)) passed, $failed failed"
+[ "$failed" = 0 ] && [ "$bad" = 0 ]
