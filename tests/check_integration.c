@@ -1547,7 +1547,7 @@ START_TEST(test_fd_leak_20k)
 	int idle, n;
 
 	for (int i = 0; i < 4; i++) {
-		char name[16];
+		char name[32];
 
 		snprintf(name, sizeof(name), "echo-%d", i);
 		backend_up(&e[i], H_ECHO, name);
