@@ -9,7 +9,7 @@ else
 BUILD ?= build
 endif
 comma := ,
-PKGS := liburing jansson
+PKGS := liburing jansson libmicrohttpd
 
 WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
 	-Wpointer-arith -Wcast-qual -Wwrite-strings -Wformat=2 -Wundef -Wvla \
@@ -38,7 +38,7 @@ TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/%)
 TEST_HELPERS := $(filter-out $(TEST_SRC),$(wildcard tests/*.c))
 
 .PHONY: all deps run test clean tests
-all: $(BUILD)/ringlb $(BUILD)/demo-backend
+all: $(BUILD)/ringlb $(BUILD)/ringlbctl $(BUILD)/demo-backend
 
 $(BUILD)/obj/%.o: src/%.c $(wildcard include/*.h) | $(BUILD)/obj
 	$(CC) $(CFLAGS) $(PKG_CFLAGS) -c $< -o $@
@@ -53,6 +53,12 @@ $(BUILD)/libringlb.a: $(LIB_OBJ)
 $(BUILD)/ringlb: $(BUILD)/obj/main.o $(BUILD)/libringlb.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
+CTL_CFLAGS = $(shell pkg-config --cflags libcurl jansson 2>/dev/null)
+CTL_LIBS = $(shell pkg-config --libs libcurl jansson 2>/dev/null)
+
+$(BUILD)/ringlbctl: src/ctl/ringlbctl.c | $(BUILD)/obj
+	$(CC) $(CFLAGS) $(CTL_CFLAGS) -o $@ $< $(LDFLAGS) $(CTL_LIBS)
+
 $(BUILD)/demo-backend: tools/demo_backend.c | $(BUILD)/obj
 	$(CC) $(CFLAGS) -o $@ $< $(LDFLAGS)
 
@@ -61,7 +67,7 @@ $(BUILD)/check_%: tests/check_%.c $(TEST_HELPERS) $(wildcard tests/*.h) $(BUILD)
 	$(CC) $(CFLAGS) $(PKG_CFLAGS) -Itests -o $@ $< $(TEST_HELPERS) \
 		$(BUILD)/libringlb.a $(LDFLAGS) $(PKG_LIBS) $(CHECK_LIBS)
 
-tests: $(TEST_BIN) $(BUILD)/ringlb $(BUILD)/demo-backend
+tests: $(TEST_BIN) $(BUILD)/ringlb $(BUILD)/ringlbctl $(BUILD)/demo-backend
 
 deps:
 	@tools/deps.sh
@@ -72,7 +78,9 @@ run: deps
 
 test: deps
 	$(MAKE) tests
-	RINGLB_BIN=$(abspath $(BUILD)/ringlb) tools/run-tests.sh $(TEST_BIN)
+	RINGLB_BIN=$(abspath $(BUILD)/ringlb) \
+		RINGLBCTL_BIN=$(abspath $(BUILD)/ringlbctl) \
+		tools/run-tests.sh $(TEST_BIN)
 
 clean:
 	rm -rf $(BUILD)

@@ -25,6 +25,12 @@ struct balancer_ops {
 	 */
 	struct backend *(*pick)(struct pool *p, struct backend *const *tried,
 				size_t ntried);
+	/*
+	 * Optional: weights changed at runtime.  Swap in new state and return
+	 * the old allocation, which the caller frees once no worker can still
+	 * be reading it (NULL: nothing to free).
+	 */
+	void *(*reweight)(struct pool *p);
 };
 
 extern const struct balancer_ops balancer_rr_ops;
@@ -32,7 +38,7 @@ extern const struct balancer_ops balancer_lc_ops;
 
 const struct balancer_ops *balancer_find(enum cfg_algorithm alg);
 
-/* Helper for pick(): is b eligible (up and not yet tried)? */
+/* Helper for pick(): is b eligible (up, ready, not yet tried)? */
 bool balancer_eligible(const struct backend *b, struct backend *const *tried,
 		       size_t ntried);
 

@@ -60,8 +60,20 @@ struct cfg_listener {
 	int backlog;
 };
 
+#define CFG_ADMIN_SOCKET_DEFAULT "/run/ringlb/admin.sock"
+#define CFG_SOCKET_PATH_MAX 108	/* sun_path, incl. NUL */
+
+struct cfg_admin {
+	bool enabled;
+	char socket[CFG_SOCKET_PATH_MAX];
+	unsigned mode;		/* permission bits of the socket file */
+	bool has_listen;	/* optional TCP listener */
+	struct cfg_addr listen;
+};
+
 struct config {
 	char *path;
+	struct cfg_admin admin;
 	unsigned workers;
 	int log_level;		/* enum log_level */
 	unsigned shutdown_grace_ms;

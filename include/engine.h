@@ -41,9 +41,17 @@ struct pool;
 struct backend;
 struct worker;
 
+/*
+ * A worker's socket for one listener.  It lives across reloads while the
+ * listener keeps its name and address (same lid); `pool` then moves to the
+ * new generation's pool.  Freed once closed with nothing in flight.
+ */
 struct wlistener {
 	struct worker *w;
 	struct pool *pool;
+	struct wlistener *next;
+	uint64_t lid;
+	char name[CFG_NAME_MAX];
 	int fd;
 	bool armed;		/* accept in flight */
 	bool paused;		/* after EMFILE: retry timer pending */
@@ -55,9 +63,11 @@ struct conn;
 struct worker {
 	struct io_uring ring;
 	unsigned id;
-	struct runtime *rt;
-	struct wlistener *ls;
-	size_t nls;
+	struct runtime *rt;		/* generation new connections use */
+	atomic_uint_fast64_t seen_gen;	/* rt->gen, for the control thread */
+	atomic_uint_fast64_t qs;	/* loop passes: quiescent points */
+	atomic_uint_fast64_t accepts_total;
+	struct wlistener *ls;		/* every wlistener not yet freed */
 	size_t nls_open;
 	int efd;
 	uint64_t efd_val;
@@ -70,13 +80,12 @@ struct worker {
 	atomic_int stop_req;	/* incremented by worker_stop() */
 	int stop_seen;
 	atomic_bool done;
-	unsigned grace_ms;
+	atomic_uint grace_ms;
 
 	uint64_t now_ms;
 	struct conn *conns;	/* every live conn, doubly linked */
 	unsigned nconns;
 	uint64_t next_seq;
-	uint64_t accepts;
 	struct pipe_pool pipes;
 	char *buf;		/* scratch for the copy path */
 	size_t bufsz;
@@ -99,6 +108,7 @@ op_data(void *obj, enum op op)
 }
 
 /* conn.c */
+/* A new client on l; the connection joins l->pool of generation w->rt. */
 void conn_accept(struct wlistener *l, int fd);
 void conn_handle(struct conn *c, enum op op, int res, unsigned flags);
 /* Close connections idle too long; with `all`, close every connection. */

@@ -1,7 +1,16 @@
 /*
- * pool.h: the live objects built from a config.  A pool is a listener's set
- * of backends plus its balancer.  Backend state and counters are atomics
- * shared by every worker and the health checker; no lock is taken on the
+ * pool.h: the live objects built from a config.
+ *
+ * A runtime is one immutable generation: the config plus a pool per
+ * listener.  Reloads and weight changes build a new runtime and publish it;
+ * the old one is freed once every worker has moved on and no connection
+ * accepted under it is left (runtime_retire / runtime_reclaim).
+ *
+ * Backends and listener counters are separate objects that outlive a
+ * generation: a reload that keeps a backend (same listener, name and
+ * address) hands the same struct backend to the new runtime, with its health,
+ * operator state and counters.  Their fields are atomics shared by every
+ * worker, the health checker and the admin API; no lock is taken on the
  * connection path.
  */
 #ifndef RINGLB_POOL_H
@@ -17,46 +26,100 @@
 
 struct balancer_ops;
 
+enum backend_admin {
+	ADMIN_READY,		/* health decides */
+	ADMIN_DRAIN,		/* no new connections, open ones go on */
+	ADMIN_MAINT,		/* no new connections; health never revives */
+};
+
 struct backend {
-	const struct cfg_backend *cfg;
-	struct pool *pool;
-	size_t index;			/* in pool->backends */
-	atomic_bool up;			/* in rotation; written by health */
+	const struct cfg_backend *cfg;	/* points at conf */
+	struct cfg_backend conf;
+	char listener[CFG_NAME_MAX];
+	struct pool *pool;		/* pool of the runtime that made it */
+	size_t index;
+	atomic_bool up;			/* health; written by the checker */
+	atomic_int admin;		/* enum backend_admin */
+	atomic_uint weight;		/* effective weight */
 	atomic_uint active;		/* open connections, all workers */
 	atomic_uint_fast64_t total;	/* connections established */
 	atomic_uint_fast64_t connect_failures;
 	atomic_uint_fast64_t bytes_in;	/* client -> backend */
 	atomic_uint_fast64_t bytes_out;	/* backend -> client */
+	atomic_uint kill_gen;		/* bump: workers close its conns */
+	atomic_uint_fast64_t since_ms;	/* last state change, monotonic */
 
-	/* Owned by the health thread. */
+	/* Written by the health thread, read by the admin API. */
 	struct health_sm hsm;
-	enum health_result last_result;
-	unsigned last_latency_ms;
+	atomic_int last_result;		/* enum health_result */
+	atomic_uint last_latency_ms;
+	atomic_bool checked;		/* at least one probe done */
+
+	/* Control thread only. */
+	bool weight_override;		/* set at runtime, not from the file */
+	unsigned refs;			/* runtimes holding it */
+};
+
+/* Per listener name; outlives generations like backends do. */
+struct lstats {
+	char name[CFG_NAME_MAX];
+	atomic_uint_fast64_t accepts;
+	atomic_uint active;
+	atomic_uint_fast64_t bytes_in;
+	atomic_uint_fast64_t bytes_out;
+	atomic_uint_fast64_t no_backend;	/* refused: none eligible */
+	atomic_uint_fast64_t connect_failed;	/* every attempt failed */
+	unsigned refs;
 };
 
 struct pool {
 	const struct cfg_listener *cfg;
-	struct backend *backends;
+	struct backend **backends;
 	size_t nbackends;
 	const struct balancer_ops *ops;
 	void *balancer;			/* ops-private state */
+	struct lstats *stats;
+	uint64_t lid;			/* same listener across reloads */
+	int *fds;			/* per worker; -1: keep the old socket */
+};
+
+/* Connections accepted under a runtime, per worker (one writer each). */
+struct wcount {
+	atomic_uint n;
+	char pad[60];
 };
 
 struct runtime {
+	uint64_t gen;
 	struct config *cfg;
 	struct pool *pools;		/* one per cfg->listeners[i] */
 	size_t npools;
+	unsigned nworkers;
+	struct wcount *conns;
 	void *health;			/* health thread state */
+	struct runtime *retired_next;
 };
 
-/* Build pools for every listener of cfg; backends start up. 0 or -errno. */
-int runtime_init(struct runtime *rt, struct config *cfg);
+/*
+ * Build a runtime for cfg with nworkers workers.  Backends and listener
+ * stats are taken over from `prev` (may be NULL) where they match, else
+ * made new (up, ready).  Listening sockets are not opened here.  0 or -errno.
+ */
+int runtime_init(struct runtime *rt, struct config *cfg, unsigned nworkers,
+		 const struct runtime *prev);
+/* Free what runtime_init built, cfg included; drops backend references. */
 void runtime_fini(struct runtime *rt);
+
+/* Live connections accepted under rt, all workers. */
+unsigned runtime_conns(const struct runtime *rt);
+
+struct pool *runtime_pool(const struct runtime *rt, const char *listener);
+struct backend *pool_backend(const struct pool *p, const char *name);
 
 /*
  * Choose a backend for a new connection, skipping the `ntried` backends
  * already tried for it.  Takes an active reference on success (release with
- * pool_release()); NULL when no healthy untried backend is left.
+ * pool_release()); NULL when no eligible untried backend is left.
  */
 struct backend *pool_pick(struct pool *p, struct backend *const *tried,
 			  size_t ntried);
@@ -67,5 +130,24 @@ backend_is_up(const struct backend *b)
 {
 	return atomic_load_explicit(&b->up, memory_order_acquire);
 }
+
+/* Up, and the operator lets it take new connections. */
+static inline bool
+backend_eligible(const struct backend *b)
+{
+	return backend_is_up(b) &&
+	       atomic_load_explicit(&b->admin, memory_order_relaxed) ==
+		       ADMIN_READY;
+}
+
+static inline unsigned
+backend_weight(const struct backend *b)
+{
+	return atomic_load_explicit(&b->weight, memory_order_relaxed);
+}
+
+/* "up", "down", "draining" or "maintenance". */
+const char *backend_state_name(const struct backend *b);
+const char *backend_admin_name(int admin);
 
 #endif

@@ -1,32 +1,45 @@
 /*
  * worker.h: the data path.  One worker thread per configured worker, each
  * with its own io_uring and its own SO_REUSEPORT socket per listener.
+ * Workers follow runtime_current(): they switch generations when woken
+ * (worker_wake) and at every tick.
  */
 #ifndef RINGLB_WORKER_H
 #define RINGLB_WORKER_H
 
-struct runtime;
+#include <stddef.h>
+#include <stdint.h>
+
+struct cfg_listener;
 struct worker;
 
 /* Probe the kernel for every io_uring feature the engine needs. 0 or -errno,
  * with the missing piece named in `err`. */
 int worker_probe(char *err, size_t errlen);
 
-/*
- * Open worker `id`'s listening sockets (so bind errors show before anything
- * starts).  Returns 0 and *out, or -errno with a message in err.
- */
-int worker_create(struct runtime *rt, unsigned id, struct worker **out,
+/* Open one SO_REUSEPORT listening socket for l.  0 or -errno with err. */
+int worker_listen_open(const struct cfg_listener *l, int *out, char *err,
+		       size_t errlen);
+
+int worker_create(unsigned id, unsigned grace_ms, struct worker **out,
 		  char *err, size_t errlen);
 /* Start the thread; returns once its ring is up.  0 or -errno. */
 int worker_start(struct worker *w);
+/* Make the worker look at runtime_current() now. */
+void worker_wake(struct worker *w);
 /*
  * Ask the worker to stop accepting and finish its connections within
  * `grace_ms`; a second call closes what is left at once.
  */
 void worker_stop(struct worker *w, unsigned grace_ms);
+/* Grace period for a later worker_stop() from a signal. */
+void worker_set_grace(struct worker *w, unsigned grace_ms);
 /* True once the thread has left its loop. */
 int worker_done(struct worker *w);
+/* Generation the worker runs, and its quiescent-point counter. */
+uint64_t worker_seen_gen(struct worker *w);
+uint64_t worker_qs(struct worker *w);
+uint64_t worker_accepts(struct worker *w);
 /* Join the thread (if started) and free everything. */
 void worker_destroy(struct worker *w);
 

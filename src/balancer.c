@@ -20,7 +20,7 @@ bool
 balancer_eligible(const struct backend *b, struct backend *const *tried,
 		  size_t ntried)
 {
-	if (!backend_is_up(b))
+	if (!backend_eligible(b))
 		return false;
 	for (size_t i = 0; i < ntried; i++)
 		if (tried[i] == b)

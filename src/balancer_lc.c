@@ -45,15 +45,15 @@ lc_pick(struct pool *p, struct backend *const *tried, size_t ntried)
 	start = atomic_fetch_add_explicit(&lc->start, 1, memory_order_relaxed) %
 		p->nbackends;
 	for (size_t i = 0; i < p->nbackends; i++) {
-		struct backend *b = &p->backends[(start + i) % p->nbackends];
+		struct backend *b = p->backends[(start + i) % p->nbackends];
 		uint64_t active;
 
 		if (!balancer_eligible(b, tried, ntried))
 			continue;
 		active = atomic_load_explicit(&b->active, memory_order_relaxed);
 		/* active/weight < best_active/best_weight, without division */
-		if (!best || active * best->cfg->weight <
-				     best_active * b->cfg->weight) {
+		if (!best || active * backend_weight(best) <
+				     best_active * backend_weight(b)) {
 			best = b;
 			best_active = active;
 		}

@@ -5,8 +5,10 @@
  * nginx's smooth weighted round-robin interleaves picks (weights 3,1 give
  * A A B A, never A A A B) but keeps mutable per-backend state that workers
  * would have to lock.  Its output is periodic with period sum(weights), so we
- * run it once at init into a sequence and let workers walk that sequence with
- * one shared atomic counter: every worker sees the same order.
+ * run it once into a sequence and let workers walk that sequence with one
+ * shared atomic counter: every worker sees the same order.  A weight change
+ * at runtime builds a new sequence and swaps the pointer; the old one is
+ * freed by the caller once no worker can still be reading it.
  *
  * A backend that is down or already tried is skipped by taking the NEXT
  * counter value, not the next sequence slot, so its share spreads evenly over
@@ -19,10 +21,14 @@
 #include "balancer.h"
 #include "pool.h"
 
+struct rr_seq {
+	size_t len;
+	struct backend *seq[];
+};
+
 struct rr {
 	atomic_uint_fast64_t next;
-	size_t len;
-	struct backend **seq;
+	_Atomic(struct rr_seq *) cur;
 };
 
 static unsigned
@@ -37,46 +43,54 @@ gcd(unsigned a, unsigned b)
 	return a;
 }
 
-static int
-rr_init(struct pool *p)
+static struct rr_seq *
+rr_build(struct pool *p)
 {
-	struct rr *rr;
+	struct rr_seq *s;
 	long *current;
 	unsigned g = 0;
 	size_t total = 0;
 
 	for (size_t i = 0; i < p->nbackends; i++)
-		g = gcd(g, p->backends[i].cfg->weight);
+		g = gcd(g, backend_weight(p->backends[i]));
 	for (size_t i = 0; i < p->nbackends; i++)
-		total += p->backends[i].cfg->weight / g;
-
-	rr = calloc(1, sizeof(*rr));
-	if (!rr)
-		return -ENOMEM;
-	rr->seq = calloc(total, sizeof(*rr->seq));
+		total += backend_weight(p->backends[i]) / g;
+	s = malloc(sizeof(*s) + total * sizeof(s->seq[0]));
 	current = calloc(p->nbackends, sizeof(*current));
-	if (!rr->seq || !current) {
+	if (!s || !current) {
 		free(current);
-		free(rr->seq);
-		free(rr);
-		return -ENOMEM;
+		free(s);
+		return NULL;
 	}
-	rr->len = total;
-	atomic_init(&rr->next, 0);
-
+	s->len = total;
 	/* nginx's algorithm: add each weight, take the largest, subtract total. */
 	for (size_t k = 0; k < total; k++) {
 		size_t best = 0;
 
 		for (size_t i = 0; i < p->nbackends; i++) {
-			current[i] += p->backends[i].cfg->weight / g;
+			current[i] += backend_weight(p->backends[i]) / g;
 			if (current[i] > current[best])
 				best = i;
 		}
 		current[best] -= (long)total;
-		rr->seq[k] = &p->backends[best];
+		s->seq[k] = p->backends[best];
 	}
 	free(current);
+	return s;
+}
+
+static int
+rr_init(struct pool *p)
+{
+	struct rr *rr = calloc(1, sizeof(*rr));
+	struct rr_seq *s = rr ? rr_build(p) : NULL;
+
+	if (!s) {
+		free(rr);
+		return -ENOMEM;
+	}
+	atomic_init(&rr->next, 0);
+	atomic_init(&rr->cur, s);
 	p->balancer = rr;
 	return 0;
 }
@@ -88,33 +102,45 @@ rr_fini(struct pool *p)
 
 	if (!rr)
 		return;
-	free(rr->seq);
+	free(atomic_load(&rr->cur));
 	free(rr);
 	p->balancer = NULL;
+}
+
+static void *
+rr_reweight(struct pool *p)
+{
+	struct rr *rr = p->balancer;
+	struct rr_seq *s = rr_build(p);
+
+	if (!s)
+		return NULL;	/* keep the old order rather than none */
+	return atomic_exchange_explicit(&rr->cur, s, memory_order_acq_rel);
 }
 
 static struct backend *
 rr_pick(struct pool *p, struct backend *const *tried, size_t ntried)
 {
 	struct rr *rr = p->balancer;
+	struct rr_seq *s = atomic_load_explicit(&rr->cur, memory_order_acquire);
 	uint_fast64_t n;
 	size_t tries = 2 * p->nbackends + 2;
 
-	if (tries > rr->len)
-		tries = rr->len;
+	if (tries > s->len)
+		tries = s->len;
 	for (size_t i = 0; i < tries; i++) {
 		struct backend *b;
 
 		n = atomic_fetch_add_explicit(&rr->next, 1,
 					      memory_order_relaxed);
-		b = rr->seq[n % rr->len];
+		b = s->seq[n % s->len];
 		if (balancer_eligible(b, tried, ntried))
 			return b;
 	}
 	/* Most backends are out: scan once so a lone survivor is found. */
 	n = atomic_load_explicit(&rr->next, memory_order_relaxed);
 	for (size_t i = 0; i < p->nbackends; i++) {
-		struct backend *b = &p->backends[(n + i) % p->nbackends];
+		struct backend *b = p->backends[(n + i) % p->nbackends];
 
 		if (balancer_eligible(b, tried, ntried))
 			return b;
@@ -127,4 +153,5 @@ const struct balancer_ops balancer_rr_ops = {
 	.init = rr_init,
 	.fini = rr_fini,
 	.pick = rr_pick,
+	.reweight = rr_reweight,
 };

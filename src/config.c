@@ -45,7 +45,11 @@ static const char *const alg_names[] = {
 };
 
 static const char *const root_keys[] = {
-	"workers", "log_level", "shutdown_grace_ms", "listeners", NULL,
+	"workers", "log_level", "shutdown_grace_ms", "listeners", "admin", NULL,
+};
+
+static const char *const admin_keys[] = {
+	"enabled", "socket", "mode", "listen", NULL,
 };
 
 static const char *const listener_keys[] = {
@@ -690,6 +694,67 @@ check_listener_dups(const struct cfg_ctx *x, const struct config *cfg,
 	return 0;
 }
 
+/*
+ * admin is optional: absent means the default socket with mode 0600.  mode
+ * is an octal string ("0660"), since JSON has no octal numbers.  listen
+ * takes "host:port", or a bare port meaning 127.0.0.1.
+ */
+static int
+parse_admin(const struct cfg_ctx *x, const json_t *root, struct cfg_admin *a)
+{
+	char path[CFG_PATH_MAX], q[CFG_QUOTE_MAX], reason[CFG_REASON_MAX];
+	char buf[64];
+	const char *s;
+	size_t len;
+	json_t *v;
+
+	if (get_container(x, "", root, "admin", JSON_OBJECT, false, &v) < 0)
+		return -1;
+	if (v != NULL && check_keys(x, "admin", v, admin_keys) < 0)
+		return -1;
+	if (get_bool(x, "admin", v, "enabled", true, &a->enabled) < 0 ||
+	    get_string(x, "admin", v, "socket", false, false, &s, &len) < 0)
+		return -1;
+	if (s == NULL)
+		s = CFG_ADMIN_SOCKET_DEFAULT;
+	else if (len >= CFG_SOCKET_PATH_MAX)
+		return cfg_error(x, "admin.socket",
+				 "too long (%zu bytes, max %d for a Unix socket)",
+				 len, CFG_SOCKET_PATH_MAX - 1);
+	snprintf(a->socket, sizeof(a->socket), "%s", s);
+
+	a->mode = 0600;
+	if (get_string(x, "admin", v, "mode", false, false, &s, &len) < 0)
+		return -1;
+	if (s != NULL) {
+		char *end;
+		unsigned long m;
+
+		errno = 0;
+		m = strtoul(s, &end, 8);
+		if (errno || *end != '\0' || len > 4 || m > 0777 ||
+		    s[0] == '-' || s[0] == '+' || s[0] == ' ')
+			return cfg_error(x, "admin.mode",
+					 "must be octal permission bits like \"0600\", got %s",
+					 quote(q, sizeof(q), s, len));
+		a->mode = (unsigned)m;
+	}
+
+	if (get_string(x, "admin", v, "listen", false, false, &s, &len) < 0)
+		return -1;
+	if (s != NULL) {
+		path_key(path, sizeof(path), "admin", "listen");
+		if (len < sizeof(buf) && strspn(s, "0123456789") == len) {
+			snprintf(buf, sizeof(buf), "127.0.0.1:%s", s);
+			s = buf;
+		}
+		if (cfg_parse_addr(s, &a->listen, reason, sizeof(reason)) < 0)
+			return cfg_error(x, path, "%s", reason);
+		a->has_listen = true;
+	}
+	return 0;
+}
+
 static unsigned
 default_workers(void)
 {
@@ -726,6 +791,8 @@ parse_root(const struct cfg_ctx *x, json_t *root, struct config *cfg)
 					 "unknown level %s (expected error, warn, info or debug)",
 					 quote(q, sizeof(q), s, len));
 	}
+	if (parse_admin(x, root, &cfg->admin) < 0)
+		return -1;
 	if (get_uint(x, "", root, "shutdown_grace_ms", 0, 3600000, 30000,
 		     &cfg->shutdown_grace_ms) < 0 ||
 	    get_container(x, "", root, "listeners", JSON_ARRAY, true,

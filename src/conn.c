@@ -69,8 +69,10 @@ struct conn {
 	struct conn *prev;
 	struct conn *next;
 	struct worker *w;
-	struct wlistener *l;
+	struct runtime *rt;	/* generation it was accepted under */
+	struct pool *pool;	/* rt's pool for its listener */
 	struct backend *b;	/* holds an active reference when set */
+	unsigned kill_gen;	/* b->kill_gen when b was picked */
 	struct backend *tried[CFG_ATTEMPTS_MAX];
 	unsigned ntried;
 	struct side s[2];
@@ -198,7 +200,7 @@ conn_finish(struct conn *c, const char *why)
 	addr_format(&c->peer, client, sizeof(client));
 	log_info("conn=%llu client=%s listener=%s backend=%s up=%llu down=%llu "
 		 "ms=%llu end=%s",
-		 (unsigned long long)c->id, client, c->l->pool->cfg->name,
+		 (unsigned long long)c->id, client, c->pool->cfg->name,
 		 c->b ? c->b->cfg->name : "-",
 		 (unsigned long long)c->d[CLIENT].bytes,
 		 (unsigned long long)c->d[BACKEND].bytes,
@@ -244,6 +246,15 @@ conn_free(struct conn *c)
 					  memory_order_relaxed);
 		pool_release(c->b);
 	}
+	atomic_fetch_add_explicit(&c->pool->stats->bytes_in,
+				  c->d[CLIENT].bytes, memory_order_relaxed);
+	atomic_fetch_add_explicit(&c->pool->stats->bytes_out,
+				  c->d[BACKEND].bytes, memory_order_relaxed);
+	atomic_fetch_sub_explicit(&c->pool->stats->active, 1,
+				  memory_order_relaxed);
+	/* Last: once the count is zero the runtime may be freed. */
+	atomic_fetch_sub_explicit(&c->rt->conns[w->id].n, 1,
+				  memory_order_release);
 	if (c->prev)
 		c->prev->next = c->next;
 	else
@@ -270,7 +281,8 @@ conn_accept(struct wlistener *l, int fd)
 	}
 	memset(c, 0, sizeof(*c));
 	c->w = w;
-	c->l = l;
+	c->rt = w->rt;
+	c->pool = l->pool;
 	c->s[CLIENT].fd = fd;
 	c->s[BACKEND].fd = -1;
 	c->id = w->next_seq++ * 256 + w->id;
@@ -288,6 +300,12 @@ conn_accept(struct wlistener *l, int fd)
 		w->conns->prev = c;
 	w->conns = c;
 	w->nconns++;
+	atomic_fetch_add_explicit(&c->rt->conns[w->id].n, 1,
+				  memory_order_relaxed);
+	atomic_fetch_add_explicit(&c->pool->stats->accepts, 1,
+				  memory_order_relaxed);
+	atomic_fetch_add_explicit(&c->pool->stats->active, 1,
+				  memory_order_relaxed);
 	conn_connect_next(c);
 	/* No backend at all: nothing went in flight, so it ends here. */
 	if (c->state == CONN_CLOSING && c->inflight == 0)
@@ -301,18 +319,21 @@ conn_accept(struct wlistener *l, int fd)
 static void
 conn_connect_next(struct conn *c)
 {
-	const struct cfg_listener *lc = c->l->pool->cfg;
+	const struct cfg_listener *lc = c->pool->cfg;
 	struct io_uring_sqe *sqe;
 	struct backend *b;
 	int one = 1;
 	int fd;
 
-	if (c->ntried >= lc->connect_attempts) {
-		conn_finish(c, "connect-failed");
-		return;
-	}
-	b = pool_pick(c->l->pool, c->tried, c->ntried);
+	if (c->ntried < lc->connect_attempts)
+		b = pool_pick(c->pool, c->tried, c->ntried);
+	else
+		b = NULL;
 	if (!b) {
+		atomic_fetch_add_explicit(c->ntried ?
+						  &c->pool->stats->connect_failed :
+						  &c->pool->stats->no_backend,
+					  1, memory_order_relaxed);
 		conn_finish(c, c->ntried ? "connect-failed" : "no-backend");
 		return;
 	}
@@ -331,6 +352,7 @@ conn_connect_next(struct conn *c)
 	}
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	c->b = b;
+	c->kill_gen = atomic_load_explicit(&b->kill_gen, memory_order_relaxed);
 	c->s[BACKEND].fd = fd;
 	c->connecting = true;
 	c->connect_ts.tv_sec = lc->connect_ms / 1000;
@@ -365,9 +387,9 @@ handle_connect(struct conn *c, int res)
 					  memory_order_relaxed);
 		log_warn("conn=%llu listener=%s backend=%s addr=%s: connect "
 			 "%s (attempt %u of %u)",
-			 (unsigned long long)c->id, c->l->pool->cfg->name,
+			 (unsigned long long)c->id, c->pool->cfg->name,
 			 b->cfg->name, b->cfg->addr.text, why, c->ntried + 1,
-			 c->l->pool->cfg->connect_attempts);
+			 c->pool->cfg->connect_attempts);
 		close(c->s[BACKEND].fd);
 		c->s[BACKEND].fd = -1;
 		c->tried[c->ntried++] = b;
@@ -650,13 +672,18 @@ conn_sweep(struct worker *w, bool all)
 	struct conn *c, *next;
 
 	for (c = w->conns; c; c = next) {
-		unsigned idle = c->l->pool->cfg->idle_ms;
+		unsigned idle = c->pool->cfg->idle_ms;
 
 		next = c->next;
 		if (c->state == CONN_CLOSING)
 			continue;
 		if (all) {
 			conn_finish(c, "shutdown");
+		} else if (c->b && c->kill_gen !=
+					   atomic_load_explicit(&c->b->kill_gen,
+								memory_order_relaxed)) {
+			/* The operator asked to close this backend's conns. */
+			conn_finish(c, "admin-closed");
 		} else if (c->state == CONN_PROXYING && idle &&
 			   w->now_ms - c->last_ms >= idle) {
 			conn_finish(c, "idle-timeout");

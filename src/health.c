@@ -326,7 +326,7 @@ health_log_result(const struct health_probe *p, enum health_result r)
 		return;
 	log_debug("health listener=%s backend=%s addr=%s result=%s "
 		  "latency_ms=%u%s%s", p->pool->cfg->name, b->cfg->name,
-		  b->cfg->addr.text, health_result_name(r), b->last_latency_ms,
+		  b->cfg->addr.text, health_result_name(r), atomic_load(&b->last_latency_ms),
 		  p->err ? " errno=" : "", p->err ? strerror(p->err) : "");
 }
 
@@ -350,13 +350,16 @@ health_probe_finish(struct health_checker *hc, struct health_probe *p,
 		p->fd = -1;
 	}
 	p->phase = HP_IDLE;
-	b->last_result = r;
-	b->last_latency_ms = (unsigned)((now - p->start) / NSEC_PER_MSEC);
+	atomic_store(&b->last_result, r);
+	atomic_store(&b->last_latency_ms,
+		     (unsigned)((now - p->start) / NSEC_PER_MSEC));
+	atomic_store(&b->checked, true);
 	health_log_result(p, r);
 	p->error_logged = r == HC_ERROR;
 
 	run = (sm->up ? sm->fail_run : sm->ok_run) + 1;
 	if (health_sm_feed(sm, r == HC_OK)) {
+		atomic_store(&b->since_ms, now / NSEC_PER_MSEC);
 		atomic_store_explicit(&b->up, sm->up, memory_order_release);
 		if (sm->up)
 			log_info("health listener=%s backend=%s addr=%s "
@@ -503,7 +506,7 @@ health_add_pool(struct health_checker *hc, struct pool *pool, uint64_t now)
 	const struct cfg_health *h = &pool->cfg->health;
 
 	for (size_t i = 0; i < pool->nbackends; i++) {
-		struct backend *b = &pool->backends[i];
+		struct backend *b = pool->backends[i];
 		struct health_probe *p = &hc->probes[hc->nprobes++];
 
 		p->pool = pool;

@@ -1,6 +1,7 @@
 /*
- * main.c: command line, start-up and shutdown.  The main thread owns the
- * signals: workers and the health checker block them all.
+ * main.c: command line, start-up and the signal loop.  The main thread owns
+ * the signals (every other thread blocks them) and runs reclamation of old
+ * generations between them.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -10,14 +11,15 @@
 #include <string.h>
 #include <time.h>
 
+#include "admin.h"
 #include "config.h"
-#include "health.h"
+#include "control.h"
 #include "log.h"
 #include "pool.h"
 #include "worker.h"
 
 #ifndef RINGLB_VERSION
-#define RINGLB_VERSION "0.1.0"
+#define RINGLB_VERSION "0.2.0"
 #endif
 
 static void
@@ -43,27 +45,40 @@ count_backends(const struct config *cfg)
 	return n;
 }
 
-/* Wait for the workers to finish; a second signal cuts the grace short. */
+/* Every 100 ms: free what old generations left; act on signals. */
+static int
+signal_loop(const sigset_t *sigs)
+{
+	struct timespec tick = { .tv_sec = 0, .tv_nsec = 100 * 1000000 };
+	char err[1024];
+
+	for (;;) {
+		int sig = sigtimedwait(sigs, NULL, &tick);
+
+		control_reclaim();
+		if (sig == SIGHUP) {
+			log_info("SIGHUP: reloading");
+			control_reload(err, sizeof(err));
+		} else if (sig == SIGTERM || sig == SIGINT) {
+			return sig;
+		}
+	}
+}
+
+/* Wait for the workers; a second signal cuts the grace period short. */
 static void
-wait_workers(struct worker **ws, unsigned n, const sigset_t *sigs,
-	     unsigned grace_ms)
+drain_loop(const sigset_t *sigs)
 {
 	struct timespec tick = { .tv_sec = 0, .tv_nsec = 50 * 1000000 };
 
-	for (;;) {
-		unsigned done = 0;
-		int sig;
+	while (!control_workers_done()) {
+		int sig = sigtimedwait(sigs, NULL, &tick);
 
-		for (unsigned i = 0; i < n; i++)
-			done += worker_done(ws[i]) ? 1 : 0;
-		if (done == n)
-			return;
-		sig = sigtimedwait(sigs, NULL, &tick);
+		control_reclaim();
 		if (sig == SIGTERM || sig == SIGINT) {
 			log_warn("second %s: closing open connections now",
 				 sigabbrev_np(sig));
-			for (unsigned i = 0; i < n; i++)
-				worker_stop(ws[i], 0);
+			control_stop_now();
 		}
 	}
 }
@@ -72,16 +87,14 @@ int
 main(int argc, char **argv)
 {
 	const char *path = CFG_DEFAULT_PATH;
-	struct worker **ws = NULL;
-	struct runtime rt = { 0 };
 	struct config *cfg = NULL;
 	bool check_only = false;
 	bool verbose = false;
+	unsigned grace;
 	char err[1024];
 	sigset_t sigs;
-	unsigned nw = 0;
 	int status = 1;
-	int opt, rc;
+	int opt, sig;
 
 	while ((opt = getopt(argc, argv, "c:tvhV")) != -1) {
 		switch (opt) {
@@ -138,77 +151,48 @@ main(int argc, char **argv)
 
 	if (worker_probe(err, sizeof(err)) < 0) {
 		log_error("%s", err);
-		goto out_cfg;
+		cfg_free(cfg);
+		return 1;
 	}
-	rc = runtime_init(&rt, cfg);
-	if (rc < 0) {
-		log_error("cannot set up pools: %s", strerror(-rc));
-		goto out_cfg;
+	if (admin_start(&cfg->admin, err, sizeof(err)) < 0) {
+		log_error("%s", err);
+		cfg_free(cfg);
+		return 1;
 	}
-	ws = calloc(cfg->workers, sizeof(*ws));
-	if (!ws)
-		goto out_rt;
-	for (nw = 0; nw < cfg->workers; nw++) {
-		rc = worker_create(&rt, nw, &ws[nw], err, sizeof(err));
-		if (rc < 0) {
-			log_error("%s", err);
-			goto out_workers;
-		}
+	if (control_start(cfg, path, verbose, err, sizeof(err)) < 0 ||
+	    admin_run(err, sizeof(err)) < 0) {
+		log_error("%s", err);
+		goto out;
 	}
-	rc = health_start(&rt);
-	if (rc < 0) {
-		log_error("cannot start the health checker: %s", strerror(-rc));
-		goto out_workers;
-	}
-	for (unsigned i = 0; i < nw; i++) {
-		rc = worker_start(ws[i]);
-		if (rc < 0) {
-			log_error("worker %u: cannot set up io_uring: %s", i,
-				  strerror(-rc));
-			for (unsigned j = 0; j <= i; j++)
-				worker_stop(ws[j], 0);
-			goto out_health;
-		}
-	}
-	for (size_t i = 0; i < cfg->nlisteners; i++) {
-		const struct cfg_listener *l = &cfg->listeners[i];
+	control_lock();
+	{
+		const struct runtime *rt = runtime_current();
 
-		log_info("listener %s on %s: %s over %zu backends", l->name,
-			 l->addr.text, cfg_algorithm_name(l->algorithm),
-			 l->nbackends);
-	}
-	log_info("ringlb started: %u workers, config %s", nw, path);
+		for (size_t i = 0; i < rt->npools; i++) {
+			const struct cfg_listener *l = rt->pools[i].cfg;
 
-	for (;;) {
-		int sig = sigwaitinfo(&sigs, NULL);
-
-		if (sig == SIGHUP) {
-			log_warn("SIGHUP: configuration reload is not "
-				 "supported yet; ignoring");
-			continue;
+			log_info("listener %s on %s: %s over %zu backends",
+				 l->name, l->addr.text,
+				 cfg_algorithm_name(l->algorithm),
+				 l->nbackends);
 		}
-		if (sig == SIGTERM || sig == SIGINT) {
-			log_info("%s: stopping; open connections get up to %u "
-				 "ms to finish",
-				 sigabbrev_np(sig), cfg->shutdown_grace_ms);
-			break;
-		}
+		log_info("ringlb started: %u workers, config %s",
+			 rt->cfg->workers, path);
 	}
-	for (unsigned i = 0; i < nw; i++)
-		worker_stop(ws[i], cfg->shutdown_grace_ms);
-	wait_workers(ws, nw, &sigs, cfg->shutdown_grace_ms);
+	control_unlock();
+
+	sig = signal_loop(&sigs);
+	control_lock();
+	grace = runtime_current()->cfg->shutdown_grace_ms;
+	control_unlock();
+	log_info("%s: stopping; open connections get up to %u ms to finish",
+		 sigabbrev_np(sig), grace);
+	control_stop_begin(grace);
+	drain_loop(&sigs);
 	status = 0;
-
-out_health:
-	health_stop(&rt);
-out_workers:
-	for (unsigned i = 0; i < nw; i++)
-		worker_destroy(ws[i]);
-	free(ws);
-out_rt:
-	runtime_fini(&rt);
-out_cfg:
-	cfg_free(cfg);
+out:
+	admin_stop();
+	control_finish();
 	if (status == 0)
 		log_info("ringlb stopped");
 	return status;

@@ -1,63 +1,174 @@
 /*
- * pool.c: build the live pools from a config, and pick / release backends.
+ * pool.c: build runtimes (generations) from a config, carry backends and
+ * listener counters over from the previous one, and pick / release backends.
  */
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+#include <stdio.h>
 
 #include "balancer.h"
 #include "pool.h"
 
-int
-runtime_init(struct runtime *rt, struct config *cfg)
+static uint64_t
+mono_ms(void)
 {
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static bool
+addr_same(const struct cfg_addr *a, const struct cfg_addr *b)
+{
+	return a->len == b->len && memcmp(&a->ss, &b->ss, a->len) == 0;
+}
+
+static struct backend *
+backend_new(const struct cfg_backend *cb, const struct cfg_listener *l)
+{
+	struct backend *b = calloc(1, sizeof(*b));
+
+	if (!b)
+		return NULL;
+	b->conf = *cb;
+	b->cfg = &b->conf;
+	memcpy(b->listener, l->name, sizeof(b->listener));
+	atomic_init(&b->up, true);
+	atomic_init(&b->admin, ADMIN_READY);
+	atomic_init(&b->weight, cb->weight);
+	atomic_init(&b->active, 0);
+	atomic_init(&b->total, 0);
+	atomic_init(&b->connect_failures, 0);
+	atomic_init(&b->bytes_in, 0);
+	atomic_init(&b->bytes_out, 0);
+	atomic_init(&b->kill_gen, 0);
+	atomic_init(&b->since_ms, mono_ms());
+	atomic_init(&b->last_result, HC_OK);
+	atomic_init(&b->last_latency_ms, 0);
+	atomic_init(&b->checked, false);
+	health_sm_init(&b->hsm, l->health.rise, l->health.fall, true);
+	return b;
+}
+
+/* The backend of prev that cb in listener l continues, if any. */
+static struct backend *
+backend_carry(const struct runtime *prev, const struct cfg_listener *l,
+	      const struct cfg_backend *cb)
+{
+	struct pool *p;
+	struct backend *b;
+
+	if (!prev || !(p = runtime_pool(prev, l->name)))
+		return NULL;
+	b = pool_backend(p, cb->name);
+	if (!b || !addr_same(&b->cfg->addr, &cb->addr))
+		return NULL;
+	/* A weight set at runtime stands until the file changes it. */
+	if (cb->weight != b->conf.weight || !b->weight_override) {
+		atomic_store(&b->weight, cb->weight);
+		b->weight_override = false;
+	}
+	b->conf.weight = cb->weight;
+	return b;
+}
+
+static void
+backend_put(struct backend *b)
+{
+	if (b && --b->refs == 0)
+		free(b);
+}
+
+static struct lstats *
+lstats_get(const struct runtime *prev, const char *name)
+{
+	struct lstats *s;
+	struct pool *p;
+
+	if (prev && (p = runtime_pool(prev, name)))
+		return p->stats;
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return NULL;
+	snprintf(s->name, sizeof(s->name), "%s", name);
+	return s;
+}
+
+static int
+pool_init(struct pool *p, const struct cfg_listener *l, unsigned nworkers,
+	  const struct runtime *prev)
+{
+	struct pool *old = prev ? runtime_pool(prev, l->name) : NULL;
+
+	p->cfg = l;
+	p->ops = balancer_find(l->algorithm);
+	p->fds = malloc(nworkers * sizeof(*p->fds));
+	p->backends = calloc(l->nbackends, sizeof(*p->backends));
+	p->stats = lstats_get(prev, l->name);
+	if (!p->fds || !p->backends || !p->stats)
+		return -ENOMEM;
+	p->stats->refs++;
+	for (unsigned w = 0; w < nworkers; w++)
+		p->fds[w] = -1;
+	/* Same name and address: the same listener, keeping its sockets. */
+	if (old && addr_same(&old->cfg->addr, &l->addr))
+		p->lid = old->lid;
+	for (size_t j = 0; j < l->nbackends; j++) {
+		struct backend *b = backend_carry(prev, l, &l->backends[j]);
+
+		if (!b)
+			b = backend_new(&l->backends[j], l);
+		if (!b)
+			return -ENOMEM;
+		b->refs++;
+		b->pool = p;
+		b->index = j;
+		p->backends[j] = b;
+		p->nbackends = j + 1;
+	}
+	return p->ops->init(p);
+}
+
+int
+runtime_init(struct runtime *rt, struct config *cfg, unsigned nworkers,
+	     const struct runtime *prev)
+{
+	static atomic_uint_fast64_t next_lid = 1;
 	int rc;
 
+	memset(rt, 0, sizeof(*rt));
 	rt->cfg = cfg;
-	rt->health = NULL;
-	rt->npools = 0;
+	rt->nworkers = nworkers;
+	rt->gen = prev ? prev->gen + 1 : 1;
+	rt->conns = aligned_alloc(64, nworkers * sizeof(*rt->conns));
 	rt->pools = calloc(cfg->nlisteners, sizeof(*rt->pools));
-	if (!rt->pools)
+	if (!rt->conns || !rt->pools) {
+		free(rt->conns);
+		free(rt->pools);
+		rt->conns = NULL;
+		rt->pools = NULL;
 		return -ENOMEM;
+	}
+	for (unsigned w = 0; w < nworkers; w++)
+		atomic_init(&rt->conns[w].n, 0);
 	for (size_t i = 0; i < cfg->nlisteners; i++) {
-		const struct cfg_listener *l = &cfg->listeners[i];
-		struct pool *p = &rt->pools[i];
-
-		p->cfg = l;
-		p->ops = balancer_find(l->algorithm);
-		p->backends = calloc(l->nbackends, sizeof(*p->backends));
-		if (!p->backends) {
-			rc = -ENOMEM;
-			goto out_fini;
-		}
-		p->nbackends = l->nbackends;
-		for (size_t j = 0; j < l->nbackends; j++) {
-			struct backend *b = &p->backends[j];
-
-			b->cfg = &l->backends[j];
-			b->pool = p;
-			b->index = j;
-			atomic_init(&b->up, true);
-			atomic_init(&b->active, 0);
-			atomic_init(&b->total, 0);
-			atomic_init(&b->connect_failures, 0);
-			atomic_init(&b->bytes_in, 0);
-			atomic_init(&b->bytes_out, 0);
-			health_sm_init(&b->hsm, l->health.rise, l->health.fall,
-				       true);
-		}
 		rt->npools = i + 1;
-		rc = p->ops->init(p);
+		rc = pool_init(&rt->pools[i], &cfg->listeners[i], nworkers,
+			       prev);
 		if (rc < 0) {
-			p->ops = NULL;
-			goto out_fini;
+			rt->pools[i].ops = NULL;
+			runtime_fini(rt);
+			return rc;
 		}
+		if (!rt->pools[i].lid)
+			rt->pools[i].lid = atomic_fetch_add(&next_lid, 1);
 	}
 	return 0;
-
-out_fini:
-	rt->npools = cfg->nlisteners;
-	runtime_fini(rt);
-	return rc;
 }
 
 void
@@ -66,13 +177,55 @@ runtime_fini(struct runtime *rt)
 	for (size_t i = 0; i < rt->npools; i++) {
 		struct pool *p = &rt->pools[i];
 
-		if (p->ops && p->backends)
+		if (p->ops && p->balancer)
 			p->ops->fini(p);
+		for (size_t j = 0; j < p->nbackends; j++)
+			backend_put(p->backends[j]);
+		if (p->stats && --p->stats->refs == 0)
+			free(p->stats);
+		if (p->fds)
+			for (unsigned w = 0; w < rt->nworkers; w++)
+				if (p->fds[w] >= 0)
+					close(p->fds[w]);
+		free(p->fds);
 		free(p->backends);
 	}
 	free(rt->pools);
+	free(rt->conns);
+	cfg_free(rt->cfg);
 	rt->pools = NULL;
+	rt->conns = NULL;
+	rt->cfg = NULL;
 	rt->npools = 0;
+}
+
+unsigned
+runtime_conns(const struct runtime *rt)
+{
+	unsigned n = 0;
+
+	for (unsigned w = 0; w < rt->nworkers; w++)
+		n += atomic_load_explicit(&rt->conns[w].n,
+					  memory_order_acquire);
+	return n;
+}
+
+struct pool *
+runtime_pool(const struct runtime *rt, const char *listener)
+{
+	for (size_t i = 0; i < rt->npools; i++)
+		if (strcmp(rt->pools[i].cfg->name, listener) == 0)
+			return &rt->pools[i];
+	return NULL;
+}
+
+struct backend *
+pool_backend(const struct pool *p, const char *name)
+{
+	for (size_t i = 0; i < p->nbackends; i++)
+		if (strcmp(p->backends[i]->cfg->name, name) == 0)
+			return p->backends[i];
+	return NULL;
 }
 
 struct backend *
@@ -89,4 +242,30 @@ void
 pool_release(struct backend *b)
 {
 	atomic_fetch_sub_explicit(&b->active, 1, memory_order_relaxed);
+}
+
+const char *
+backend_admin_name(int admin)
+{
+	switch (admin) {
+	case ADMIN_READY:
+		return "ready";
+	case ADMIN_DRAIN:
+		return "drain";
+	case ADMIN_MAINT:
+		return "maint";
+	}
+	return "?";
+}
+
+const char *
+backend_state_name(const struct backend *b)
+{
+	switch (atomic_load(&b->admin)) {
+	case ADMIN_DRAIN:
+		return "draining";
+	case ADMIN_MAINT:
+		return "maintenance";
+	}
+	return backend_is_up(b) ? "up" : "down";
 }

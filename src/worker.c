@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "control.h"
 #include "engine.h"
 #include "log.h"
 #include "pool.h"
@@ -80,8 +81,9 @@ worker_probe(char *err, size_t errlen)
 	return 0;
 }
 
-static int
-listen_open(const struct cfg_listener *l, int *out, char *err, size_t errlen)
+int
+worker_listen_open(const struct cfg_listener *l, int *out, char *err,
+		   size_t errlen)
 {
 	int one = 1;
 	int fd;
@@ -112,8 +114,8 @@ fail:
 }
 
 int
-worker_create(struct runtime *rt, unsigned id, struct worker **out, char *err,
-	      size_t errlen)
+worker_create(unsigned id, unsigned grace_ms, struct worker **out,
+	      char *err, size_t errlen)
 {
 	struct worker *w;
 	int rc;
@@ -123,30 +125,19 @@ worker_create(struct runtime *rt, unsigned id, struct worker **out, char *err,
 		return -ENOMEM;
 	memset(w, 0, sizeof(*w));
 	w->id = id;
-	w->rt = rt;
 	w->efd = -1;
-	w->grace_ms = rt->cfg->shutdown_grace_ms;
+	atomic_init(&w->grace_ms, grace_ms);
 	atomic_init(&w->stop_req, 0);
 	atomic_init(&w->done, false);
-	w->ls = aligned_alloc(OP_ALIGN, rt->npools * sizeof(*w->ls) + OP_ALIGN);
+	atomic_init(&w->seen_gen, 0);
+	atomic_init(&w->qs, 0);
+	atomic_init(&w->accepts_total, 0);
 	w->buf = malloc(COPY_BUF_SIZE);
-	if (!w->ls || !w->buf) {
+	if (!w->buf) {
 		rc = -ENOMEM;
 		goto out_free;
 	}
 	w->bufsz = COPY_BUF_SIZE;
-	for (size_t i = 0; i < rt->npools; i++) {
-		struct wlistener *l = &w->ls[i];
-
-		memset(l, 0, sizeof(*l));
-		l->w = w;
-		l->pool = &rt->pools[i];
-		rc = listen_open(rt->pools[i].cfg, &l->fd, err, errlen);
-		if (rc < 0)
-			goto out_free;
-		w->nls = i + 1;
-	}
-	w->nls_open = w->nls;
 	w->efd = eventfd(0, EFD_CLOEXEC);
 	if (w->efd < 0) {
 		rc = -errno;
@@ -162,7 +153,10 @@ worker_create(struct runtime *rt, unsigned id, struct worker **out, char *err,
 	return 0;
 
 out_free:
-	worker_destroy(w);
+	if (w->efd >= 0)
+		close(w->efd);
+	free(w->buf);
+	free(w);
 	return rc;
 }
 
@@ -194,6 +188,29 @@ listener_arm(struct wlistener *l)
 	l->armed = true;
 }
 
+/* Free l if it is closed and nothing of it is in flight. */
+static void
+listener_reap(struct wlistener *l)
+{
+	struct worker *w = l->w;
+	struct wlistener **pp;
+
+	if (!l->closed || l->armed || l->paused)
+		return;
+	if (l->fd >= 0) {
+		close(l->fd);
+		l->fd = -1;
+		w->nls_open--;
+	}
+	for (pp = &w->ls; *pp; pp = &(*pp)->next) {
+		if (*pp == l) {
+			*pp = l->next;
+			break;
+		}
+	}
+	free(l);
+}
+
 static void
 listener_close(struct wlistener *l)
 {
@@ -201,16 +218,88 @@ listener_close(struct wlistener *l)
 		return;
 	l->closed = true;
 	if (l->armed) {
-		/* The fd is closed when the accept's last completion comes. */
+		/* Freed when the accept's last completion comes. */
 		struct io_uring_sqe *sqe = worker_sqe(l->w);
 
 		io_uring_prep_cancel_fd(sqe, l->fd, IORING_ASYNC_CANCEL_ALL);
 		io_uring_sqe_set_data64(sqe, 0);
 		return;
 	}
+	/* Not armed: close now, so the port refuses at once. */
 	close(l->fd);
 	l->fd = -1;
 	l->w->nls_open--;
+	listener_reap(l);
+}
+
+static struct wlistener *
+listener_add(struct worker *w, struct pool *p, int fd)
+{
+	struct wlistener *l = aligned_alloc(OP_ALIGN, sizeof(*l));
+
+	if (!l) {
+		log_error("worker %u: out of memory for listener %s", w->id,
+			  p->cfg->name);
+		close(fd);
+		return NULL;
+	}
+	memset(l, 0, sizeof(*l));
+	l->w = w;
+	l->pool = p;
+	l->lid = p->lid;
+	snprintf(l->name, sizeof(l->name), "%s", p->cfg->name);
+	l->fd = fd;
+	l->next = w->ls;
+	w->ls = l;
+	w->nls_open++;
+	return l;
+}
+
+/*
+ * Move to the newest runtime: listeners that kept their name and address
+ * keep their socket and take the new pool; removed ones stop accepting
+ * (their open connections go on under the old runtime); new ones take the
+ * socket the control thread opened for this worker.
+ */
+static void
+worker_switch(struct worker *w)
+{
+	struct runtime *rt = runtime_current();
+	struct wlistener *l, *next;
+
+	if (rt == w->rt || w->stopping)
+		return;
+	for (l = w->ls; l; l = next) {
+		struct pool *p = NULL;
+
+		next = l->next;
+		if (l->closed)
+			continue;
+		for (size_t i = 0; i < rt->npools && !p; i++)
+			if (rt->pools[i].lid == l->lid)
+				p = &rt->pools[i];
+		if (p)
+			l->pool = p;
+		else
+			listener_close(l);
+	}
+	for (size_t i = 0; i < rt->npools; i++) {
+		struct pool *p = &rt->pools[i];
+		bool have = false;
+		int fd;
+
+		for (l = w->ls; l && !have; l = l->next)
+			have = !l->closed && l->lid == p->lid;
+		fd = p->fds[w->id];
+		if (have || fd < 0)
+			continue;
+		p->fds[w->id] = -1;
+		l = listener_add(w, p, fd);
+		if (l)
+			listener_arm(l);
+	}
+	w->rt = rt;
+	atomic_store_explicit(&w->seen_gen, rt->gen, memory_order_release);
 }
 
 void
@@ -258,10 +347,14 @@ handle_accept(struct wlistener *l, int res, unsigned flags)
 	if (!more)
 		l->armed = false;
 	if (res >= 0) {
-		if (w->stopping) {
+		if (w->stopping || l->closed) {
 			close(res);
 		} else {
-			w->accepts++;
+			atomic_store_explicit(
+				&w->accepts_total,
+				atomic_load_explicit(&w->accepts_total,
+						     memory_order_relaxed) + 1,
+				memory_order_relaxed);
 			conn_accept(l, res);
 		}
 	} else if (res == -EMFILE || res == -ENFILE || res == -ENOBUFS ||
@@ -276,37 +369,28 @@ handle_accept(struct wlistener *l, int res, unsigned flags)
 				io_uring_sqe_set_data64(sqe, 0);
 			}
 			listener_pause(l);
+			return;
 		}
-		return;
 	} else if (res != -ECANCELED && res != -EINTR && res != -EAGAIN &&
 		   res != -ECONNABORTED) {
-		log_error("listener %s: accept: %s", l->pool->cfg->name,
+		log_error("listener %s: accept: %s", l->name,
 			  strerror(-res));
 	}
 	if (l->armed)
 		return;
-	if (l->closed) {
-		close(l->fd);
-		l->fd = -1;
-		w->nls_open--;
-	} else if (!l->paused) {
+	if (l->closed)
+		listener_reap(l);
+	else if (!l->paused)
 		listener_arm(l);
-	}
 }
 
 static void
 handle_accept_retry(struct wlistener *l)
 {
 	l->paused = false;
-	if (l->closed) {
-		if (!l->armed && l->fd >= 0) {
-			close(l->fd);
-			l->fd = -1;
-			l->w->nls_open--;
-		}
-		return;
-	}
-	if (!l->armed)
+	if (l->closed)
+		listener_reap(l);
+	else if (!l->armed)
 		listener_arm(l);
 }
 
@@ -343,10 +427,12 @@ begin_stop(struct worker *w)
 		return;
 	}
 	w->stopping = true;
-	w->deadline_ms = w->now_ms + w->grace_ms;
-	for (size_t i = 0; i < w->nls; i++)
-		listener_close(&w->ls[i]);
-	if (w->grace_ms == 0)
+	w->deadline_ms = w->now_ms + atomic_load(&w->grace_ms);
+	for (struct wlistener *l = w->ls, *next; l; l = next) {
+		next = l->next;
+		listener_close(l);
+	}
+	if (atomic_load(&w->grace_ms) == 0)
 		conn_sweep(w, true);
 }
 
@@ -355,6 +441,7 @@ handle_tick(struct worker *w)
 {
 	bool expired = w->stopping && w->now_ms >= w->deadline_ms;
 
+	worker_switch(w);
 	conn_sweep(w, expired);
 	pipe_pool_trim(&w->pipes, w->now_ms, PIPE_IDLE_MS);
 	fd_exhaustion_check(w);
@@ -380,6 +467,7 @@ dispatch(struct worker *w, struct io_uring_cqe *cqe)
 			log_error("worker %u: eventfd read: %s", w->id,
 				  strerror(-cqe->res));
 		begin_stop(w);
+		worker_switch(w);
 		arm_wake(w);
 		break;
 	case OP_TICK:
@@ -440,8 +528,7 @@ worker_main(void *arg)
 	w->tick_ts.tv_nsec = TICK_MS * 1000000LL;
 	w->retry_ts.tv_sec = 0;
 	w->retry_ts.tv_nsec = ACCEPT_RETRY_MS * 1000000LL;
-	for (size_t i = 0; i < w->nls; i++)
-		listener_arm(&w->ls[i]);
+	worker_switch(w);
 	arm_wake(w);
 	arm_tick(w);
 
@@ -451,6 +538,10 @@ worker_main(void *arg)
 
 		if (w->stopping && w->nconns == 0 && w->nls_open == 0)
 			break;
+		atomic_store_explicit(&w->qs,
+				      atomic_load_explicit(&w->qs,
+							   memory_order_relaxed) + 1,
+				      memory_order_release);
 		rc = io_uring_submit_and_wait(&w->ring, 1);
 		if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY &&
 		    rc != -ETIME) {
@@ -487,14 +578,44 @@ worker_start(struct worker *w)
 }
 
 void
-worker_stop(struct worker *w, unsigned grace_ms)
+worker_wake(struct worker *w)
 {
 	uint64_t one = 1;
 
-	w->grace_ms = grace_ms;
-	atomic_fetch_add(&w->stop_req, 1);
 	if (write(w->efd, &one, sizeof(one)) < 0)
 		log_error("worker %u: wake: %s", w->id, strerror(errno));
+}
+
+void
+worker_set_grace(struct worker *w, unsigned grace_ms)
+{
+	atomic_store(&w->grace_ms, grace_ms);
+}
+
+void
+worker_stop(struct worker *w, unsigned grace_ms)
+{
+	atomic_store(&w->grace_ms, grace_ms);
+	atomic_fetch_add(&w->stop_req, 1);
+	worker_wake(w);
+}
+
+uint64_t
+worker_seen_gen(struct worker *w)
+{
+	return atomic_load_explicit(&w->seen_gen, memory_order_acquire);
+}
+
+uint64_t
+worker_qs(struct worker *w)
+{
+	return atomic_load_explicit(&w->qs, memory_order_acquire);
+}
+
+uint64_t
+worker_accepts(struct worker *w)
+{
+	return atomic_load_explicit(&w->accepts_total, memory_order_relaxed);
 }
 
 int
@@ -514,13 +635,17 @@ worker_destroy(struct worker *w)
 			io_uring_queue_exit(&w->ring);
 		sem_destroy(&w->ready);
 	}
-	for (size_t i = 0; i < w->nls; i++)
-		if (w->ls[i].fd >= 0)
-			close(w->ls[i].fd);
+	while (w->ls) {
+		struct wlistener *l = w->ls;
+
+		w->ls = l->next;
+		if (l->fd >= 0)
+			close(l->fd);
+		free(l);
+	}
 	if (w->efd >= 0)
 		close(w->efd);
 	pipe_pool_fini(&w->pipes);
 	free(w->buf);
-	free(w->ls);
 	free(w);
 }

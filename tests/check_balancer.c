@@ -38,13 +38,14 @@ pool_make(enum cfg_algorithm alg, const unsigned *weights, size_t n)
 	f->l.health.fall = 3;
 	f->cfg.listeners = &f->l;
 	f->cfg.nlisteners = 1;
-	ck_assert_int_eq(runtime_init(&f->rt, &f->cfg), 0);
+	ck_assert_int_eq(runtime_init(&f->rt, &f->cfg, 1, NULL), 0);
 	return f;
 }
 
 static void
 pool_drop(struct fixture *f)
 {
+	f->rt.cfg = NULL;	/* the fixture owns it, not the runtime */
 	runtime_fini(&f->rt);
 	free(f);
 }
@@ -130,7 +131,7 @@ START_TEST(rr_skips_down_backend_evenly)
 	struct pool *p = &f->rt.pools[0];
 	unsigned count[3] = { 0 };
 
-	atomic_store(&p->backends[2].up, false);
+	atomic_store(&p->backends[2]->up, false);
 	for (int i = 0; i < 300; i++)
 		count[pick_index(p, NULL, 0)]++;
 	ck_assert_uint_eq(count[2], 0);
@@ -146,14 +147,55 @@ START_TEST(rr_respects_tried_and_none_left)
 	unsigned w[] = { 1, 5 };
 	struct fixture *f = pool_make(ALG_ROUND_ROBIN, w, 2);
 	struct pool *p = &f->rt.pools[0];
-	struct backend *tried[1] = { &p->backends[1] };
+	struct backend *tried[1] = { p->backends[1] };
 
 	for (int i = 0; i < 20; i++)
 		ck_assert_uint_eq(pick_index(p, tried, 1), 0);
-	atomic_store(&p->backends[0].up, false);
+	atomic_store(&p->backends[0]->up, false);
 	ck_assert_ptr_null(pool_pick(p, tried, 1));
-	atomic_store(&p->backends[1].up, false);
+	atomic_store(&p->backends[1]->up, false);
 	ck_assert_ptr_null(pool_pick(p, NULL, 0));
+	pool_drop(f);
+}
+END_TEST
+
+START_TEST(rr_reweight_at_runtime)
+{
+	unsigned w[] = { 1, 1 };
+	struct fixture *f = pool_make(ALG_ROUND_ROBIN, w, 2);
+	struct pool *p = &f->rt.pools[0];
+	unsigned count[2] = { 0 };
+	void *old;
+
+	atomic_store(&p->backends[0]->weight, 3);
+	old = p->ops->reweight(p);
+	ck_assert_ptr_nonnull(old);
+	free(old);
+	for (int i = 0; i < 40; i++)
+		count[pick_index(p, NULL, 0)]++;
+	ck_assert_uint_eq(count[0], 30);
+	ck_assert_uint_eq(count[1], 10);
+	pool_drop(f);
+}
+END_TEST
+
+START_TEST(admin_state_blocks_picks)
+{
+	unsigned w[] = { 1, 1 };
+	struct fixture *f = pool_make(ALG_LEAST_CONN, w, 2);
+	struct pool *p = &f->rt.pools[0];
+
+	atomic_store(&p->backends[0]->admin, ADMIN_DRAIN);
+	for (int i = 0; i < 10; i++)
+		ck_assert_uint_eq(pick_index(p, NULL, 0), 1);
+	atomic_store(&p->backends[1]->admin, ADMIN_MAINT);
+	ck_assert_ptr_null(pool_pick(p, NULL, 0));
+	ck_assert_str_eq(backend_state_name(p->backends[0]), "draining");
+	ck_assert_str_eq(backend_state_name(p->backends[1]), "maintenance");
+	atomic_store(&p->backends[0]->admin, ADMIN_READY);
+	ck_assert_uint_eq(pick_index(p, NULL, 0), 0);
+	atomic_store(&p->backends[0]->up, false);
+	ck_assert_str_eq(backend_state_name(p->backends[0]), "down");
 	pool_drop(f);
 }
 END_TEST
@@ -245,7 +287,7 @@ START_TEST(lc_ties_rotate_and_skip_down)
 		count[pick_index(p, NULL, 0)]++;
 	for (int i = 0; i < 3; i++)
 		ck_assert_uint_eq(count[i], 10);
-	atomic_store(&p->backends[0].up, false);
+	atomic_store(&p->backends[0]->up, false);
 	for (int i = 0; i < 30; i++)
 		ck_assert_uint_ne(pick_index(p, NULL, 0), 0);
 	pool_drop(f);
@@ -264,6 +306,8 @@ balancer_suite(void)
 	tcase_add_test(tc, rr_skips_down_backend_evenly);
 	tcase_add_test(tc, rr_respects_tried_and_none_left);
 	tcase_add_test(tc, pick_counts_active);
+	tcase_add_test(tc, rr_reweight_at_runtime);
+	tcase_add_test(tc, admin_state_blocks_picks);
 	tcase_add_test(tc, lc_prefers_fewest_active);
 	tcase_add_test(tc, lc_weighted);
 	tcase_add_test(tc, lc_ties_rotate_and_skip_down);

@@ -237,6 +237,7 @@ struct fixture {
 	struct cfg_listener lcfg;
 	struct cfg_backend bcfg[MAX_BACKENDS];
 	struct backend b[MAX_BACKENDS];
+	struct backend *bp[MAX_BACKENDS];
 	struct pool pool;
 	struct runtime rt;
 };
@@ -266,6 +267,7 @@ fx_new(size_t nb, unsigned interval, unsigned timeout, unsigned rise,
 			 i + 1);
 		fx->bcfg[i].weight = 1;
 		b->cfg = &fx->bcfg[i];
+		fx->bp[i] = b;
 		b->pool = &fx->pool;
 		b->index = i;
 		atomic_init(&b->up, true);
@@ -276,7 +278,7 @@ fx_new(size_t nb, unsigned interval, unsigned timeout, unsigned rise,
 		atomic_init(&b->bytes_out, 0);
 	}
 	fx->pool.cfg = &fx->lcfg;
-	fx->pool.backends = fx->b;
+	fx->pool.backends = fx->bp;
 	fx->pool.nbackends = nb;
 	fx->rt.pools = &fx->pool;
 	fx->rt.npools = 1;

@@ -2,7 +2,7 @@
 # Install the Debian packages ringlb needs to build, test and run its demo,
 # but only those that are missing.  Needs root (or sudo) the first time.
 set -e
-pkgs="gcc make pkg-config liburing-dev libjansson-dev check redis-server redis-tools procps"
+pkgs="gcc make pkg-config liburing-dev libjansson-dev libmicrohttpd-dev libcurl4-openssl-dev check redis-server redis-tools procps curl"
 missing=""
 for p in $pkgs; do
 	st=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)

@@ -1,0 +1,71 @@
+/*
+ * control.h: the control path.  Owns the current runtime (the one global
+ * accessor, runtime_current()), the workers and the health checker, and is
+ * the only place that changes running state: start, reload, operator states,
+ * weights, shutdown.  Serialised by one mutex that the connection path never
+ * takes.
+ */
+#ifndef RINGLB_CONTROL_H
+#define RINGLB_CONTROL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct config;
+struct runtime;
+struct backend;
+
+/* The generation new connections use.  Lock-free (acquire load). */
+struct runtime *runtime_current(void);
+
+/*
+ * Build generation 1 from cfg (taking ownership), open every listening
+ * socket, start the workers and the health checker.  `path` is re-read on
+ * reload.  0, or -errno with one line in err.
+ */
+int control_start(struct config *cfg, const char *path, bool verbose,
+		  char *err, size_t errlen);
+/* Stop accepting; connections get grace_ms to finish. */
+void control_stop_begin(unsigned grace_ms);
+/* Close every connection now (a second signal). */
+void control_stop_now(void);
+/* True once every worker has finished. */
+bool control_workers_done(void);
+/* Join the workers, stop health checks, free every generation.  Also
+ * cleans up after a failed control_start(). */
+void control_finish(void);
+
+/* Re-read the config file and switch to it.  0, or -1 with err. */
+int control_reload(char *err, size_t errlen);
+/* Free generations and garbage nobody can reach any more. */
+void control_reclaim(void);
+/* free(p) once every worker has passed a quiescent point. */
+void control_defer_free(void *p);
+
+/*
+ * Operator changes on backend B of listener L.  0, -ENOENT (unknown L or B,
+ * err says which) or -EINVAL.  With close_conns, *closing gets the number
+ * of open connections being closed.
+ */
+int control_set_admin(const char *l, const char *b, int admin,
+		      bool close_conns, unsigned *closing, char *err,
+		      size_t errlen);
+int control_set_weight(const char *l, const char *b, unsigned weight,
+		       char *err, size_t errlen);
+
+/* For readers (the admin API): hold the lock while walking the runtime. */
+void control_lock(void);
+void control_unlock(void);
+
+struct control_stats {
+	uint64_t start_ms;	/* CLOCK_MONOTONIC */
+	uint64_t reloads;
+	uint64_t reload_failures;
+	unsigned nworkers;
+};
+void control_get_stats(struct control_stats *st);
+uint64_t control_worker_accepts(unsigned i);
+uint64_t control_now_ms(void);
+
+#endif

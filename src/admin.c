@@ -1,0 +1,780 @@
+/*
+ * admin.c: the admin API (see admin.h and README.md).
+ *
+ * libmicrohttpd serves sockets we create ourselves: the Unix socket (mode
+ * set before anyone can connect) and an optional TCP one.  One internal
+ * polling thread per socket; every request is answered from the control
+ * module under its lock, never by touching a worker.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <microhttpd.h>
+
+#include "admin.h"
+#include "config.h"
+#include "control.h"
+#include "health.h"
+#include "log.h"
+#include "pool.h"
+
+#ifndef RINGLB_VERSION
+#define RINGLB_VERSION "0.2.0"
+#endif
+
+#define BODY_MAX	(64 * 1024)
+#define ADMIN_CONN_MAX	64
+#define ADMIN_TIMEOUT_S	10
+
+struct admin_srv {
+	int fd;
+	struct MHD_Daemon *d;
+};
+
+static struct admin_srv srv_unix = { -1, NULL };
+static struct admin_srv srv_tcp = { -1, NULL };
+static char sock_path[CFG_SOCKET_PATH_MAX];
+
+struct request {
+	char *body;
+	size_t len;
+	bool too_big;
+};
+
+/* A growable text buffer for /metrics. */
+struct buf {
+	char *s;
+	size_t len;
+	size_t cap;
+	bool oom;
+};
+
+static void __attribute__((format(printf, 2, 3)))
+buf_printf(struct buf *b, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	for (;;) {
+		va_start(ap, fmt);
+		n = vsnprintf(b->s ? b->s + b->len : NULL,
+			      b->s ? b->cap - b->len : 0, fmt, ap);
+		va_end(ap);
+		if (n < 0) {
+			b->oom = true;
+			return;
+		}
+		if (b->s && b->len + (size_t)n < b->cap) {
+			b->len += (size_t)n;
+			return;
+		}
+		size_t cap = b->cap ? b->cap * 2 : 4096;
+
+		while (cap <= b->len + (size_t)n)
+			cap *= 2;
+		char *s = realloc(b->s, cap);
+
+		if (!s) {
+			b->oom = true;
+			return;
+		}
+		b->s = s;
+		b->cap = cap;
+	}
+}
+
+/* Prometheus label values: escape backslash, quote and newline. */
+static const char *
+label(const char *in, char *out, size_t size)
+{
+	size_t o = 0;
+
+	for (; *in && o + 3 < size; in++) {
+		if (*in == '\\' || *in == '"') {
+			out[o++] = '\\';
+			out[o++] = *in;
+		} else if (*in == '\n') {
+			out[o++] = '\\';
+			out[o++] = 'n';
+		} else {
+			out[o++] = *in;
+		}
+	}
+	out[o] = '\0';
+	return out;
+}
+
+static enum MHD_Result
+reply_text(struct MHD_Connection *conn, unsigned code, char *text,
+	   size_t len, const char *type, const char *allow)
+{
+	struct MHD_Response *r;
+	enum MHD_Result ret;
+
+	r = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
+	if (!r) {
+		free(text);
+		return MHD_NO;
+	}
+	MHD_add_response_header(r, "Content-Type", type);
+	if (allow)
+		MHD_add_response_header(r, "Allow", allow);
+	ret = MHD_queue_response(conn, code, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+/* Reply with j (stolen). */
+static enum MHD_Result
+reply_json(struct MHD_Connection *conn, unsigned code, json_t *j,
+	   const char *allow)
+{
+	char *text = j ? json_dumps(j, JSON_INDENT(2)) : NULL;
+	size_t len;
+
+	json_decref(j);
+	if (!text)
+		return MHD_NO;
+	len = strlen(text);
+	/* json_dumps leaves no trailing newline; curl users like one. */
+	char *t = realloc(text, len + 2);
+
+	if (!t) {
+		free(text);
+		return MHD_NO;
+	}
+	t[len++] = '\n';
+	t[len] = '\0';
+	return reply_text(conn, code, t, len, "application/json", allow);
+}
+
+static enum MHD_Result __attribute__((format(printf, 4, 5)))
+reply_error(struct MHD_Connection *conn, unsigned code, const char *allow,
+	    const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	return reply_json(conn, code, json_pack("{s:s}", "error", msg), allow);
+}
+
+static json_t *
+backend_json(const struct backend *b, const struct pool *p, uint64_t now)
+{
+	const struct cfg_health *h = &p->cfg->health;
+	json_t *check;
+	bool checked = atomic_load(&b->checked);
+
+	check = json_pack("{s:b,s:s,s:I}", "enabled", h->enabled, "result",
+			  checked ? health_result_name(atomic_load(
+					    &b->last_result)) :
+				    "none",
+			  "latency_ms",
+			  (json_int_t)atomic_load(&b->last_latency_ms));
+	return json_pack("{s:s,s:s,s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,"
+			 "s:I,s:o}",
+			 "name", b->cfg->name, "address", b->cfg->addr.text,
+			 "state", backend_state_name(b), "health",
+			 backend_is_up(b) ? "up" : "down", "admin",
+			 backend_admin_name(atomic_load(&b->admin)), "weight",
+			 (json_int_t)backend_weight(b), "config_weight",
+			 (json_int_t)b->cfg->weight, "active",
+			 (json_int_t)atomic_load(&b->active), "total",
+			 (json_int_t)atomic_load(&b->total), "bytes_in",
+			 (json_int_t)atomic_load(&b->bytes_in), "bytes_out",
+			 (json_int_t)atomic_load(&b->bytes_out),
+			 "connect_failures",
+			 (json_int_t)atomic_load(&b->connect_failures),
+			 "in_state_ms",
+			 (json_int_t)(now - atomic_load(&b->since_ms)),
+			 "check", check);
+}
+
+static json_t *
+listener_json(const struct pool *p, uint64_t now)
+{
+	const struct lstats *st = p->stats;
+	json_t *bs = json_array();
+
+	for (size_t i = 0; i < p->nbackends; i++)
+		json_array_append_new(bs, backend_json(p->backends[i], p, now));
+	return json_pack("{s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:o}", "name",
+			 p->cfg->name, "listen", p->cfg->addr.text,
+			 "algorithm", cfg_algorithm_name(p->cfg->algorithm),
+			 "accepts", (json_int_t)atomic_load(&st->accepts),
+			 "active", (json_int_t)atomic_load(&st->active),
+			 "bytes_in", (json_int_t)atomic_load(&st->bytes_in),
+			 "bytes_out", (json_int_t)atomic_load(&st->bytes_out),
+			 "no_backend", (json_int_t)atomic_load(&st->no_backend),
+			 "connect_failed",
+			 (json_int_t)atomic_load(&st->connect_failed),
+			 "backends", bs);
+}
+
+static json_t *
+status_json(void)
+{
+	const struct runtime *rt = runtime_current();
+	struct control_stats st;
+	uint64_t now = control_now_ms();
+	json_t *ls = json_array(), *ws = json_array();
+
+	control_get_stats(&st);
+	for (unsigned i = 0; i < st.nworkers; i++)
+		json_array_append_new(ws, json_pack("{s:i,s:I}", "id", (int)i,
+						    "accepts",
+						    (json_int_t)control_worker_accepts(i)));
+	for (size_t i = 0; i < rt->npools; i++)
+		json_array_append_new(ls, listener_json(&rt->pools[i], now));
+	return json_pack("{s:s,s:s,s:I,s:I,s:I,s:I,s:o,s:o}", "version",
+			 RINGLB_VERSION, "config", rt->cfg->path, "generation",
+			 (json_int_t)rt->gen, "uptime_ms",
+			 (json_int_t)(now - st.start_ms), "reloads",
+			 (json_int_t)st.reloads, "reload_failures",
+			 (json_int_t)st.reload_failures, "workers", ws,
+			 "listeners", ls);
+}
+
+static void
+metric_head(struct buf *b, const char *name, const char *type,
+	    const char *help)
+{
+	buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static char *
+metrics_text(size_t *len)
+{
+	static const char *const states[] = { "up", "down", "draining",
+					      "maintenance" };
+	const struct runtime *rt = runtime_current();
+	struct control_stats st;
+	struct buf b = { 0 };
+	char l1[256], l2[256];
+
+	control_get_stats(&st);
+
+#define PER_LISTENER(metric, type, help, expr)                                  \
+	do {                                                                  \
+		metric_head(&b, metric, type, help);                            \
+		for (size_t i = 0; i < rt->npools; i++) {                     \
+			const struct pool *p = &rt->pools[i];                 \
+			buf_printf(&b, "%s{listener=\"%s\"} %llu\n", metric,   \
+				   label(p->cfg->name, l1, sizeof(l1)),       \
+				   (unsigned long long)(expr));               \
+		}                                                             \
+	} while (0)
+#define PER_BACKEND(metric, type, help, expr)                                   \
+	do {                                                                  \
+		metric_head(&b, metric, type, help);                            \
+		for (size_t i = 0; i < rt->npools; i++) {                     \
+			const struct pool *p = &rt->pools[i];                 \
+			for (size_t j = 0; j < p->nbackends; j++) {           \
+				const struct backend *be = p->backends[j];    \
+				buf_printf(&b,                                \
+					   "%s{listener=\"%s\",backend=\"%s\"}" \
+					   " %llu\n",                          \
+					   metric,                            \
+					   label(p->cfg->name, l1, sizeof(l1)), \
+					   label(be->cfg->name, l2, sizeof(l2)), \
+					   (unsigned long long)(expr));       \
+			}                                                     \
+		}                                                             \
+	} while (0)
+
+	PER_LISTENER("ringlb_listener_accepts_total", "counter",
+		     "Client connections accepted.",
+		     atomic_load(&p->stats->accepts));
+	PER_LISTENER("ringlb_listener_active_connections", "gauge",
+		     "Client connections open now.",
+		     atomic_load(&p->stats->active));
+	PER_LISTENER("ringlb_listener_bytes_in_total", "counter",
+		     "Bytes from clients to backends, counted at close.",
+		     atomic_load(&p->stats->bytes_in));
+	PER_LISTENER("ringlb_listener_bytes_out_total", "counter",
+		     "Bytes from backends to clients, counted at close.",
+		     atomic_load(&p->stats->bytes_out));
+	PER_LISTENER("ringlb_listener_no_backend_total", "counter",
+		     "Clients closed because no backend was eligible.",
+		     atomic_load(&p->stats->no_backend));
+	PER_LISTENER("ringlb_listener_connect_failed_total", "counter",
+		     "Clients closed after every connect attempt failed.",
+		     atomic_load(&p->stats->connect_failed));
+	PER_BACKEND("ringlb_backend_up", "gauge",
+		    "1 if health checks say the backend is up.",
+		    backend_is_up(be) ? 1 : 0);
+	metric_head(&b, "ringlb_backend_state", "gauge",
+		    "1 for the backend's current state.");
+	for (size_t i = 0; i < rt->npools; i++) {
+		const struct pool *p = &rt->pools[i];
+
+		for (size_t j = 0; j < p->nbackends; j++) {
+			const struct backend *be = p->backends[j];
+			const char *cur = backend_state_name(be);
+
+			for (size_t k = 0; k < 4; k++)
+				buf_printf(&b,
+					   "ringlb_backend_state{listener=\"%s\","
+					   "backend=\"%s\",state=\"%s\"} %d\n",
+					   label(p->cfg->name, l1, sizeof(l1)),
+					   label(be->cfg->name, l2, sizeof(l2)),
+					   states[k],
+					   strcmp(cur, states[k]) == 0);
+		}
+	}
+	PER_BACKEND("ringlb_backend_weight", "gauge", "Effective weight.",
+		    backend_weight(be));
+	PER_BACKEND("ringlb_backend_active_connections", "gauge",
+		    "Connections open to the backend now.",
+		    atomic_load(&be->active));
+	PER_BACKEND("ringlb_backend_connections_total", "counter",
+		    "Connections established to the backend.",
+		    atomic_load(&be->total));
+	PER_BACKEND("ringlb_backend_bytes_in_total", "counter",
+		    "Bytes from clients to the backend, counted at close.",
+		    atomic_load(&be->bytes_in));
+	PER_BACKEND("ringlb_backend_bytes_out_total", "counter",
+		    "Bytes from the backend to clients, counted at close.",
+		    atomic_load(&be->bytes_out));
+	PER_BACKEND("ringlb_backend_connect_errors_total", "counter",
+		    "Failed connect attempts (refused, timed out, ...).",
+		    atomic_load(&be->connect_failures));
+	metric_head(&b, "ringlb_backend_check_duration_seconds", "gauge",
+		    "Duration of the last health check.");
+	for (size_t i = 0; i < rt->npools; i++) {
+		const struct pool *p = &rt->pools[i];
+
+		for (size_t j = 0; j < p->nbackends; j++) {
+			const struct backend *be = p->backends[j];
+
+			buf_printf(&b,
+				   "ringlb_backend_check_duration_seconds{"
+				   "listener=\"%s\",backend=\"%s\"} %.3f\n",
+				   label(p->cfg->name, l1, sizeof(l1)),
+				   label(be->cfg->name, l2, sizeof(l2)),
+				   atomic_load(&be->last_latency_ms) / 1000.0);
+		}
+	}
+	metric_head(&b, "ringlb_worker_accepts_total", "counter",
+		    "Connections accepted by each worker thread.");
+	for (unsigned i = 0; i < st.nworkers; i++)
+		buf_printf(&b, "ringlb_worker_accepts_total{worker=\"%u\"} %llu\n",
+			   i, (unsigned long long)control_worker_accepts(i));
+	metric_head(&b, "ringlb_config_generation", "gauge",
+		    "Configuration generation (1 at start, +1 per reload).");
+	buf_printf(&b, "ringlb_config_generation %llu\n",
+		   (unsigned long long)rt->gen);
+	metric_head(&b, "ringlb_reloads_total", "counter",
+		    "Reloads, by result.");
+	buf_printf(&b, "ringlb_reloads_total{result=\"ok\"} %llu\n",
+		   (unsigned long long)st.reloads);
+	buf_printf(&b, "ringlb_reloads_total{result=\"error\"} %llu\n",
+		   (unsigned long long)st.reload_failures);
+#undef PER_LISTENER
+#undef PER_BACKEND
+	if (b.oom) {
+		free(b.s);
+		return NULL;
+	}
+	*len = b.len;
+	return b.s;
+}
+
+/* Split "/a/b/c" into at most n segments; returns the count, -1 if more. */
+static int
+split_path(char *url, char **seg, int n)
+{
+	int k = 0;
+	char *save = NULL;
+
+	for (char *t = strtok_r(url, "/", &save); t;
+	     t = strtok_r(NULL, "/", &save)) {
+		if (k == n)
+			return -1;
+		seg[k++] = t;
+	}
+	return k;
+}
+
+static enum MHD_Result
+handle_backend_action(struct MHD_Connection *conn, const char *method,
+		      const char *l, const char *b, const char *action,
+		      const struct request *rq)
+{
+	char err[256];
+	unsigned closing = 0;
+	bool close_conns = false;
+	json_t *body = NULL, *out;
+	json_error_t je;
+	int admin, rc;
+
+	if (strcmp(action, "weight") == 0) {
+		if (strcmp(method, "PUT") != 0)
+			return reply_error(conn, 405, "PUT",
+					   "use PUT for weight");
+	} else if (strcmp(method, "POST") != 0) {
+		return reply_error(conn, 405, "POST", "use POST for %s",
+				   action);
+	}
+	if (rq->len) {
+		body = json_loadb(rq->body, rq->len, 0, &je);
+		if (!body || !json_is_object(body)) {
+			json_decref(body);
+			return reply_error(conn, 400, NULL,
+					   "bad JSON body: %s",
+					   body ? "not an object" : je.text);
+		}
+	}
+	if (strcmp(action, "weight") == 0) {
+		json_t *w = json_object_get(body, "weight");
+
+		if (!json_is_integer(w) || json_integer_value(w) < 1 ||
+		    json_integer_value(w) > CFG_WEIGHT_MAX) {
+			json_decref(body);
+			return reply_error(conn, 400, NULL,
+					   "body must be {\"weight\": N} with "
+					   "N an integer from 1 to %d",
+					   CFG_WEIGHT_MAX);
+		}
+		rc = control_set_weight(l, b, (unsigned)json_integer_value(w),
+					err, sizeof(err));
+	} else {
+		json_t *c = json_object_get(body, "close");
+
+		if (strcmp(action, "drain") == 0)
+			admin = ADMIN_DRAIN;
+		else if (strcmp(action, "maint") == 0)
+			admin = ADMIN_MAINT;
+		else if (strcmp(action, "ready") == 0)
+			admin = ADMIN_READY;
+		else {
+			json_decref(body);
+			return reply_error(conn, 404, NULL,
+					   "unknown action \"%s\" (drain, "
+					   "maint, ready, weight)",
+					   action);
+		}
+		if (c && !json_is_boolean(c)) {
+			json_decref(body);
+			return reply_error(conn, 400, NULL,
+					   "\"close\" must be true or false");
+		}
+		close_conns = json_is_true(c);
+		rc = control_set_admin(l, b, admin, close_conns, &closing, err,
+				       sizeof(err));
+	}
+	json_decref(body);
+	if (rc == -ENOENT)
+		return reply_error(conn, 404, NULL, "%s", err);
+	if (rc < 0)
+		return reply_error(conn, 400, NULL, "%s", err);
+	control_lock();
+	{
+		struct pool *p = runtime_pool(runtime_current(), l);
+		struct backend *be = p ? pool_backend(p, b) : NULL;
+
+		out = be ? backend_json(be, p, control_now_ms()) : json_object();
+	}
+	control_unlock();
+	if (close_conns)
+		json_object_set_new(out, "closing", json_integer(closing));
+	return reply_json(conn, 200, out, NULL);
+}
+
+static enum MHD_Result
+route(struct MHD_Connection *conn, const char *url, const char *method,
+      const struct request *rq)
+{
+	char path[512], *seg[6], err[1024];
+	bool get = strcmp(method, "GET") == 0;
+	int n;
+
+	if (rq->too_big)
+		return reply_error(conn, 413, NULL, "body larger than %d bytes",
+				   BODY_MAX);
+	snprintf(path, sizeof(path), "%s", url);
+	n = split_path(path, seg, 6);
+	if (n == 1 && strcmp(seg[0], "status") == 0) {
+		json_t *j;
+
+		if (!get)
+			return reply_error(conn, 405, "GET", "use GET");
+		control_lock();
+		j = status_json();
+		control_unlock();
+		return reply_json(conn, 200, j, NULL);
+	}
+	if (n == 1 && strcmp(seg[0], "metrics") == 0) {
+		size_t len = 0;
+		char *text;
+
+		if (!get)
+			return reply_error(conn, 405, "GET", "use GET");
+		control_lock();
+		text = metrics_text(&len);
+		control_unlock();
+		if (!text)
+			return reply_error(conn, 500, NULL, "out of memory");
+		return reply_text(conn, 200, text, len,
+				  "text/plain; version=0.0.4", NULL);
+	}
+	if (n == 1 && strcmp(seg[0], "reload") == 0) {
+		if (strcmp(method, "POST") != 0)
+			return reply_error(conn, 405, "POST", "use POST");
+		if (control_reload(err, sizeof(err)) < 0)
+			return reply_error(conn, 400, NULL, "%s", err);
+		control_lock();
+		json_t *j = json_pack("{s:b,s:I}", "ok", 1, "generation",
+				      (json_int_t)runtime_current()->gen);
+		control_unlock();
+		return reply_json(conn, 200, j, NULL);
+	}
+	if (n >= 2 && strcmp(seg[0], "listeners") == 0 &&
+	    (n == 2 || (n >= 4 && n <= 5 && strcmp(seg[2], "backends") == 0))) {
+		struct pool *p;
+		struct backend *be = NULL;
+		json_t *j = NULL;
+
+		if (n == 5)
+			return handle_backend_action(conn, method, seg[1],
+						     seg[3], seg[4], rq);
+		if (!get)
+			return reply_error(conn, 405, "GET", "use GET");
+		control_lock();
+		p = runtime_pool(runtime_current(), seg[1]);
+		if (p && n == 4)
+			be = pool_backend(p, seg[3]);
+		if (p && n == 2)
+			j = listener_json(p, control_now_ms());
+		else if (be)
+			j = backend_json(be, p, control_now_ms());
+		control_unlock();
+		if (!p)
+			return reply_error(conn, 404, NULL,
+					   "unknown listener \"%s\"", seg[1]);
+		if (!j)
+			return reply_error(conn, 404, NULL,
+					   "unknown backend \"%s\" in listener "
+					   "\"%s\"",
+					   seg[3], seg[1]);
+		return reply_json(conn, 200, j, NULL);
+	}
+	return reply_error(conn, 404, NULL,
+			   "no such endpoint: %s %s (see /status, /metrics, "
+			   "/reload, /listeners/L[/backends/B[/ACTION]])",
+			   method, url);
+}
+
+static enum MHD_Result
+handler(void *cls, struct MHD_Connection *conn, const char *url,
+	const char *method, const char *version, const char *upload_data,
+	size_t *upload_data_size, void **con_cls)
+{
+	struct request *rq = *con_cls;
+
+	if (!rq) {
+		rq = calloc(1, sizeof(*rq));
+		if (!rq)
+			return MHD_NO;
+		*con_cls = rq;
+		return MHD_YES;
+	}
+	if (*upload_data_size) {
+		if (!rq->too_big && rq->len + *upload_data_size <= BODY_MAX) {
+			char *nb = realloc(rq->body,
+					   rq->len + *upload_data_size + 1);
+
+			if (!nb)
+				return MHD_NO;
+			memcpy(nb + rq->len, upload_data, *upload_data_size);
+			rq->body = nb;
+			rq->len += *upload_data_size;
+			rq->body[rq->len] = '\0';
+		} else {
+			rq->too_big = true;
+		}
+		*upload_data_size = 0;
+		return MHD_YES;
+	}
+	return route(conn, url, method, rq);
+}
+
+static void
+completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+	  enum MHD_RequestTerminationCode toe)
+{
+	struct request *rq = *con_cls;
+
+	if (rq) {
+		free(rq->body);
+		free(rq);
+		*con_cls = NULL;
+	}
+}
+
+static int
+unix_open(const struct cfg_admin *a, char *err, size_t errlen)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	char dir[CFG_SOCKET_PATH_MAX];
+	mode_t old;
+	int fd, rc;
+
+	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", a->socket);
+	snprintf(dir, sizeof(dir), "%s", a->socket);
+	/* /run/ringlb may not exist yet on a fresh machine. */
+	if (mkdir(dirname(dir), 0755) < 0 && errno != EEXIST) {
+		snprintf(err, errlen, "admin socket %s: cannot create its "
+			 "directory: %s", a->socket, strerror(errno));
+		return -errno;
+	}
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		goto fail;
+	/* A live ringlb answers on it: never steal its socket. */
+	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0) {
+		close(fd);
+		snprintf(err, errlen, "admin socket %s is in use by a running "
+			 "process (another ringlb?)", a->socket);
+		return -EADDRINUSE;
+	}
+	close(fd);
+	if (unlink(a->socket) < 0 && errno != ENOENT)
+		goto fail;
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		goto fail;
+	/* Create it with no access, then open it up to exactly `mode`. */
+	old = umask(0777);
+	rc = bind(fd, (struct sockaddr *)&sun, sizeof(sun));
+	umask(old);
+	if (rc < 0 || chmod(a->socket, a->mode) < 0 || listen(fd, 64) < 0) {
+		int e = errno;
+
+		close(fd);
+		errno = e;
+		goto fail;
+	}
+	snprintf(sock_path, sizeof(sock_path), "%s", a->socket);
+	srv_unix.fd = fd;
+	return 0;
+fail:
+	snprintf(err, errlen, "admin socket %s: %s", a->socket,
+		 strerror(errno));
+	return -errno;
+}
+
+static int
+tcp_open(const struct cfg_admin *a, char *err, size_t errlen)
+{
+	int one = 1;
+	int fd = socket(a->listen.ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	if (fd < 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+	    bind(fd, (const struct sockaddr *)&a->listen.ss, a->listen.len) < 0 ||
+	    listen(fd, 64) < 0) {
+		int e = errno;
+
+		if (fd >= 0)
+			close(fd);
+		snprintf(err, errlen, "admin listen %s: %s", a->listen.text,
+			 strerror(e));
+		return -e;
+	}
+	srv_tcp.fd = fd;
+	return 0;
+}
+
+int
+admin_start(const struct cfg_admin *a, char *err, size_t errlen)
+{
+	int rc;
+
+	if (!a->enabled)
+		return 0;
+	rc = unix_open(a, err, errlen);
+	if (rc < 0)
+		return rc;
+	if (a->has_listen) {
+		rc = tcp_open(a, err, errlen);
+		if (rc < 0) {
+			admin_stop();
+			return rc;
+		}
+	}
+	return 0;
+}
+
+static int
+srv_run(struct admin_srv *s, const char *what, char *err, size_t errlen)
+{
+	if (s->fd < 0)
+		return 0;
+	s->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD |
+					MHD_USE_AUTO,
+				0, NULL, NULL, handler, NULL,
+				MHD_OPTION_LISTEN_SOCKET, s->fd,
+				MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
+				MHD_OPTION_CONNECTION_LIMIT, ADMIN_CONN_MAX,
+				MHD_OPTION_CONNECTION_TIMEOUT,
+				(unsigned)ADMIN_TIMEOUT_S, MHD_OPTION_END);
+	if (!s->d) {
+		snprintf(err, errlen, "admin %s: cannot start the HTTP server",
+			 what);
+		return -EIO;
+	}
+	return 0;
+}
+
+int
+admin_run(char *err, size_t errlen)
+{
+	if (srv_run(&srv_unix, sock_path, err, errlen) < 0 ||
+	    srv_run(&srv_tcp, "listen", err, errlen) < 0)
+		return -EIO;
+	if (srv_unix.d)
+		log_info("admin API on %s", sock_path);
+	if (srv_tcp.d)
+		log_info("admin API on TCP as well");
+	return 0;
+}
+
+static void
+srv_stop(struct admin_srv *s)
+{
+	if (s->d) {
+		/* MHD closes the listen socket it was given. */
+		MHD_stop_daemon(s->d);
+		s->d = NULL;
+		s->fd = -1;
+	}
+	if (s->fd >= 0) {
+		close(s->fd);
+		s->fd = -1;
+	}
+}
+
+void
+admin_stop(void)
+{
+	srv_stop(&srv_unix);
+	srv_stop(&srv_tcp);
+	if (sock_path[0]) {
+		unlink(sock_path);
+		sock_path[0] = '\0';
+	}
+}

@@ -1,0 +1,454 @@
+/*
+ * control.c: start-up, reload, operator changes and reclamation (see
+ * control.h).
+ *
+ * Generations: a reload builds a new runtime next to the running one,
+ * publishes it with one release store and wakes the workers.  The old
+ * runtime is freed by control_reclaim() once every worker reports a newer
+ * generation and no connection accepted under the old one is left: workers
+ * never take a lock, and no connection ever sees its pool or config freed.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "balancer.h"
+#include "config.h"
+#include "control.h"
+#include "health.h"
+#include "log.h"
+#include "pool.h"
+#include "worker.h"
+
+struct deferred {
+	void *ptr;
+	uint64_t *qs;		/* each worker's counter when deferred */
+	struct deferred *next;
+};
+
+static pthread_mutex_t ctl_lock = PTHREAD_MUTEX_INITIALIZER;
+static _Atomic(struct runtime *) current;
+static struct worker **workers;
+static unsigned nworkers;
+static struct runtime *retired;
+static struct deferred *deferred;
+static char *config_path;
+static bool log_verbose;
+static struct cfg_admin admin_cfg;
+static uint64_t start_ms;
+static uint64_t reloads;
+static uint64_t reload_failures;
+
+uint64_t
+control_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+struct runtime *
+runtime_current(void)
+{
+	return atomic_load_explicit(&current, memory_order_acquire);
+}
+
+void
+control_lock(void)
+{
+	pthread_mutex_lock(&ctl_lock);
+}
+
+void
+control_unlock(void)
+{
+	pthread_mutex_unlock(&ctl_lock);
+}
+
+static bool
+lid_in(const struct runtime *rt, uint64_t lid)
+{
+	for (size_t i = 0; rt && i < rt->npools; i++)
+		if (rt->pools[i].lid == lid)
+			return true;
+	return false;
+}
+
+/* Open one socket per worker for every listener that prev does not have. */
+static int
+open_sockets(struct runtime *rt, const struct runtime *prev, char *err,
+	     size_t errlen)
+{
+	for (size_t i = 0; i < rt->npools; i++) {
+		struct pool *p = &rt->pools[i];
+
+		if (lid_in(prev, p->lid))
+			continue;
+		for (unsigned w = 0; w < rt->nworkers; w++) {
+			int rc = worker_listen_open(p->cfg, &p->fds[w], err,
+						    errlen);
+
+			if (rc < 0)
+				return rc;
+		}
+	}
+	return 0;
+}
+
+static struct runtime *
+runtime_build(struct config *cfg, const struct runtime *prev, char *err,
+	      size_t errlen)
+{
+	struct runtime *rt = malloc(sizeof(*rt));
+	int rc;
+
+	if (!rt) {
+		snprintf(err, errlen, "out of memory");
+		cfg_free(cfg);
+		return NULL;
+	}
+	rc = runtime_init(rt, cfg, nworkers, prev);
+	if (rc < 0) {
+		snprintf(err, errlen, "cannot build pools: %s", strerror(-rc));
+		free(rt);
+		cfg_free(cfg);
+		return NULL;
+	}
+	if (open_sockets(rt, prev, err, errlen) < 0) {
+		runtime_fini(rt);
+		free(rt);
+		return NULL;
+	}
+	return rt;
+}
+
+int
+control_start(struct config *cfg, const char *path, bool verbose, char *err,
+	      size_t errlen)
+{
+	struct runtime *rt;
+	int rc;
+
+	start_ms = control_now_ms();
+	log_verbose = verbose;
+	admin_cfg = cfg->admin;
+	config_path = strdup(path);
+	nworkers = cfg->workers;
+	workers = calloc(nworkers, sizeof(*workers));
+	if (!config_path || !workers) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	rt = runtime_build(cfg, NULL, err, errlen);
+	if (!rt)
+		return -EINVAL;
+	atomic_store_explicit(&current, rt, memory_order_release);
+	for (unsigned i = 0; i < nworkers; i++) {
+		rc = worker_create(i, rt->cfg->shutdown_grace_ms, &workers[i],
+				   err, errlen);
+		if (rc < 0)
+			return rc;
+	}
+	rc = health_start(rt);
+	if (rc < 0) {
+		snprintf(err, errlen, "cannot start the health checker: %s",
+			 strerror(-rc));
+		return rc;
+	}
+	for (unsigned i = 0; i < nworkers; i++) {
+		rc = worker_start(workers[i]);
+		if (rc < 0) {
+			snprintf(err, errlen,
+				 "worker %u: cannot set up io_uring: %s", i,
+				 strerror(-rc));
+			return rc;
+		}
+	}
+	return 0;
+}
+
+static bool
+workers_past_gen(uint64_t gen)
+{
+	for (unsigned i = 0; i < nworkers; i++)
+		if (workers[i] && !worker_done(workers[i]) &&
+		    worker_seen_gen(workers[i]) <= gen)
+			return false;
+	return true;
+}
+
+void
+control_defer_free(void *p)
+{
+	struct deferred *d = malloc(sizeof(*d));
+
+	if (d)
+		d->qs = calloc(nworkers, sizeof(*d->qs));
+	if (!d || !d->qs) {
+		/* Cannot track it safely: leaking beats a use after free. */
+		log_error("out of memory deferring a free");
+		free(d);
+		return;
+	}
+	d->ptr = p;
+	for (unsigned i = 0; i < nworkers; i++)
+		d->qs[i] = workers[i] ? worker_qs(workers[i]) : 0;
+	d->next = deferred;
+	deferred = d;
+}
+
+static void
+reclaim_locked(bool all)
+{
+	struct runtime **rp = &retired;
+	struct deferred **dp = &deferred;
+
+	while (*rp) {
+		struct runtime *r = *rp;
+
+		if (all || (workers_past_gen(r->gen) && runtime_conns(r) == 0)) {
+			*rp = r->retired_next;
+			log_debug("generation %llu freed",
+				  (unsigned long long)r->gen);
+			runtime_fini(r);
+			free(r);
+		} else {
+			rp = &r->retired_next;
+		}
+	}
+	while (*dp) {
+		struct deferred *d = *dp;
+		bool quiet = true;
+
+		for (unsigned i = 0; i < nworkers && !all && quiet; i++)
+			quiet = !workers[i] || worker_done(workers[i]) ||
+				worker_qs(workers[i]) != d->qs[i];
+		if (quiet) {
+			*dp = d->next;
+			free(d->ptr);
+			free(d->qs);
+			free(d);
+		} else {
+			dp = &d->next;
+		}
+	}
+}
+
+void
+control_reclaim(void)
+{
+	control_lock();
+	reclaim_locked(false);
+	control_unlock();
+}
+
+static bool
+admin_same(const struct cfg_admin *a, const struct cfg_admin *b)
+{
+	return a->enabled == b->enabled && a->mode == b->mode &&
+	       strcmp(a->socket, b->socket) == 0 &&
+	       a->has_listen == b->has_listen &&
+	       (!a->has_listen || strcmp(a->listen.text, b->listen.text) == 0);
+}
+
+int
+control_reload(char *err, size_t errlen)
+{
+	struct runtime *cur, *rt;
+	struct config *cfg;
+	int rc;
+
+	control_lock();
+	cur = runtime_current();
+	if (cfg_load(config_path, &cfg, err, errlen) < 0)
+		goto fail;
+	if (cfg->workers != nworkers) {
+		log_warn("reload: workers %u -> %u takes effect at restart",
+			 nworkers, cfg->workers);
+		cfg->workers = nworkers;
+	}
+	if (!admin_same(&cfg->admin, &admin_cfg))
+		log_warn("reload: admin settings change at restart");
+	rt = runtime_build(cfg, cur, err, errlen);
+	if (!rt)
+		goto fail;
+
+	if (!log_verbose)
+		log_set_level(rt->cfg->log_level);
+	health_stop(cur);
+	atomic_store_explicit(&current, rt, memory_order_release);
+	for (unsigned i = 0; i < nworkers; i++) {
+		worker_set_grace(workers[i], rt->cfg->shutdown_grace_ms);
+		worker_wake(workers[i]);
+	}
+	rc = health_start(rt);
+	if (rc < 0)
+		log_error("reload: cannot restart the health checker: %s",
+			  strerror(-rc));
+	cur->retired_next = retired;
+	retired = cur;
+	reloads++;
+	log_info("reloaded %s: generation %llu, %zu listeners", config_path,
+		 (unsigned long long)rt->gen, rt->npools);
+	control_unlock();
+	return 0;
+
+fail:
+	reload_failures++;
+	log_error("reload failed, keeping the running configuration: %s", err);
+	control_unlock();
+	return -1;
+}
+
+static int
+find_backend(const char *l, const char *b, struct pool **pp,
+	     struct backend **bp, char *err, size_t errlen)
+{
+	struct pool *p = runtime_pool(runtime_current(), l);
+
+	if (!p) {
+		snprintf(err, errlen, "unknown listener \"%s\"", l);
+		return -ENOENT;
+	}
+	*bp = pool_backend(p, b);
+	if (!*bp) {
+		snprintf(err, errlen, "unknown backend \"%s\" in listener \"%s\"",
+			 b, l);
+		return -ENOENT;
+	}
+	*pp = p;
+	return 0;
+}
+
+int
+control_set_admin(const char *l, const char *b, int admin, bool close_conns,
+		  unsigned *closing, char *err, size_t errlen)
+{
+	struct backend *be;
+	struct pool *p;
+	int old, rc;
+
+	if (admin < ADMIN_READY || admin > ADMIN_MAINT) {
+		snprintf(err, errlen, "bad state");
+		return -EINVAL;
+	}
+	control_lock();
+	rc = find_backend(l, b, &p, &be, err, errlen);
+	if (rc < 0)
+		goto out;
+	old = atomic_exchange(&be->admin, admin);
+	if (old != admin)
+		atomic_store(&be->since_ms, control_now_ms());
+	if (closing)
+		*closing = 0;
+	if (close_conns) {
+		if (closing)
+			*closing = atomic_load(&be->active);
+		atomic_fetch_add(&be->kill_gen, 1);
+	}
+	log_info("admin: listener=%s backend=%s %s -> %s%s", l, b,
+		 backend_admin_name(old), backend_admin_name(admin),
+		 close_conns ? ", closing its connections" : "");
+out:
+	control_unlock();
+	return rc;
+}
+
+int
+control_set_weight(const char *l, const char *b, unsigned weight, char *err,
+		   size_t errlen)
+{
+	struct backend *be;
+	struct pool *p;
+	unsigned old;
+	int rc;
+
+	if (weight < 1 || weight > CFG_WEIGHT_MAX) {
+		snprintf(err, errlen, "weight must be from 1 to %d",
+			 CFG_WEIGHT_MAX);
+		return -EINVAL;
+	}
+	control_lock();
+	rc = find_backend(l, b, &p, &be, err, errlen);
+	if (rc < 0)
+		goto out;
+	old = atomic_exchange(&be->weight, weight);
+	be->weight_override = true;
+	if (p->ops->reweight) {
+		void *garbage = p->ops->reweight(p);
+
+		if (garbage)
+			control_defer_free(garbage);
+	}
+	log_info("admin: listener=%s backend=%s weight %u -> %u", l, b, old,
+		 weight);
+out:
+	control_unlock();
+	return rc;
+}
+
+void
+control_get_stats(struct control_stats *st)
+{
+	st->start_ms = start_ms;
+	st->reloads = reloads;
+	st->reload_failures = reload_failures;
+	st->nworkers = nworkers;
+}
+
+uint64_t
+control_worker_accepts(unsigned i)
+{
+	return i < nworkers && workers[i] ? worker_accepts(workers[i]) : 0;
+}
+
+bool
+control_workers_done(void)
+{
+	for (unsigned i = 0; i < nworkers; i++)
+		if (workers[i] && !worker_done(workers[i]))
+			return false;
+	return true;
+}
+
+void
+control_stop_begin(unsigned grace_ms)
+{
+	for (unsigned i = 0; i < nworkers; i++)
+		if (workers[i])
+			worker_stop(workers[i], grace_ms);
+}
+
+void
+control_stop_now(void)
+{
+	control_stop_begin(0);
+}
+
+void
+control_finish(void)
+{
+	struct runtime *rt;
+
+	for (unsigned i = 0; i < nworkers; i++)
+		worker_destroy(workers[i]);
+	control_lock();
+	rt = runtime_current();
+	if (rt) {
+		health_stop(rt);
+		atomic_store(&current, NULL);
+		rt->retired_next = retired;
+		retired = rt;
+	}
+	reclaim_locked(true);
+	free(workers);
+	workers = NULL;
+	nworkers = 0;
+	free(config_path);
+	config_path = NULL;
+	control_unlock();
+}

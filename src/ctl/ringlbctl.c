@@ -1,0 +1,465 @@
+/*
+ * ringlbctl: the command line for ringlb's admin API.
+ *
+ *   ringlbctl [-s SOCKET] status [--json]
+ *   ringlbctl [-s SOCKET] drain LISTENER BACKEND [--wait] [--timeout SECONDS]
+ *   ringlbctl [-s SOCKET] maint LISTENER BACKEND
+ *   ringlbctl [-s SOCKET] ready LISTENER BACKEND
+ *   ringlbctl [-s SOCKET] weight LISTENER BACKEND N
+ *   ringlbctl [-s SOCKET] reload
+ *
+ * libcurl speaks HTTP over the Unix socket; jansson reads the replies.
+ * Exit 0 on success, 1 on an error (one line on stderr), 2 on bad usage.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+#include <jansson.h>
+
+#define DEFAULT_SOCKET "/run/ringlb/admin.sock"
+#define POLL_MS 100
+
+static const char *sock_path;
+
+struct reply {
+	long code;
+	char *body;
+	size_t len;
+};
+
+static void __attribute__((noreturn, format(printf, 1, 2)))
+die(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("ringlbctl: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	exit(1);
+}
+
+static void __attribute__((noreturn))
+usage(int code)
+{
+	fprintf(code ? stderr : stdout,
+		"usage: ringlbctl [-s SOCKET] COMMAND\n"
+		"  status [--json]                         listeners and backends\n"
+		"  drain LISTENER BACKEND [--wait] [--timeout SECONDS]\n"
+		"  maint LISTENER BACKEND                  maintenance\n"
+		"  ready LISTENER BACKEND                  back in rotation\n"
+		"  weight LISTENER BACKEND N               set the weight (1-256)\n"
+		"  reload                                  re-read the config file\n"
+		"SOCKET: -s, else $RINGLB_SOCKET, else %s\n",
+		DEFAULT_SOCKET);
+	exit(code);
+}
+
+static uint64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static size_t
+on_data(char *p, size_t size, size_t n, void *arg)
+{
+	struct reply *r = arg;
+	char *b = realloc(r->body, r->len + size * n + 1);
+
+	if (!b)
+		return 0;
+	memcpy(b + r->len, p, size * n);
+	r->body = b;
+	r->len += size * n;
+	r->body[r->len] = '\0';
+	return size * n;
+}
+
+/* Why a connect to the socket failed, in an operator's words. */
+static const char *
+connect_reason(long os_errno)
+{
+	switch (os_errno) {
+	case ENOENT:
+		return "no such socket (is ringlb running? is -s right?)";
+	case EACCES:
+	case EPERM:
+		return "permission denied (run as the user ringlb runs as, "
+		       "or see admin.mode)";
+	case ECONNREFUSED:
+		return "connection refused (ringlb is not running; the socket "
+		       "file is stale)";
+	default:
+		return os_errno ? strerror((int)os_errno) : "cannot connect";
+	}
+}
+
+/* One request; dies on transport errors.  Returns the parsed JSON reply. */
+static json_t *
+request(const char *method, const char *path, const char *body, long *code)
+{
+	struct reply r = { 0 };
+	char url[1024];
+	struct curl_slist *hdr = NULL;
+	json_error_t je;
+	long os_errno = 0;
+	CURLcode rc;
+	json_t *j;
+	CURL *c;
+
+	c = curl_easy_init();
+	if (!c)
+		die("cannot initialise libcurl");
+	snprintf(url, sizeof(url), "http://localhost%s", path);
+	curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, sock_path);
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, &r);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	if (body) {
+		hdr = curl_slist_append(hdr, "Content-Type: application/json");
+		curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdr);
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+	}
+	rc = curl_easy_perform(c);
+	if (rc != CURLE_OK) {
+		curl_easy_getinfo(c, CURLINFO_OS_ERRNO, &os_errno);
+		if (rc == CURLE_COULDNT_CONNECT)
+			die("cannot reach ringlb at %s: %s", sock_path,
+			    connect_reason(os_errno));
+		die("%s %s on %s: %s", method, path, sock_path,
+		    curl_easy_strerror(rc));
+	}
+	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, code);
+	curl_slist_free_all(hdr);
+	curl_easy_cleanup(c);
+	if (strcmp(path, "/metrics") == 0) {
+		j = json_stringn(r.body ? r.body : "", r.len);
+		free(r.body);
+		return j;
+	}
+	j = json_loadb(r.body ? r.body : "", r.len, 0, &je);
+	free(r.body);
+	if (!j)
+		die("unexpected reply from ringlb (HTTP %ld): %s", *code,
+		    je.text);
+	return j;
+}
+
+/* A request that must succeed: on an error reply, print it and exit 1. */
+static json_t *
+call(const char *method, const char *path, const char *body)
+{
+	long code = 0;
+	json_t *j = request(method, path, body, &code);
+
+	if (code != 200) {
+		const char *e = json_string_value(json_object_get(j, "error"));
+
+		die("%s", e ? e : "request failed");
+	}
+	return j;
+}
+
+static long long
+num(json_t *o, const char *key)
+{
+	return (long long)json_integer_value(json_object_get(o, key));
+}
+
+static const char *
+str(json_t *o, const char *key)
+{
+	const char *s = json_string_value(json_object_get(o, key));
+
+	return s ? s : "-";
+}
+
+static const char *
+human_bytes(long long n, char *buf, size_t len)
+{
+	static const char *const unit[] = { "B", "KiB", "MiB", "GiB", "TiB" };
+	double v = (double)n;
+	int u = 0;
+
+	while (v >= 1024 && u < 4) {
+		v /= 1024;
+		u++;
+	}
+	if (u == 0)
+		snprintf(buf, len, "%lld B", n);
+	else
+		snprintf(buf, len, "%.1f %s", v, unit[u]);
+	return buf;
+}
+
+static int
+cmd_status(bool as_json)
+{
+	json_t *st = call("GET", "/status", NULL), *l, *b;
+	size_t i, j;
+
+	if (as_json) {
+		char *s = json_dumps(st, JSON_INDENT(2));
+
+		puts(s ? s : "{}");
+		free(s);
+		json_decref(st);
+		return 0;
+	}
+	printf("ringlb %s, config %s, generation %lld, up %lld s, %zu "
+	       "workers\n\n",
+	       str(st, "version"), str(st, "config"), num(st, "generation"),
+	       num(st, "uptime_ms") / 1000,
+	       json_array_size(json_object_get(st, "workers")));
+	printf("%-12s %-12s %-22s %-12s %6s %7s %9s %10s %10s %s\n",
+	       "LISTENER", "BACKEND", "ADDRESS", "STATE", "WEIGHT", "ACTIVE",
+	       "TOTAL", "IN", "OUT", "LAST CHECK");
+	json_array_foreach(json_object_get(st, "listeners"), i, l) {
+		json_array_foreach(json_object_get(l, "backends"), j, b) {
+			json_t *c = json_object_get(b, "check");
+			char in[32], out[32], check[64];
+
+			if (json_is_true(json_object_get(c, "enabled")))
+				snprintf(check, sizeof(check), "%s %lld ms",
+					 str(c, "result"),
+					 num(c, "latency_ms"));
+			else
+				snprintf(check, sizeof(check), "disabled");
+			printf("%-12s %-12s %-22s %-12s %6lld %7lld %9lld "
+			       "%10s %10s %s\n",
+			       str(l, "name"), str(b, "name"),
+			       str(b, "address"), str(b, "state"),
+			       num(b, "weight"), num(b, "active"),
+			       num(b, "total"),
+			       human_bytes(num(b, "bytes_in"), in, sizeof(in)),
+			       human_bytes(num(b, "bytes_out"), out,
+					   sizeof(out)),
+			       check);
+		}
+	}
+	json_decref(st);
+	return 0;
+}
+
+static void
+backend_path(char *buf, size_t len, const char *l, const char *b,
+	     const char *action)
+{
+	snprintf(buf, len, "/listeners/%s/backends/%s%s%s", l, b,
+		 action ? "/" : "", action ? action : "");
+}
+
+static void
+check_name(const char *what, const char *s)
+{
+	/* Names are [A-Za-z0-9_.-]: anything else cannot exist. */
+	if (!*s || strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+			     "0123456789_.-") != strlen(s))
+		die("unknown %s \"%s\" (names are A-Z a-z 0-9 _ . -)", what,
+		    s);
+}
+
+static void
+sleep_ms(unsigned ms)
+{
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000 };
+
+	nanosleep(&ts, NULL);
+}
+
+/* Poll until B has no active connection or `until` (0: forever). */
+static long long
+wait_idle(const char *path, uint64_t until)
+{
+	for (;;) {
+		json_t *b = call("GET", path, NULL);
+		long long active = num(b, "active");
+
+		json_decref(b);
+		if (active == 0 || (until && now_ms() >= until))
+			return active;
+		sleep_ms(POLL_MS);
+	}
+}
+
+static int
+cmd_drain(const char *l, const char *b, bool wait, double timeout_s)
+{
+	char path[512], apath[512];
+	uint64_t t0 = now_ms(), until = 0;
+	long long left;
+	json_t *r;
+
+	check_name("listener", l);
+	check_name("backend", b);
+	backend_path(apath, sizeof(apath), l, b, "drain");
+	backend_path(path, sizeof(path), l, b, NULL);
+	r = call("POST", apath, NULL);
+	if (!wait) {
+		printf("%s/%s: %s, %lld active connections\n", l, b,
+		       str(r, "state"), num(r, "active"));
+		json_decref(r);
+		return 0;
+	}
+	json_decref(r);
+	if (timeout_s > 0)
+		until = t0 + (uint64_t)(timeout_s * 1000);
+	left = wait_idle(path, until);
+	if (left == 0) {
+		printf("%s/%s: drained in %.2f s\n", l, b,
+		       (now_ms() - t0) / 1000.0);
+		return 0;
+	}
+	/* Deadline: close what is left and park the backend in maintenance. */
+	backend_path(apath, sizeof(apath), l, b, "maint");
+	r = call("POST", apath, "{\"close\": true}");
+	left = num(r, "closing");
+	json_decref(r);
+	wait_idle(path, now_ms() + 10000);
+	printf("%s/%s: timeout after %.2f s: closed %lld connections; now in "
+	       "maintenance\n",
+	       l, b, (now_ms() - t0) / 1000.0, left);
+	return 0;
+}
+
+static int
+cmd_simple(const char *action, const char *l, const char *b)
+{
+	char path[512];
+	json_t *r;
+
+	check_name("listener", l);
+	check_name("backend", b);
+	backend_path(path, sizeof(path), l, b, action);
+	r = call("POST", path, NULL);
+	printf("%s/%s: %s\n", l, b, str(r, "state"));
+	json_decref(r);
+	return 0;
+}
+
+static int
+cmd_weight(const char *l, const char *b, const char *n)
+{
+	char path[512], body[64], *end;
+	long w;
+	json_t *r;
+
+	check_name("listener", l);
+	check_name("backend", b);
+	errno = 0;
+	w = strtol(n, &end, 10);
+	if (errno || *end || end == n || w < 1 || w > 256)
+		die("weight must be an integer from 1 to 256, got \"%s\"", n);
+	backend_path(path, sizeof(path), l, b, "weight");
+	snprintf(body, sizeof(body), "{\"weight\": %ld}", w);
+	r = call("PUT", path, body);
+	printf("%s/%s: weight %lld\n", l, b, num(r, "weight"));
+	json_decref(r);
+	return 0;
+}
+
+static int
+cmd_reload(void)
+{
+	json_t *r = call("POST", "/reload", NULL);
+
+	printf("reloaded: generation %lld\n", num(r, "generation"));
+	json_decref(r);
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ "wait", no_argument, NULL, 'w' },
+		{ "timeout", required_argument, NULL, 'T' },
+		{ "socket", required_argument, NULL, 's' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	bool as_json = false, wait = false;
+	double timeout_s = 0;
+	const char *cmd;
+	char *end;
+	int opt, n, rc;
+
+	sock_path = getenv("RINGLB_SOCKET");
+	if (!sock_path || !*sock_path)
+		sock_path = DEFAULT_SOCKET;
+	/* Options may come before or after the command (GNU getopt). */
+	while ((opt = getopt_long(argc, argv, "s:h", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 's':
+			sock_path = optarg;
+			break;
+		case 'j':
+			as_json = true;
+			break;
+		case 'w':
+			wait = true;
+			break;
+		case 'T':
+			errno = 0;
+			timeout_s = strtod(optarg, &end);
+			if (errno || *end || timeout_s <= 0) {
+				fprintf(stderr, "ringlbctl: --timeout takes "
+					"a number of seconds > 0\n");
+				usage(2);
+			}
+			break;
+		case 'h':
+			usage(0);
+		default:
+			usage(2);
+		}
+	}
+	if (optind >= argc)
+		usage(2);
+	cmd = argv[optind];
+	n = argc - optind - 1;
+	argv += optind + 1;
+	if ((as_json && strcmp(cmd, "status")) ||
+	    ((wait || timeout_s > 0) && strcmp(cmd, "drain"))) {
+		fprintf(stderr, "ringlbctl: option not valid for %s\n", cmd);
+		usage(2);
+	}
+	if (timeout_s > 0 && !wait) {
+		fprintf(stderr, "ringlbctl: --timeout needs --wait\n");
+		usage(2);
+	}
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	if (strcmp(cmd, "status") == 0 && n == 0)
+		rc = cmd_status(as_json);
+	else if (strcmp(cmd, "drain") == 0 && n == 2)
+		rc = cmd_drain(argv[0], argv[1], wait, timeout_s);
+	else if ((strcmp(cmd, "maint") == 0 || strcmp(cmd, "ready") == 0) &&
+		 n == 2)
+		rc = cmd_simple(cmd, argv[0], argv[1]);
+	else if (strcmp(cmd, "weight") == 0 && n == 3)
+		rc = cmd_weight(argv[0], argv[1], argv[2]);
+	else if (strcmp(cmd, "reload") == 0 && n == 0)
+		rc = cmd_reload();
+	else
+		usage(2);
+	curl_global_cleanup();
+	return rc;
+}
