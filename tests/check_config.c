@@ -647,6 +647,49 @@ START_TEST(test_ranges)
 }
 END_TEST
 
+START_TEST(test_admin)
+{
+	struct config *cfg;
+
+	cfg = parse_ok(TOP(""));
+	ck_assert(cfg->admin.enabled);
+	ck_assert_str_eq(cfg->admin.socket, CFG_ADMIN_SOCKET_DEFAULT);
+	ck_assert_uint_eq(cfg->admin.mode, 0600);
+	ck_assert(!cfg->admin.has_listen);
+	cfg_free(cfg);
+
+	cfg = parse_ok(TOP("'admin':{'socket':'/tmp/x.sock','mode':'0660',"
+			   "'listen':'9900'},"));
+	ck_assert_str_eq(cfg->admin.socket, "/tmp/x.sock");
+	ck_assert_uint_eq(cfg->admin.mode, 0660);
+	ck_assert(cfg->admin.has_listen);
+	assert_v4(&cfg->admin.listen, "127.0.0.1", 9900);
+	cfg_free(cfg);
+
+	cfg = parse_ok(TOP("'admin':{'enabled':false,'listen':'[::1]:9901'},"));
+	ck_assert(!cfg->admin.enabled);
+	assert_v6(&cfg->admin.listen, "::1", 9901);
+	cfg_free(cfg);
+
+	ck_assert_bad(TOP("'admin':{'sock':'/x'},"),
+		      "bad.json: admin: unknown key \"sock\"");
+	ck_assert_bad(TOP("'admin':{'mode':'0999'},"),
+		      "bad.json: admin.mode: must be octal permission bits "
+		      "like \"0600\", got \"0999\"");
+	ck_assert_bad(TOP("'admin':{'mode':'-600'},"),
+		      "bad.json: admin.mode: must be octal permission bits "
+		      "like \"0600\", got \"-600\"");
+	ck_assert_bad(TOP("'admin':{'mode':600},"),
+		      "bad.json: admin.mode: must be a string, got integer");
+	ck_assert_bad(TOP("'admin':{'listen':'70000'},"),
+		      "bad.json: admin.listen: port 70000 out of range (1-65535)");
+	ck_assert_bad(TOP("'admin':'on',"),
+		      "bad.json: admin: must be an object, got string");
+	ck_assert_bad_prefix(TOP("'admin':{'socket':'/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa'},"),
+			     "bad.json: admin.socket: too long (");
+}
+END_TEST
+
 START_TEST(test_enums)
 {
 	struct config *cfg;
@@ -938,6 +981,7 @@ config_suite(void)
 	tcase_add_test(tc, test_weight);
 	tcase_add_test(tc, test_ranges);
 	tcase_add_test(tc, test_enums);
+	tcase_add_test(tc, test_admin);
 	tcase_add_test(tc, test_too_many_backends);
 	tcase_add_test(tc, test_small_err_buffer);
 	tcase_add_test(tc, test_message_safety);

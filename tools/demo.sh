@@ -20,6 +20,12 @@ Try, in another terminal (replies come from backend 1, 2, 3 in turn):
     for i in 1 2 3 4 5 6; do curl -s http://127.0.0.1:8080/; done
     echo hi | nc -q1 127.0.0.1 8080
 
+Steer it (admin socket /run/ringlb/admin.sock):
+
+    $build/ringlbctl status
+    $build/ringlbctl drain demo backend2 --wait
+    $build/ringlbctl ready demo backend2
+
 Stop with Ctrl-C.
 
 MSG
