@@ -289,8 +289,10 @@ conn_accept(struct wlistener *l, int fd)
 	c->start_ms = w->now_ms;
 	c->last_ms = w->now_ms;
 	c->state = CONN_CONNECTING;
+	/* Only the info-level close line needs the client's address. */
 	c->peerlen = sizeof(c->peer);
-	if (getpeername(fd, (struct sockaddr *)&c->peer, &c->peerlen) < 0)
+	if (!log_enabled(LOG_INFO) ||
+	    getpeername(fd, (struct sockaddr *)&c->peer, &c->peerlen) < 0)
 		c->peer.ss_family = AF_UNSPEC;
 	/* We forward whatever arrives at once; Nagle would only add delay. */
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
