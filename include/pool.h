@@ -21,6 +21,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <linux/time_types.h>
+
 #include "config.h"
 #include "health.h"
 
@@ -80,6 +82,7 @@ struct pool {
 	void *balancer;			/* ops-private state */
 	struct lstats *stats;
 	uint64_t lid;			/* same listener across reloads */
+	struct __kernel_timespec connect_ts; /* cfg->connect_ms */
 	int *fds;			/* per worker; -1: keep the old socket */
 };
 

@@ -73,8 +73,8 @@ struct conn {
 	struct pool *pool;	/* rt's pool for its listener */
 	struct backend *b;	/* holds an active reference when set */
 	unsigned kill_gen;	/* b->kill_gen when b was picked */
-	struct backend *tried[CFG_ATTEMPTS_MAX];
-	unsigned ntried;
+	uint16_t tried[CFG_ATTEMPTS_MAX]; /* indexes in pool->backends */
+	uint8_t ntried;
 	struct side s[2];
 	struct dir d[2];
 	unsigned inflight;
@@ -84,9 +84,7 @@ struct conn {
 	uint64_t id;
 	uint64_t start_ms;
 	uint64_t last_ms;
-	struct __kernel_timespec connect_ts;
-	struct sockaddr_storage peer;
-	socklen_t peerlen;
+	struct sockaddr_in6 peer;	/* holds an IPv4 one too */
 } __attribute__((aligned(OP_ALIGN)));
 
 static void conn_connect_next(struct conn *c);
@@ -116,16 +114,16 @@ conn_set_state(struct conn *c, enum conn_state s)
 }
 
 static void
-addr_format(const struct sockaddr_storage *ss, char *out, size_t len)
+addr_format(const struct sockaddr *ss, char *out, size_t len)
 {
 	char host[INET6_ADDRSTRLEN];
 
-	if (ss->ss_family == AF_INET) {
+	if (ss->sa_family == AF_INET) {
 		const struct sockaddr_in *sin = (const void *)ss;
 
 		inet_ntop(AF_INET, &sin->sin_addr, host, sizeof(host));
 		snprintf(out, len, "%s:%u", host, ntohs(sin->sin_port));
-	} else if (ss->ss_family == AF_INET6) {
+	} else if (ss->sa_family == AF_INET6) {
 		const struct sockaddr_in6 *sin6 = (const void *)ss;
 
 		inet_ntop(AF_INET6, &sin6->sin6_addr, host, sizeof(host));
@@ -197,7 +195,7 @@ conn_finish(struct conn *c, const char *why)
 	}
 	if (!log_enabled(LOG_INFO))
 		return;
-	addr_format(&c->peer, client, sizeof(client));
+	addr_format((const struct sockaddr *)&c->peer, client, sizeof(client));
 	log_info("conn=%llu client=%s listener=%s backend=%s up=%llu down=%llu "
 		 "ms=%llu end=%s",
 		 (unsigned long long)c->id, client, c->pool->cfg->name,
@@ -290,10 +288,12 @@ conn_accept(struct wlistener *l, int fd)
 	c->last_ms = w->now_ms;
 	c->state = CONN_CONNECTING;
 	/* Only the info-level close line needs the client's address. */
-	c->peerlen = sizeof(c->peer);
-	if (!log_enabled(LOG_INFO) ||
-	    getpeername(fd, (struct sockaddr *)&c->peer, &c->peerlen) < 0)
-		c->peer.ss_family = AF_UNSPEC;
+	if (log_enabled(LOG_INFO)) {
+		socklen_t len = sizeof(c->peer);
+
+		if (getpeername(fd, (struct sockaddr *)&c->peer, &len) < 0)
+			c->peer.sin6_family = AF_UNSPEC;
+	}
 	/* We forward whatever arrives at once; Nagle would only add delay. */
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 
@@ -327,10 +327,14 @@ conn_connect_next(struct conn *c)
 	int one = 1;
 	int fd;
 
-	if (c->ntried < lc->connect_attempts)
-		b = pool_pick(c->pool, c->tried, c->ntried);
-	else
-		b = NULL;
+	b = NULL;
+	if (c->ntried < lc->connect_attempts) {
+		struct backend *tried[CFG_ATTEMPTS_MAX];
+
+		for (unsigned i = 0; i < c->ntried; i++)
+			tried[i] = c->pool->backends[c->tried[i]];
+		b = pool_pick(c->pool, tried, c->ntried);
+	}
 	if (!b) {
 		atomic_fetch_add_explicit(c->ntried ?
 						  &c->pool->stats->connect_failed :
@@ -357,8 +361,6 @@ conn_connect_next(struct conn *c)
 	c->kill_gen = atomic_load_explicit(&b->kill_gen, memory_order_relaxed);
 	c->s[BACKEND].fd = fd;
 	c->connecting = true;
-	c->connect_ts.tv_sec = lc->connect_ms / 1000;
-	c->connect_ts.tv_nsec = (long long)(lc->connect_ms % 1000) * 1000000;
 
 	worker_sqe_reserve(c->w, 2);
 	sqe = worker_sqe(c->w);
@@ -368,7 +370,8 @@ conn_connect_next(struct conn *c)
 	io_uring_sqe_set_data64(sqe, op_data(c, OP_CONNECT));
 	sqe->flags |= IOSQE_IO_LINK;
 	sqe = worker_sqe(c->w);
-	io_uring_prep_link_timeout(sqe, &c->connect_ts, 0);
+	/* The kernel copies the timeout at submission: one per pool will do. */
+	io_uring_prep_link_timeout(sqe, &c->pool->connect_ts, 0);
 	io_uring_sqe_set_data64(sqe, op_data(c, OP_CONNECT_TIMEOUT));
 	c->inflight += 2;
 }
@@ -394,7 +397,10 @@ handle_connect(struct conn *c, int res)
 			 c->pool->cfg->connect_attempts);
 		close(c->s[BACKEND].fd);
 		c->s[BACKEND].fd = -1;
-		c->tried[c->ntried++] = b;
+		/* b->index belongs to the newest generation: look it up here. */
+		for (size_t i = 0; i < c->pool->nbackends; i++)
+			if (c->pool->backends[i] == b)
+				c->tried[c->ntried++] = (uint16_t)i;
 		c->b = NULL;
 		pool_release(b);
 		conn_connect_next(c);

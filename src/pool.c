@@ -106,6 +106,8 @@ pool_init(struct pool *p, const struct cfg_listener *l, unsigned nworkers,
 	struct pool *old = prev ? runtime_pool(prev, l->name) : NULL;
 
 	p->cfg = l;
+	p->connect_ts.tv_sec = l->connect_ms / 1000;
+	p->connect_ts.tv_nsec = (long long)(l->connect_ms % 1000) * 1000000;
 	p->ops = balancer_find(l->algorithm);
 	p->fds = malloc(nworkers * sizeof(*p->fds));
 	p->backends = calloc(l->nbackends, sizeof(*p->backends));
