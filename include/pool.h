@@ -74,6 +74,16 @@ struct lstats {
 	unsigned refs;
 };
 
+/* What runtime_init changed in a carried backend, for runtime_abort. */
+struct backend_undo {
+	struct backend *b;
+	struct pool *pool;
+	size_t index;
+	unsigned weight;
+	unsigned conf_weight;
+	bool weight_override;
+};
+
 struct pool {
 	const struct cfg_listener *cfg;
 	struct backend **backends;
@@ -84,6 +94,7 @@ struct pool {
 	uint64_t lid;			/* same listener across reloads */
 	struct __kernel_timespec connect_ts; /* cfg->connect_ms */
 	int *fds;			/* per worker; -1: keep the old socket */
+	struct backend_undo *undo;	/* one per backend; b NULL if new */
 };
 
 /* Connections accepted under a runtime, per worker (one writer each). */
@@ -106,12 +117,18 @@ struct runtime {
 /*
  * Build a runtime for cfg with nworkers workers.  Backends and listener
  * stats are taken over from `prev` (may be NULL) where they match, else
- * made new (up, ready).  Listening sockets are not opened here.  0 or -errno.
+ * made new (up, ready).  Listening sockets are not opened here.  0, and rt
+ * owns cfg; or -errno, and cfg is still the caller's.
  */
 int runtime_init(struct runtime *rt, struct config *cfg, unsigned nworkers,
 		 const struct runtime *prev);
 /* Free what runtime_init built, cfg included; drops backend references. */
 void runtime_fini(struct runtime *rt);
+/*
+ * A runtime that will never be published: give carried backends back what
+ * runtime_init changed in them (weights, pool), then runtime_fini().
+ */
+void runtime_abort(struct runtime *rt);
 
 /* Live connections accepted under rt, all workers. */
 unsigned runtime_conns(const struct runtime *rt);

@@ -119,7 +119,7 @@ runtime_build(struct config *cfg, const struct runtime *prev, char *err,
 		return NULL;
 	}
 	if (open_sockets(rt, prev, err, errlen) < 0) {
-		runtime_fini(rt);
+		runtime_abort(rt);
 		free(rt);
 		return NULL;
 	}

@@ -55,10 +55,13 @@ backend_new(const struct cfg_backend *cb, const struct cfg_listener *l)
 	return b;
 }
 
-/* The backend of prev that cb in listener l continues, if any. */
+/*
+ * The backend of prev that cb in listener l continues, if any.  What this
+ * changes in it is saved in *u first, for runtime_abort().
+ */
 static struct backend *
 backend_carry(const struct runtime *prev, const struct cfg_listener *l,
-	      const struct cfg_backend *cb)
+	      const struct cfg_backend *cb, struct backend_undo *u)
 {
 	struct pool *p;
 	struct backend *b;
@@ -68,6 +71,12 @@ backend_carry(const struct runtime *prev, const struct cfg_listener *l,
 	b = pool_backend(p, cb->name);
 	if (!b || !addr_same(&b->cfg->addr, &cb->addr))
 		return NULL;
+	u->b = b;
+	u->pool = b->pool;
+	u->index = b->index;
+	u->weight = atomic_load(&b->weight);
+	u->conf_weight = b->conf.weight;
+	u->weight_override = b->weight_override;
 	/* A weight set at runtime stands until the file changes it. */
 	if (cb->weight != b->conf.weight || !b->weight_override) {
 		atomic_store(&b->weight, cb->weight);
@@ -111,8 +120,9 @@ pool_init(struct pool *p, const struct cfg_listener *l, unsigned nworkers,
 	p->ops = balancer_find(l->algorithm);
 	p->fds = malloc(nworkers * sizeof(*p->fds));
 	p->backends = calloc(l->nbackends, sizeof(*p->backends));
+	p->undo = calloc(l->nbackends, sizeof(*p->undo));
 	p->stats = lstats_get(prev, l->name);
-	if (!p->fds || !p->backends || !p->stats)
+	if (!p->fds || !p->backends || !p->undo || !p->stats)
 		return -ENOMEM;
 	p->stats->refs++;
 	for (unsigned w = 0; w < nworkers; w++)
@@ -121,7 +131,8 @@ pool_init(struct pool *p, const struct cfg_listener *l, unsigned nworkers,
 	if (old && addr_same(&old->cfg->addr, &l->addr))
 		p->lid = old->lid;
 	for (size_t j = 0; j < l->nbackends; j++) {
-		struct backend *b = backend_carry(prev, l, &l->backends[j]);
+		struct backend *b = backend_carry(prev, l, &l->backends[j],
+						  &p->undo[j]);
 
 		if (!b)
 			b = backend_new(&l->backends[j], l);
@@ -164,7 +175,8 @@ runtime_init(struct runtime *rt, struct config *cfg, unsigned nworkers,
 			       prev);
 		if (rc < 0) {
 			rt->pools[i].ops = NULL;
-			runtime_fini(rt);
+			rt->cfg = NULL;	/* still the caller's */
+			runtime_abort(rt);
 			return rc;
 		}
 		if (!rt->pools[i].lid)
@@ -191,6 +203,7 @@ runtime_fini(struct runtime *rt)
 					close(p->fds[w]);
 		free(p->fds);
 		free(p->backends);
+		free(p->undo);
 	}
 	free(rt->pools);
 	free(rt->conns);
@@ -199,6 +212,28 @@ runtime_fini(struct runtime *rt)
 	rt->conns = NULL;
 	rt->cfg = NULL;
 	rt->npools = 0;
+}
+
+void
+runtime_abort(struct runtime *rt)
+{
+	/* Backwards, so a backend listed twice ends with its first state. */
+	for (size_t i = rt->npools; i-- > 0;) {
+		struct pool *p = &rt->pools[i];
+
+		for (size_t j = p->nbackends; p->undo && j-- > 0;) {
+			const struct backend_undo *u = &p->undo[j];
+
+			if (!u->b)
+				continue;
+			atomic_store(&u->b->weight, u->weight);
+			u->b->conf.weight = u->conf_weight;
+			u->b->weight_override = u->weight_override;
+			u->b->pool = u->pool;
+			u->b->index = u->index;
+		}
+	}
+	runtime_fini(rt);
 }
 
 unsigned

@@ -54,6 +54,7 @@ spec_json(const struct spec *s)
 		     "  \"workers\": %u,\n"
 		     "  \"log_level\": \"info\",\n"
 		     "  \"shutdown_grace_ms\": %u,\n"
+		     "  \"admin\": { \"socket\": \"@DIR@/admin.sock\" },\n"
 		     "  \"listeners\": [ {\n"
 		     "    \"name\": \"web\",\n"
 		     "    \"listen\": \"%s:%d\",\n"
@@ -92,7 +93,7 @@ lb_up(struct h_lb *lb, struct spec *s)
 	s->port = h_free_port();
 	ck_assert_msg(s->port > 0, "no free port");
 	json = spec_json(s);
-	rc = h_lb_start(lb, json, s->port, NULL);
+	rc = h_lb_start_in(lb, json, s->port, NULL);
 	free(json);
 	ck_assert_msg(rc == 0, "%s did not start listening on port %d: %s",
 		      h_lb_bin(), s->port,
@@ -217,6 +218,7 @@ teardown(void)
 static const char good_json[] =
 	"{ \"workers\": 2, \"log_level\": \"info\",\n"
 	"  \"shutdown_grace_ms\": 30000,\n"
+	"  \"admin\": { \"socket\": \"@DIR@/admin.sock\" },\n"
 	"  \"listeners\": [\n"
 	"    { \"name\": \"web\", \"listen\": \"127.0.0.1:%d\",\n"
 	"      \"algorithm\": \"round-robin\", \"connect_attempts\": 3,\n"
@@ -242,54 +244,69 @@ struct bad_case {
 	const char *needle[3];	/* besides the file name */
 };
 
-/* tmpl with every "%d" replaced by port (templates are not formats). */
+/*
+ * tmpl with every "%d" replaced by port (templates are not formats), and
+ * every "@DIR@" by dir unless dir is NULL (h_lb_start_in() does it then).
+ */
 static void
-put_port(struct h_str *j, const char *tmpl, int port)
+put_port(struct h_str *j, const char *tmpl, int port, const char *dir)
 {
+	char *sub = dir != NULL ? h_subst(tmpl, "@DIR@", dir) : NULL;
 	const char *p;
 
+	if (sub != NULL)
+		tmpl = sub;
 	while ((p = strstr(tmpl, "%d")) != NULL) {
 		h_str_printf(j, "%.*s%d", (int)(p - tmpl), tmpl, port);
 		tmpl = p + 2;
 	}
 	h_str_printf(j, "%s", tmpl);
+	free(sub);
 }
 
 static const struct bad_case bad_cases[] = {
 	{ "syntax.json",
-	  "{ \"workers\": 2, \"listeners\": [ { \"name\": \"web\", ",
+	  "{ \"workers\": 2, \"admin\": { \"socket\": \"@DIR@/admin.sock\" }, "
+	  "\"listeners\": [ { \"name\": \"web\", ",
 	  { NULL } },
 	{ "badport.json",
-	  "{ \"workers\": 1, \"listeners\": [ { \"name\": \"web\", "
+	  "{ \"workers\": 1, \"admin\": { \"socket\": \"@DIR@/admin.sock\" }, "
+	  "\"listeners\": [ { \"name\": \"web\", "
 	  "\"listen\": \"127.0.0.1:%d\", \"backends\": [ "
 	  "{ \"name\": \"a\", \"address\": \"127.0.0.1:9001\" }, "
 	  "{ \"name\": \"b\", \"address\": \"127.0.0.1:9002\" }, "
 	  "{ \"name\": \"c\", \"address\": \"127.0.0.1:99999\" } ] } ] }",
 	  { "listeners[0].backends[2].address", "99999" } },
 	{ "unknownkey.json",
-	  "{ \"workers\": 1, \"listeners\": [ { \"name\": \"web\", "
+	  "{ \"workers\": 1, \"admin\": { \"socket\": \"@DIR@/admin.sock\" }, "
+	  "\"listeners\": [ { \"name\": \"web\", "
 	  "\"listen\": \"127.0.0.1:%d\", \"backends\": [ "
 	  "{ \"name\": \"a\", \"address\": \"127.0.0.1:9001\" } ], "
 	  "\"timeouts\": { \"connect_ms\": 100, \"idel_ms\": 5 } } ] }",
 	  { "listeners[0].timeouts", "idel_ms" } },
 	{ "unknowntop.json",
-	  "{ \"workers\": 1, \"wrokers\": 3, \"listeners\": [ { \"name\": "
+	  "{ \"workers\": 1, \"admin\": { \"socket\": \"@DIR@/admin.sock\" }, "
+	  "\"wrokers\": 3, \"listeners\": [ { \"name\": "
 	  "\"web\", \"listen\": \"127.0.0.1:%d\", \"backends\": [ "
 	  "{ \"name\": \"a\", \"address\": \"127.0.0.1:9001\" } ] } ] }",
 	  { "wrokers" } },
 	{ "badtype.json",
-	  "{ \"workers\": \"two\", \"listeners\": [ { \"name\": \"web\", "
+	  "{ \"workers\": \"two\", "
+	  "\"admin\": { \"socket\": \"@DIR@/admin.sock\" }, "
+	  "\"listeners\": [ { \"name\": \"web\", "
 	  "\"listen\": \"127.0.0.1:%d\", \"backends\": [ "
 	  "{ \"name\": \"a\", \"address\": \"127.0.0.1:9001\" } ] } ] }",
 	  { "workers" } },
 	{ "badalg.json",
-	  "{ \"workers\": 1, \"listeners\": [ { \"name\": \"web\", "
+	  "{ \"workers\": 1, \"admin\": { \"socket\": \"@DIR@/admin.sock\" }, "
+	  "\"listeners\": [ { \"name\": \"web\", "
 	  "\"listen\": \"127.0.0.1:%d\", \"algorithm\": \"random\", "
 	  "\"backends\": [ { \"name\": \"a\", \"address\": "
 	  "\"127.0.0.1:9001\" } ] } ] }",
 	  { "listeners[0].algorithm", "random" } },
 	{ "badlisten.json",
-	  "{ \"workers\": 1, \"listeners\": [ { \"name\": \"web\", "
+	  "{ \"workers\": 1, \"admin\": { \"socket\": \"@DIR@/admin.sock\" }, "
+	  "\"listeners\": [ { \"name\": \"web\", "
 	  "\"listen\": \"127.0.0.1:%d\", \"backends\": [ "
 	  "{ \"name\": \"a\", \"address\": \"127.0.0.1:9001\" }, "
 	  "{ \"name\": \"b\", \"address\": \"127.0.0.1\" } ] } ] }",
@@ -302,6 +319,7 @@ START_TEST(test_config_check)
 	const char *argv[5];
 	struct h_str j = { 0 };
 	struct h_run *r;
+	char *text;
 	int port = h_free_port();
 
 	h_label(tcase_name());
@@ -310,7 +328,9 @@ START_TEST(test_config_check)
 	/* A full, valid file: exit 0 and some verdict. */
 	snprintf(path, sizeof(path), "%s/good.json", dir);
 	h_str_printf(&j, good_json, port, port + 1);
-	ck_assert_int_eq(h_write_file(path, j.s), 0);
+	text = h_subst(j.s, "@DIR@", dir);
+	ck_assert_int_eq(h_write_file(path, text), 0);
+	free(text);
 	h_str_free(&j);
 	argv[0] = h_lb_bin();
 	argv[1] = "-t";
@@ -332,7 +352,7 @@ START_TEST(test_config_check)
 		const struct bad_case *bc = &bad_cases[i];
 
 		snprintf(path, sizeof(path), "%s/%s", dir, bc->file);
-		put_port(&j, bc->json, port);
+		put_port(&j, bc->json, port, dir);
 		ck_assert_int_eq(h_write_file(path, j.s), 0);
 		h_str_free(&j);
 		r = run_cmd(argv, 10000);
@@ -379,7 +399,7 @@ START_TEST(test_config_error_lines)
 		snprintf(path, sizeof(path), "%s/%s", dir, bc->file);
 		snprintf(verdict, sizeof(verdict),
 			 "\n%s: configuration is invalid\n", path);
-		put_port(&j, bc->json, h_free_port());
+		put_port(&j, bc->json, h_free_port(), dir);
 		ck_assert_int_eq(h_write_file(path, j.s), 0);
 		h_str_free(&j);
 		r = run_cmd(argv, 10000);
@@ -406,9 +426,9 @@ START_TEST(test_config_bad_start)
 
 	/* The listener itself is fine; a key further down is not. */
 	h_label(tcase_name());
-	put_port(&j, bad_cases[2].json, port);
+	put_port(&j, bad_cases[2].json, port, NULL);
 	t0 = h_now_ms();
-	rc = h_lb_start(&lb, j.s, 0, NULL);
+	rc = h_lb_start_in(&lb, j.s, 0, NULL);
 	h_str_free(&j);
 	ck_assert_msg(rc == 0, "cannot start %s: %s", h_lb_bin(),
 		      strerror(-rc));
@@ -454,7 +474,7 @@ START_TEST(test_verbose_flag)
 
 	s.port = h_free_port();
 	json = spec_json(&s);
-	rc = h_lb_start(&loud, json, s.port, "-v");
+	rc = h_lb_start_in(&loud, json, s.port, "-v");
 	free(json);
 	ck_assert_msg(rc == 0, "ringlb -v did not start: %s", strerror(-rc));
 	rc = get_name("127.0.0.1", s.port, name, sizeof(name), NULL);
@@ -1464,7 +1484,7 @@ START_TEST(test_port_in_use)
 	ck_assert_int_eq(bind(lfd, (struct sockaddr *)&sin, sizeof(sin)), 0);
 	ck_assert_int_eq(listen(lfd, 16), 0);
 	json = spec_json(&s);
-	rc = h_lb_start(&lb, json, 0, NULL);
+	rc = h_lb_start_in(&lb, json, 0, NULL);
 	free(json);
 	ck_assert_int_eq(rc, 0);
 	ck_assert_msg(h_lb_wait_exit(&lb, 5000) == 0,

@@ -54,12 +54,14 @@ START_TEST(test_fd_exhaustion)
 	ck_assert_int_eq(h_backend_start(&hold, H_HOLD, "hold"), 0);
 	port = h_free_port();
 	snprintf(json, sizeof(json),
-		 "{ \"workers\": 2, \"listeners\": [ { \"name\": \"web\", "
+		 "{ \"workers\": 2, "
+		 "\"admin\": { \"socket\": \"@DIR@/admin.sock\" }, "
+		 "\"listeners\": [ { \"name\": \"web\", "
 		 "\"listen\": \"127.0.0.1:%d\", \"backends\": [ { \"name\": "
 		 "\"hold\", \"address\": \"127.0.0.1:%d\" } ], "
 		 "\"health_check\": { \"enabled\": false } } ] }",
 		 port, hold.port);
-	ck_assert_int_eq(h_lb_start(&lb, json, port, NULL), 0);
+	ck_assert_int_eq(h_lb_start_in(&lb, json, port, NULL), 0);
 	h_sleep_ms(200);
 	idle = h_lb_fd_count(&lb);
 	ck_assert_int_gt(idle, 0);

@@ -237,4 +237,49 @@ void h_str_free(struct h_str *b);
  */
 int h_blackhole(void);
 
+/*
+ * Configs that name files in ringlb's own temp dir (the admin socket).
+ * h_lb_mkdir() makes lb->dir and sets the paths, writing nothing;
+ * h_lb_launch() starts ringlb on the lb->cfg_path already written, with the
+ * same waiting as h_lb_start() (which is h_lb_prepare() + h_lb_launch()).
+ * h_lb_start_in() is h_lb_start() with every "@DIR@" in json replaced by
+ * lb->dir, e.g. "admin": { "socket": "@DIR@/admin.sock" }.
+ */
+int h_lb_mkdir(struct h_lb *lb);
+int h_lb_launch(struct h_lb *lb, int wait_port, const char *extra_arg);
+int h_lb_start_in(struct h_lb *lb, const char *json, int wait_port,
+		  const char *extra_arg);
+/* Copy of text with every key replaced by val; free() it. */
+char *h_subst(const char *text, const char *key, const char *val);
+/* Wait up to timeout_ms for a child from h_spawn to exit, and untrack it:
+ * 0 and *status set, -ETIMEDOUT (still running), or -errno. */
+int h_wait_pid(pid_t pid, int timeout_ms, int *status);
+
+/*
+ * A blocking HTTP/1.1 client with a deadline, for the admin API: one
+ * request with "Connection: close", the reply read to EOF or to its
+ * Content-Length.  0 and *r filled (free with h_http_free), or -errno
+ * (-EBADMSG: not an HTTP reply).
+ */
+struct h_http {
+	int status;		/* e.g. 200 */
+	char *head;		/* status line and headers, CRLF-separated */
+	size_t head_len;	/* bytes of head plus the blank line */
+	char *body;		/* NUL-terminated */
+	size_t body_len;
+};
+/* Connect to a Unix socket with a deadline: fd or -errno. */
+int h_unix_connect(const char *path, int timeout_ms);
+/* Over unix_path, or TCP host:port when unix_path is NULL. */
+int h_http(const char *unix_path, const char *host, int port,
+	   const char *method, const char *path, const char *body,
+	   int timeout_ms, struct h_http *r);
+/* The same on a connected socket (left open). */
+int h_http_fd(int fd, const char *method, const char *path, const char *body,
+	      int timeout_ms, struct h_http *r);
+/* Value of header `name` (case-insensitive) into buf; false if absent. */
+bool h_http_header(const struct h_http *r, const char *name, char *buf,
+		   size_t cap);
+void h_http_free(struct h_http *r);
+
 #endif
