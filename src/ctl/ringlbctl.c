@@ -138,17 +138,19 @@ request(const char *method, const char *path, const char *body, long *code)
 		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
 	}
 	rc = curl_easy_perform(c);
+	curl_easy_getinfo(c, CURLINFO_OS_ERRNO, &os_errno);
+	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, code);
+	curl_slist_free_all(hdr);
+	curl_easy_cleanup(c);
 	if (rc != CURLE_OK) {
-		curl_easy_getinfo(c, CURLINFO_OS_ERRNO, &os_errno);
+		free(r.body);
+		curl_global_cleanup();
 		if (rc == CURLE_COULDNT_CONNECT)
 			die("cannot reach ringlb at %s: %s", sock_path,
 			    connect_reason(os_errno));
 		die("%s %s on %s: %s", method, path, sock_path,
 		    curl_easy_strerror(rc));
 	}
-	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, code);
-	curl_slist_free_all(hdr);
-	curl_easy_cleanup(c);
 	if (strcmp(path, "/metrics") == 0) {
 		j = json_stringn(r.body ? r.body : "", r.len);
 		free(r.body);
@@ -156,9 +158,11 @@ request(const char *method, const char *path, const char *body, long *code)
 	}
 	j = json_loadb(r.body ? r.body : "", r.len, 0, &je);
 	free(r.body);
-	if (!j)
+	if (!j) {
+		curl_global_cleanup();
 		die("unexpected reply from ringlb (HTTP %ld): %s", *code,
 		    je.text);
+	}
 	return j;
 }
 
@@ -171,8 +175,13 @@ call(const char *method, const char *path, const char *body)
 
 	if (code != 200) {
 		const char *e = json_string_value(json_object_get(j, "error"));
+		char msg[2048];
 
-		die("%s", e ? e : "request failed");
+		/* Free everything first: die() exits, and leak checkers look. */
+		snprintf(msg, sizeof(msg), "%s", e ? e : "request failed");
+		json_decref(j);
+		curl_global_cleanup();
+		die("%s", msg);
 	}
 	return j;
 }
