@@ -37,7 +37,7 @@ TEST_SRC := $(wildcard tests/check_*.c)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/%)
 TEST_HELPERS := $(filter-out $(TEST_SRC),$(wildcard tests/*.c))
 
-.PHONY: all deps run test clean tests
+.PHONY: all deps run test clean tests bench
 all: $(BUILD)/ringlb $(BUILD)/ringlbctl $(BUILD)/demo-backend
 
 $(BUILD)/obj/%.o: src/%.c $(wildcard include/*.h) | $(BUILD)/obj
@@ -81,6 +81,12 @@ test: deps
 	RINGLB_BIN=$(abspath $(BUILD)/ringlb) \
 		RINGLBCTL_BIN=$(abspath $(BUILD)/ringlbctl) \
 		tools/run-tests.sh $(TEST_BIN)
+
+# Side-by-side with HAProxy and nginx stream (tools/bench/README.md);
+# THREADS=2, ROUNDS=N and QUICK=1 pass through the environment.
+bench: deps
+	$(MAKE) all
+	RINGLB=$(abspath $(BUILD)/ringlb) tools/bench/run.sh
 
 clean:
 	rm -rf $(BUILD)

@@ -6,6 +6,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -92,8 +93,14 @@ worker_listen_open(const struct cfg_listener *l, int *out, char *err,
 		    SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		goto fail;
+	/*
+	 * Accepted sockets inherit TCP_NODELAY from the listener, which saves
+	 * a setsockopt per connection: we forward whatever arrives at once,
+	 * and Nagle would only add delay.
+	 */
 	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
-	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0)
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0 ||
+	    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0)
 		goto fail_close;
 	if (l->addr.ss.ss_family == AF_INET6 &&
 	    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0)
@@ -221,7 +228,7 @@ listener_close(struct wlistener *l)
 		/* Freed when the accept's last completion comes. */
 		struct io_uring_sqe *sqe = worker_sqe(l->w);
 
-		io_uring_prep_cancel_fd(sqe, l->fd, IORING_ASYNC_CANCEL_ALL);
+		io_uring_prep_cancel64(sqe, op_data(l, OP_ACCEPT), 0);
 		io_uring_sqe_set_data64(sqe, 0);
 		return;
 	}
@@ -364,8 +371,8 @@ handle_accept(struct wlistener *l, int res, unsigned flags)
 				/* Still armed: stop it, or it spins on EMFILE. */
 				struct io_uring_sqe *sqe = worker_sqe(w);
 
-				io_uring_prep_cancel_fd(sqe, l->fd,
-							IORING_ASYNC_CANCEL_ALL);
+				io_uring_prep_cancel64(sqe,
+						       op_data(l, OP_ACCEPT), 0);
 				io_uring_sqe_set_data64(sqe, 0);
 			}
 			listener_pause(l);
