@@ -11,16 +11,8 @@
 #include <stdio.h>
 
 #include "balancer.h"
+#include "control.h"
 #include "pool.h"
-
-static uint64_t
-mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 static bool
 addr_same(const struct cfg_addr *a, const struct cfg_addr *b)
@@ -47,7 +39,7 @@ backend_new(const struct cfg_backend *cb, const struct cfg_listener *l)
 	atomic_init(&b->bytes_in, 0);
 	atomic_init(&b->bytes_out, 0);
 	atomic_init(&b->kill_gen, 0);
-	atomic_init(&b->since_ms, mono_ms());
+	atomic_init(&b->since_ms, control_now_ms());
 	atomic_init(&b->last_result, HC_OK);
 	atomic_init(&b->last_latency_ms, 0);
 	atomic_init(&b->checked, false);

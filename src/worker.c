@@ -38,15 +38,6 @@ static atomic_bool fd_exhausted;
 static atomic_uint_fast64_t fd_exhausted_ms;
 static atomic_uint fd_refusals;
 
-static uint64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 int
 worker_probe(char *err, size_t errlen)
 {
@@ -530,7 +521,7 @@ worker_main(void *arg)
 	if (rc < 0)
 		return NULL;
 
-	w->now_ms = now_ms();
+	w->now_ms = control_now_ms();
 	w->tick_ts.tv_sec = 0;
 	w->tick_ts.tv_nsec = TICK_MS * 1000000LL;
 	w->retry_ts.tv_sec = 0;
@@ -556,7 +547,7 @@ worker_main(void *arg)
 				  w->id, strerror(-rc));
 			break;
 		}
-		w->now_ms = now_ms();
+		w->now_ms = control_now_ms();
 		io_uring_for_each_cqe(&w->ring, head, cqe) {
 			dispatch(w, cqe);
 			n++;
