@@ -33,9 +33,14 @@ enum op {
 	OP_POLL_OUT,		/* side 0 */
 	OP_POLL_OUT1,		/* side 1 */
 	OP_CANCEL,		/* struct conn */
+	OP_RECV,		/* struct conn: multishot recv, side 0 */
+	OP_RECV1,		/* side 1 */
+	OP_SEND,		/* struct conn: direction 0 (client to backend) */
+	OP_SEND1,		/* direction 1 */
 };
 #define OP_MASK 15ULL
 #define OP_ALIGN 16
+_Static_assert(OP_SEND1 <= OP_MASK, "op kinds must fit in user_data's low bits");
 
 struct pool;
 struct backend;
@@ -89,6 +94,14 @@ struct worker {
 	struct pipe_pool pipes;
 	char *buf;		/* scratch for the copy path */
 	size_t bufsz;
+	/*
+	 * Provided buffers for multishot recv (NULL when the kernel has
+	 * none): br_n buffers of br_size bytes at br_mem, group 0.
+	 */
+	struct io_uring_buf_ring *br;
+	char *br_mem;
+	unsigned br_n;
+	unsigned br_size;
 	bool stopping;
 	uint64_t deadline_ms;
 } __attribute__((aligned(OP_ALIGN)));
@@ -97,6 +110,22 @@ struct worker {
 struct io_uring_sqe *worker_sqe(struct worker *w);
 /* Make room for n SQEs in a row (for linked ops). */
 void worker_sqe_reserve(struct worker *w, unsigned n);
+
+/* Provided buffer `bid` and giving it back to the kernel. */
+static inline char *
+worker_buf(struct worker *w, unsigned bid)
+{
+	return w->br_mem + (size_t)bid * w->br_size;
+}
+
+static inline void
+worker_buf_put(struct worker *w, unsigned bid)
+{
+	io_uring_buf_ring_add(w->br, worker_buf(w, bid), w->br_size,
+			      (unsigned short)bid,
+			      io_uring_buf_ring_mask(w->br_n), 0);
+	io_uring_buf_ring_advance(w->br, 1);
+}
 
 /* Note an EMFILE/ENFILE; logs once per episode across all workers. */
 void worker_fd_exhausted(struct worker *w, const char *what);

@@ -1,22 +1,32 @@
 /*
  * conn.c: one client connection joined to one backend.
  *
- * Readiness comes from the ring (oneshot POLL_ADD); bytes move with
- * non-blocking syscalls.  Each direction starts in copy mode (recv into the
- * worker's scratch buffer, send straight on: a small message costs two
- * syscalls and no allocation).  A read that fills the whole scratch buffer
- * marks the direction as bulk and switches it to splice(2) through a pipe
+ * Each direction starts in copy mode: a multishot RECV reads into the
+ * worker's provided buffers, and each buffer goes out with a ring SEND
+ * straight from where it landed.  A small message costs no syscall of its
+ * own and no re-arm: the RECV stays armed, and the SEND rides along with
+ * the next io_uring_enter.  Bytes that arrive while a SEND is in flight are
+ * copied to a queue behind it; past QUEUE_MAX the RECV is cancelled, which
+ * pushes back on the sender.
+ *
+ * A RECV that fills a whole buffer marks the direction as bulk: its RECV is
+ * cancelled and, once its last completion is in, the direction moves to
+ * ring-signalled readiness (oneshot POLL_ADD) and splice(2) through a pipe
  * borrowed from the worker's pool, which moves bytes without copying them
- * through user space; a short splice read switches it back.  DESIGN.md has
- * the measurements behind this.
+ * through user space.  A short splice read switches it back.  When the
+ * provided buffers run out (-ENOBUFS) a direction reads with poll + recv(2)
+ * into the scratch buffer until its socket is drained.  DESIGN.md and the
+ * README's benchmark section have the measurements behind this.
  *
- * Memory per direction is bounded: at most one scratch buffer's worth of
- * unsent bytes (copy mode) or one pipe (splice mode).  While a direction has
- * unsent bytes its source is not read, which pushes back on the sender.
+ * Memory per direction is bounded: a queue of at most QUEUE_MAX plus what
+ * the multishot RECV delivered before its cancel landed, plus the SEND in
+ * flight (copy mode), or one pipe (splice mode).
  *
- * Lifetime: every submitted operation counts in c->inflight.  conn_finish()
+ * Lifetime: every submitted operation counts in c->inflight until its last
+ * completion (a multishot op's is the one without F_MORE).  conn_finish()
  * cancels what is in flight; the connection is freed by conn_handle() once
- * the count is zero, never by the handler that is running for it.
+ * the count is zero, never by the handler that is running for it.  Its
+ * sockets are then closed through the ring.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -30,6 +40,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "access.h"
 #include "engine.h"
 #include "log.h"
 #include "pool.h"
@@ -47,19 +58,26 @@ enum { CLIENT = 0, BACKEND = 1 };
 
 struct side {
 	int fd;
-	bool poll_in;		/* POLL_ADD POLLIN in flight */
-	bool poll_out;		/* POLL_ADD POLLOUT in flight */
-	bool reset;		/* close with SO_LINGER {1,0}: send RST */
+	bool poll_in : 1;	/* POLL_ADD POLLIN in flight */
+	bool poll_out : 1;	/* POLL_ADD POLLOUT in flight */
+	bool recv : 1;		/* multishot recv in flight */
+	bool recv_cancel : 1;	/* ... and being cancelled */
+	bool reset : 1;		/* close with SO_LINGER {1,0}: send RST */
 };
 
 /* Bytes flowing from side[i] to side[!i]. */
 struct dir {
-	char *buf;		/* copy mode: unsent bytes [off, len) */
-	uint32_t off;
+	char *buf;		/* copy mode: bytes queued behind the SEND */
 	uint32_t len;
+	uint32_t tx_len;	/* SEND in flight: tx_len bytes at tx, */
+	const char *tx;		/* in provided buffer tx_bid, or in tx_mem */
+	char *tx_mem;		/* (malloc'd; NULL for a provided buffer) */
+	unsigned tx_bid;
 	struct pipe *pipe;	/* splice mode: unsent bytes in the pipe */
 	uint32_t in_pipe;
 	bool splice;		/* bulk: read with splice */
+	bool no_ms;		/* recv buffers ran out: read with poll */
+	bool sending;		/* SEND in flight */
 	bool eof;		/* source reached EOF */
 	bool shut;		/* destination shut down for writing */
 	uint64_t bytes;
@@ -75,6 +93,7 @@ struct conn {
 	unsigned kill_gen;	/* b->kill_gen when b was picked */
 	uint16_t tried[CFG_ATTEMPTS_MAX]; /* indexes in pool->backends */
 	uint8_t ntried;
+	uint32_t src;		/* per-source slot held (access.h), 0: none */
 	struct side s[2];
 	struct dir d[2];
 	unsigned inflight;
@@ -153,13 +172,6 @@ conn_submit_poll(struct conn *c, int side, bool out)
 }
 
 static void
-want_in(struct conn *c, int side)
-{
-	if (!c->s[side].poll_in)
-		conn_submit_poll(c, side, false);
-}
-
-static void
 want_out(struct conn *c, int side)
 {
 	if (!c->s[side].poll_out)
@@ -174,6 +186,53 @@ conn_cancel(struct conn *c, enum op op)
 	io_uring_prep_cancel64(sqe, op_data(c, op), 0);
 	io_uring_sqe_set_data64(sqe, op_data(c, OP_CANCEL));
 	c->inflight++;
+}
+
+/*
+ * Multishot recv into the worker's provided buffers: one submission reads
+ * a small-message stream for as long as it flows, with no recv(2) and no
+ * poll re-arm per message.  handle_recv() sends each buffer on.
+ */
+static void
+recv_arm(struct conn *c, int side)
+{
+	struct io_uring_sqe *sqe = worker_sqe(c->w);
+
+	io_uring_prep_recv_multishot(sqe, c->s[side].fd, NULL, 0, 0);
+	sqe->flags |= IOSQE_BUFFER_SELECT;
+	sqe->buf_group = 0;
+	io_uring_sqe_set_data64(sqe, op_data(c, side ? OP_RECV1 : OP_RECV));
+	c->s[side].recv = true;
+	c->inflight++;
+}
+
+/*
+ * Stop the multishot recv of `side` (backpressure, or the stream turned
+ * bulk).  Reading resumes only after its last completion, so bytes it still
+ * delivers keep their place in the stream.
+ */
+static void
+recv_stop(struct conn *c, int side)
+{
+	if (!c->s[side].recv || c->s[side].recv_cancel)
+		return;
+	c->s[side].recv_cancel = true;
+	conn_cancel(c, side ? OP_RECV1 : OP_RECV);
+}
+
+/* Wait for bytes to read from `side`, in the direction's current mode. */
+static void
+want_read(struct conn *c, int side)
+{
+	struct side *s = &c->s[side];
+	struct dir *d = &c->d[side];
+
+	if (s->recv || s->poll_in)
+		return;
+	if (c->w->br && !d->splice && !d->no_ms)
+		recv_arm(c, side);
+	else
+		conn_submit_poll(c, side, false);
 }
 
 /*
@@ -202,6 +261,12 @@ conn_finish(struct conn *c, const char *why)
 		conn_cancel(c, OP_POLL_IN1);
 	if (c->s[BACKEND].poll_out)
 		conn_cancel(c, OP_POLL_OUT1);
+	recv_stop(c, CLIENT);
+	recv_stop(c, BACKEND);
+	if (c->d[CLIENT].sending)
+		conn_cancel(c, OP_SEND);
+	if (c->d[BACKEND].sending)
+		conn_cancel(c, OP_SEND1);
 	if (c->connecting)
 		conn_cancel(c, OP_CONNECT);	/* its linked timeout goes too */
 	if (!log_enabled(LOG_INFO))
@@ -216,9 +281,16 @@ conn_finish(struct conn *c, const char *why)
 		 (unsigned long long)(c->w->now_ms - c->start_ms), why);
 }
 
+/*
+ * Close through the ring: the close rides along with the next
+ * io_uring_enter instead of costing a syscall.  Nothing of the connection
+ * is in flight any more, and nobody waits for the completion (user_data 0).
+ */
 static void
-side_close(struct side *s)
+side_close(struct worker *w, struct side *s)
 {
+	struct io_uring_sqe *sqe;
+
 	if (s->fd < 0)
 		return;
 	if (s->reset) {
@@ -226,7 +298,9 @@ side_close(struct side *s)
 
 		setsockopt(s->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
 	}
-	close(s->fd);
+	sqe = worker_sqe(w);
+	io_uring_prep_close(sqe, s->fd);
+	io_uring_sqe_set_data64(sqe, 0);
 	s->fd = -1;
 }
 
@@ -238,7 +312,7 @@ conn_free(struct conn *c)
 	for (int i = 0; i < 2; i++) {
 		struct dir *d = &c->d[i];
 
-		side_close(&c->s[i]);
+		side_close(w, &c->s[i]);
 		if (d->pipe) {
 			if (d->in_pipe)
 				pipe_pool_discard(&w->pipes, d->pipe);
@@ -246,6 +320,7 @@ conn_free(struct conn *c)
 				pipe_pool_put(&w->pipes, d->pipe, w->now_ms);
 		}
 		free(d->buf);
+		free(d->tx_mem);
 	}
 	if (c->b) {
 		atomic_fetch_add_explicit(&c->b->bytes_in, c->d[CLIENT].bytes,
@@ -259,8 +334,8 @@ conn_free(struct conn *c)
 				  c->d[CLIENT].bytes, memory_order_relaxed);
 	atomic_fetch_add_explicit(&c->pool->stats->bytes_out,
 				  c->d[BACKEND].bytes, memory_order_relaxed);
-	atomic_fetch_sub_explicit(&c->pool->stats->active, 1,
-				  memory_order_relaxed);
+	/* The listener's active count and the source's slot. */
+	access_release(c->pool, c->src);
 	/* Last: once the count is zero the runtime may be freed. */
 	atomic_fetch_sub_explicit(&c->rt->conns[w->id].n, 1,
 				  memory_order_release);
@@ -278,16 +353,24 @@ void
 conn_accept(struct wlistener *l, int fd)
 {
 	struct worker *w = l->w;
+	struct sockaddr_in6 peer;
 	struct conn *c;
+	uint32_t src;
 
+	/* Refused (ACL, limits): closed and counted there, nothing to free. */
+	if (access_admit(l->pool, fd, w->now_ms, &peer, &src) < 0)
+		return;
 	c = aligned_alloc(OP_ALIGN, sizeof(*c));
 	if (!c) {
 		log_error("listener %s: out of memory for a connection",
 			  l->pool->cfg->name);
+		access_release(l->pool, src);
 		close(fd);
 		return;
 	}
 	memset(c, 0, sizeof(*c));
+	c->src = src;
+	c->peer = peer;
 	c->w = w;
 	c->rt = w->rt;
 	c->pool = l->pool;
@@ -298,7 +381,7 @@ conn_accept(struct wlistener *l, int fd)
 	c->last_ms = w->now_ms;
 	c->state = CONN_CONNECTING;
 	/* Only the info-level close line needs the client's address. */
-	if (log_enabled(LOG_INFO)) {
+	if (c->peer.sin6_family == AF_UNSPEC && log_enabled(LOG_INFO)) {
 		socklen_t len = sizeof(c->peer);
 
 		if (getpeername(fd, (struct sockaddr *)&c->peer, &len) < 0)
@@ -313,8 +396,6 @@ conn_accept(struct wlistener *l, int fd)
 	atomic_fetch_add_explicit(&c->rt->conns[w->id].n, 1,
 				  memory_order_relaxed);
 	atomic_fetch_add_explicit(&c->pool->stats->accepts, 1,
-				  memory_order_relaxed);
-	atomic_fetch_add_explicit(&c->pool->stats->active, 1,
 				  memory_order_relaxed);
 	conn_connect_next(c);
 	/* No backend at all: nothing went in flight, so it ends here. */
@@ -342,6 +423,13 @@ conn_connect_next(struct conn *c)
 		for (unsigned i = 0; i < c->ntried; i++)
 			tried[i] = c->pool->backends[c->tried[i]];
 		b = pool_pick(c->pool, tried, c->ntried);
+	}
+	if (!b && !c->ntried && pool_full(c->pool)) {
+		/* Backends are up but all at max_connections. */
+		access_refused(c->pool, REFUSE_BACKEND_FULL, &c->peer,
+			       c->w->now_ms);
+		conn_finish(c, "backend-full");
+		return;
 	}
 	if (!b) {
 		atomic_fetch_add_explicit(c->ntried ?
@@ -417,8 +505,18 @@ handle_connect(struct conn *c, int res)
 	atomic_fetch_add_explicit(&b->total, 1, memory_order_relaxed);
 	c->last_ms = c->w->now_ms;
 	conn_set_state(c, CONN_PROXYING);
-	want_in(c, CLIENT);
-	want_in(c, BACKEND);
+	want_read(c, CLIENT);
+	want_read(c, BACKEND);
+}
+
+/* Half-close: shutdown(SHUT_WR) through the ring, nobody waits for it. */
+static void
+conn_shutdown(struct conn *c, int side)
+{
+	struct io_uring_sqe *sqe = worker_sqe(c->w);
+
+	io_uring_prep_shutdown(sqe, c->s[side].fd, SHUT_WR);
+	io_uring_sqe_set_data64(sqe, 0);
 }
 
 /* The read side of `from` failed: pass the reset on to its peer. */
@@ -451,16 +549,54 @@ conn_write_error(struct conn *c, int from, int err)
 	conn_finish(c, "error");
 }
 
-/* Send unsent bytes of direction `from`.  0 when all sent, or -errno. */
+/*
+ * SEND the direction's pending bytes (tx) through the ring.  A small
+ * message costs no syscall of its own: it goes in with the next
+ * io_uring_enter, which also reaps what came back meanwhile.
+ */
+static void
+send_submit(struct conn *c, int from)
+{
+	struct dir *d = &c->d[from];
+	struct io_uring_sqe *sqe = worker_sqe(c->w);
+
+	io_uring_prep_send(sqe, c->s[!from].fd, d->tx, d->tx_len,
+			   MSG_NOSIGNAL);
+	io_uring_sqe_set_data64(sqe, op_data(c, from ? OP_SEND1 : OP_SEND));
+	d->sending = true;
+	c->inflight++;
+}
+
+/* Queue n bytes behind the SEND in flight.  0 or -ENOMEM. */
+static int
+dir_queue(struct dir *d, const char *data, size_t n)
+{
+	char *nb = realloc(d->buf, d->len + n);
+
+	if (!nb)
+		return -ENOMEM;
+	memcpy(nb + d->len, data, n);
+	d->buf = nb;
+	d->len += (uint32_t)n;
+	return 0;
+}
+
+/*
+ * Send what direction `from` holds: the pipe (splice(2), at once) or the
+ * queue (a ring SEND).  0 when nothing is left, -EINPROGRESS while a SEND
+ * is in flight (its completion pumps again), -EAGAIN when the pipe waits
+ * for POLLOUT, or -errno.
+ */
 static int
 dir_flush(struct conn *c, int from)
 {
 	struct dir *d = &c->d[from];
-	int dst = c->s[!from].fd;
 	ssize_t n;
 
+	if (d->sending)
+		return -EINPROGRESS;
 	while (d->in_pipe) {
-		n = splice(d->pipe->rfd, NULL, dst, NULL, d->in_pipe,
+		n = splice(d->pipe->rfd, NULL, c->s[!from].fd, NULL, d->in_pipe,
 			   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
 		if (n < 0) {
 			if (errno == EINTR)
@@ -473,20 +609,14 @@ dir_flush(struct conn *c, int from)
 		pipe_pool_put(&c->w->pipes, d->pipe, c->w->now_ms);
 		d->pipe = NULL;
 	}
-	while (d->off < d->len) {
-		n = send(dst, d->buf + d->off, d->len - d->off,
-			 MSG_DONTWAIT | MSG_NOSIGNAL);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		d->off += (uint32_t)n;
-	}
-	if (d->buf) {
-		free(d->buf);
+	if (d->len) {
+		d->tx_mem = d->buf;
+		d->tx = d->buf;
+		d->tx_len = d->len;
 		d->buf = NULL;
-		d->off = d->len = 0;
+		d->len = 0;
+		send_submit(c, from);
+		return -EINPROGRESS;
 	}
 	return 0;
 }
@@ -516,14 +646,10 @@ dir_copy(struct conn *c, int from, bool *blocked, int *werr)
 		m = 0;
 	}
 	if (m < n) {
-		d->buf = malloc(w->bufsz);
-		if (!d->buf) {
+		if (dir_queue(d, w->buf + m, (size_t)(n - m)) < 0) {
 			*werr = -ENOMEM;
 			return n;
 		}
-		memcpy(d->buf, w->buf + m, (size_t)(n - m));
-		d->off = 0;
-		d->len = (uint32_t)(n - m);
 		*blocked = true;
 	}
 	return n;
@@ -564,6 +690,8 @@ conn_pump(struct conn *c, int from)
 		int rc;
 
 		rc = dir_flush(c, from);
+		if (rc == -EINPROGRESS)
+			return;
 		if (rc == -EAGAIN) {
 			want_out(c, to);
 			return;
@@ -572,9 +700,14 @@ conn_pump(struct conn *c, int from)
 			conn_write_error(c, from, rc);
 			return;
 		}
+		if (c->s[from].recv) {
+			/* Multishot recv reads (or is ending): it calls back. */
+			return;
+		}
 		if (drained) {
 			/* A short read emptied the socket: wait, don't recv. */
-			want_in(c, from);
+			d->no_ms = false;
+			want_read(c, from);
 			return;
 		}
 		if (d->eof) {
@@ -586,16 +719,20 @@ conn_pump(struct conn *c, int from)
 			}
 			if (!d->shut) {
 				d->shut = true;
-				shutdown(c->s[to].fd, SHUT_WR);
+				conn_shutdown(c, to);
 			}
 			return;
 		}
 		if (reads++ == MAX_READS_PER_EVENT) {
-			want_in(c, from);
+			want_read(c, from);
 			return;
 		}
 		if (d->splice && !d->pipe)
 			d->pipe = pipe_pool_get(&c->w->pipes);
+		if (!d->splice && c->w->br && !d->no_ms) {
+			want_read(c, from);
+			return;
+		}
 		if (d->splice && d->pipe) {
 			n = dir_splice(c, from);
 			if (n > 0 && n < SPLICE_SMALL)
@@ -613,7 +750,8 @@ conn_pump(struct conn *c, int from)
 					      c->w->now_ms);
 				d->pipe = NULL;
 			}
-			want_in(c, from);
+			d->no_ms = false;
+			want_read(c, from);
 			return;
 		}
 		if (n < 0) {
@@ -630,11 +768,129 @@ conn_pump(struct conn *c, int from)
 			conn_write_error(c, from, werr);
 			return;
 		}
-		if (blocked) {
-			want_out(c, to);
+		if (blocked)
+			continue;	/* the flush SENDs the rest */
+	}
+}
+
+/*
+ * Direction `from` may queue this much behind its SEND before its multishot
+ * recv stops: the same bound as a copy-mode direction on the poll path.
+ */
+#define QUEUE_MAX	(64 * 1024)
+
+static void
+handle_recv(struct conn *c, int from, int res, unsigned flags)
+{
+	struct worker *w = c->w;
+	struct side *s = &c->s[from];
+	struct dir *d = &c->d[from];
+
+	if (!(flags & IORING_CQE_F_MORE)) {
+		s->recv = false;
+		s->recv_cancel = false;
+	}
+	if (res > 0) {
+		unsigned bid = flags >> IORING_CQE_BUFFER_SHIFT;
+
+		if (c->state != CONN_PROXYING) {
+			worker_buf_put(w, bid);
 			return;
 		}
+		d->bytes += (uint64_t)res;
+		c->last_ms = w->now_ms;
+		if (!d->sending && !d->len) {
+			/* The usual case: send straight from the buffer. */
+			d->tx = worker_buf(w, bid);
+			d->tx_len = (uint32_t)res;
+			d->tx_mem = NULL;
+			d->tx_bid = bid;
+			send_submit(c, from);
+		} else {
+			int rc = dir_queue(d, worker_buf(w, bid), (size_t)res);
+
+			worker_buf_put(w, bid);
+			if (rc < 0) {
+				conn_write_error(c, from, rc);
+				return;
+			}
+		}
+		/* A full buffer: the stream is bulk, splice it from now on. */
+		if ((unsigned)res == w->br_size)
+			d->splice = true;
+		if (d->splice || d->len >= QUEUE_MAX)
+			recv_stop(c, from);
+		if (!s->recv)
+			conn_pump(c, from);
+		return;
 	}
+	if (c->state != CONN_PROXYING)
+		return;
+	if (res == 0) {
+		d->eof = true;
+	} else if (res == -ENOBUFS) {
+		/* Every buffer is in use: read this one with poll for now. */
+		d->no_ms = true;
+	} else if (res != -ECANCELED) {
+		conn_read_error(c, from, res);
+		return;
+	}
+	if (!s->recv)
+		conn_pump(c, from);
+}
+
+/* Release what a finished SEND held. */
+static void
+send_release(struct conn *c, struct dir *d)
+{
+	if (d->tx_mem)
+		free(d->tx_mem);
+	else
+		worker_buf_put(c->w, d->tx_bid);
+	d->tx_mem = NULL;
+	d->tx = NULL;
+	d->tx_len = 0;
+}
+
+static void
+handle_send(struct conn *c, int from, int res)
+{
+	struct dir *d = &c->d[from];
+
+	d->sending = false;
+	if (c->state != CONN_PROXYING || res < 0) {
+		send_release(c, d);
+		if (c->state == CONN_PROXYING)
+			conn_write_error(c, from, res);
+		return;
+	}
+	if ((uint32_t)res < d->tx_len) {
+		/*
+		 * The peer's window is full.  Copy the rest out of a provided
+		 * buffer so a slow peer never pins one, and send it when the
+		 * peer makes room (the ring waits for that).
+		 */
+		if (!d->tx_mem) {
+			char *m = malloc(d->tx_len - (uint32_t)res);
+
+			if (!m) {
+				send_release(c, d);
+				conn_write_error(c, from, -ENOMEM);
+				return;
+			}
+			memcpy(m, d->tx + res, d->tx_len - (uint32_t)res);
+			worker_buf_put(c->w, d->tx_bid);
+			d->tx_mem = m;
+			d->tx = m;
+		} else {
+			d->tx += res;
+		}
+		d->tx_len -= (uint32_t)res;
+		send_submit(c, from);
+		return;
+	}
+	send_release(c, d);
+	conn_pump(c, from);
 }
 
 static void
@@ -661,7 +917,9 @@ handle_poll(struct conn *c, int side, bool out, int res)
 void
 conn_handle(struct conn *c, enum op op, int res, unsigned flags)
 {
-	c->inflight--;
+	/* A multishot op is in flight until its completion without F_MORE. */
+	if (!(flags & IORING_CQE_F_MORE))
+		c->inflight--;
 	switch (op) {
 	case OP_CONNECT:
 		handle_connect(c, res);
@@ -673,6 +931,14 @@ conn_handle(struct conn *c, enum op op, int res, unsigned flags)
 	case OP_POLL_OUT:
 	case OP_POLL_OUT1:
 		handle_poll(c, op == OP_POLL_OUT1, true, res);
+		break;
+	case OP_RECV:
+	case OP_RECV1:
+		handle_recv(c, op == OP_RECV1, res, flags);
+		break;
+	case OP_SEND:
+	case OP_SEND1:
+		handle_send(c, op == OP_SEND1, res);
 		break;
 	case OP_CONNECT_TIMEOUT:
 	case OP_CANCEL:

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -28,6 +29,15 @@
 #define PIPE_SIZE	(1024 * 1024)
 #define PIPES_PER_WORKER 256
 #define PIPE_IDLE_MS	2000
+/*
+ * Multishot recv buffers: a read that fills one marks the direction as bulk
+ * (it moves to splice), so they only carry small messages.  A blocked
+ * direction copies its leftover out and gives the buffer back at once, so
+ * slow peers never pin them; when they run out anyway, reads fall back to
+ * poll + recv(2) into the scratch buffer.
+ */
+#define RECV_BUF_SIZE	(16 * 1024)
+#define RECV_BUFS	256
 
 /*
  * One warning per fd-exhaustion episode, however many workers hit it and
@@ -52,6 +62,9 @@ worker_probe(char *err, size_t errlen)
 		{ IORING_OP_ASYNC_CANCEL, "ASYNC_CANCEL" },
 		{ IORING_OP_TIMEOUT, "TIMEOUT" },
 		{ IORING_OP_READ, "READ" },
+		{ IORING_OP_SEND, "SEND" },
+		{ IORING_OP_CLOSE, "CLOSE" },
+		{ IORING_OP_SHUTDOWN, "SHUTDOWN" },
 	};
 	struct io_uring_probe *probe = io_uring_get_probe();
 
@@ -478,6 +491,10 @@ dispatch(struct worker *w, struct io_uring_cqe *cqe)
 	case OP_POLL_OUT:
 	case OP_POLL_OUT1:
 	case OP_CANCEL:
+	case OP_RECV:
+	case OP_RECV1:
+	case OP_SEND:
+	case OP_SEND1:
 		conn_handle(obj, op, cqe->res, cqe->flags);
 		break;
 	}
@@ -509,6 +526,71 @@ ring_init(struct worker *w)
 	return rc;
 }
 
+/*
+ * The provided-buffer ring for multishot recv.  Without it (an old kernel,
+ * or no memory) the engine reads with poll + recv(2) only.  liburing 2.3 has
+ * no io_uring_setup_buf_ring(); this is what it does.
+ */
+static void
+bufring_init(struct worker *w)
+{
+	struct io_uring_buf_reg reg;
+	struct io_uring_probe *probe;
+	size_t len = RECV_BUFS * sizeof(struct io_uring_buf);
+	bool recv_ok;
+	void *mem;
+
+	probe = io_uring_get_probe_ring(&w->ring);
+	recv_ok = probe && io_uring_opcode_supported(probe, IORING_OP_RECV);
+	if (probe)
+		io_uring_free_probe(probe);
+	if (!recv_ok)
+		return;
+	mem = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		   MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
+	if (mem == MAP_FAILED)
+		return;
+	w->br_mem = malloc((size_t)RECV_BUFS * RECV_BUF_SIZE);
+	if (!w->br_mem) {
+		munmap(mem, len);
+		return;
+	}
+	memset(&reg, 0, sizeof(reg));
+	reg.ring_addr = (unsigned long)mem;
+	reg.ring_entries = RECV_BUFS;
+	reg.bgid = 0;
+	if (io_uring_register_buf_ring(&w->ring, &reg, 0) < 0) {
+		log_info("worker %u: no provided-buffer ring; reads use poll "
+			 "+ recv", w->id);
+		munmap(mem, len);
+		free(w->br_mem);
+		w->br_mem = NULL;
+		return;
+	}
+	w->br = mem;
+	w->br_n = RECV_BUFS;
+	w->br_size = RECV_BUF_SIZE;
+	io_uring_buf_ring_init(w->br);
+	for (unsigned i = 0; i < RECV_BUFS; i++)
+		io_uring_buf_ring_add(w->br, worker_buf(w, i), RECV_BUF_SIZE,
+				      (unsigned short)i,
+				      io_uring_buf_ring_mask(RECV_BUFS),
+				      (int)i);
+	io_uring_buf_ring_advance(w->br, RECV_BUFS);
+}
+
+static void
+bufring_fini(struct worker *w)
+{
+	if (!w->br)
+		return;
+	/* The ring is gone (io_uring_queue_exit): nothing uses them now. */
+	munmap(w->br, w->br_n * sizeof(struct io_uring_buf));
+	free(w->br_mem);
+	w->br = NULL;
+	w->br_mem = NULL;
+}
+
 static void *
 worker_main(void *arg)
 {
@@ -520,6 +602,7 @@ worker_main(void *arg)
 	sem_post(&w->ready);
 	if (rc < 0)
 		return NULL;
+	bufring_init(w);
 
 	w->now_ms = control_now_ms();
 	w->tick_ts.tv_sec = 0;
@@ -631,6 +714,7 @@ worker_destroy(struct worker *w)
 		pthread_join(w->thread, NULL);
 		if (w->start_rc == 0)
 			io_uring_queue_exit(&w->ring);
+		bufring_fini(w);
 		sem_destroy(&w->ready);
 	}
 	while (w->ls) {

@@ -19,6 +19,8 @@ Started by run.sh, which installs the packages and compiles the helpers
   WORKLOADS=ka,cc,bulk1,bulk4r,redis,redisp,lat,idle
   RINGLB=path      the binary to measure (default: build/ringlb)
   RINGLB_REV=text  its version for the report (default: git describe)
+  RINGLB_B=path    A/B: another ringlb build, as the extra target
+                   "ringlbB" (add it to TARGETS); same config
   HAPROXY_SPLICE=1 give HAProxy `option splice-request` and
                    `option splice-response` (default: off, as
                    shipped)
@@ -72,6 +74,7 @@ BIN = os.environ.get("BENCH_BIN") or os.path.join(BENCH_DIR, "bin")
 OUT_DIR = os.environ.get("OUT_DIR") or (
     os.path.join(BENCH_DIR, "profile") if os.environ.get("PROFILE") else HERE)
 RINGLB = os.environ.get("RINGLB") or os.path.join(REPO, "build", "ringlb")
+RINGLB_B = os.environ.get("RINGLB_B", "")
 TARGETS = [t for t in (os.environ.get("TARGETS") or
                        "ringlb,haproxy,nginx,direct").split(",") if t]
 WORKLOADS = [w for w in (os.environ.get("WORKLOADS") or
@@ -93,7 +96,7 @@ POOLS = {
     "echo": [BASE + 31],
 }
 POOL_OFF = {"http": 1, "iperf": 11, "redis": 21, "echo": 31}
-TARGET_OFF = {"ringlb": 100, "haproxy": 200, "nginx": 300}
+TARGET_OFF = {"ringlb": 100, "haproxy": 200, "nginx": 300, "ringlbB": 400}
 WL_POOL = {"ka": "http", "cc": "http", "bulk1": "iperf", "bulk4r": "iperf",
            "redis": "redis", "redisp": "redis", "lat": "echo", "idle": "echo"}
 
@@ -296,12 +299,12 @@ http {{
     ]
 
 
-def ringlb_service():
+def ringlb_service(target="ringlb", binary=None):
     listeners = []
     for pool, ports in POOLS.items():
         listeners.append({
             "name": pool,
-            "listen": "127.0.0.1:%d" % port_of("ringlb", pool),
+            "listen": "127.0.0.1:%d" % port_of(target, pool),
             "backends": [{"name": "%s%d" % (pool, i + 1),
                           "address": "127.0.0.1:%d" % p}
                          for i, p in enumerate(ports)],
@@ -309,11 +312,12 @@ def ringlb_service():
             "timeouts": {"connect_ms": 3000, "idle_ms": 600000},
         })
     conf = {"workers": THREADS, "log_level": "warn", "shutdown_grace_ms": 0,
-            "admin": {"socket": os.path.join(BENCH_DIR, "ringlb-admin.sock")},
+            "admin": {"socket": os.path.join(BENCH_DIR,
+                                             target + "-admin.sock")},
             "listeners": listeners}
-    path = write(os.path.join(BENCH_DIR, "ringlb.json"),
+    path = write(os.path.join(BENCH_DIR, target + ".json"),
                  json.dumps(conf, indent=2) + "\n")
-    return Service("ringlb", [RINGLB, "-c", path])
+    return Service(target, [binary or RINGLB, "-c", path])
 
 
 def haproxy_maxconn():
@@ -794,7 +798,7 @@ def noise_notes(results):
 
 
 def markdown(meta, rows, notes):
-    cols = [t for t in ("ringlb", "haproxy", "nginx", "direct")
+    cols = [t for t in ("ringlb", "ringlbB", "haproxy", "nginx", "direct")
             if t in TARGETS]
     head = ["workload", "unit"] + cols + ["ringlb÷HAProxy", "ringlb÷direct",
                                           "nginx÷HAProxy", "ringlb goal"]
@@ -921,7 +925,8 @@ def main():
     backends = backend_services()
     proxies = {}
     makers = {"ringlb": ringlb_service, "haproxy": haproxy_service,
-              "nginx": nginx_stream_service}
+              "nginx": nginx_stream_service,
+              "ringlbB": lambda: ringlb_service("ringlbB", RINGLB_B)}
     for t in TARGETS:
         if t in makers:
             proxies[t] = makers[t]()
