@@ -9,7 +9,7 @@ else
 BUILD ?= build
 endif
 comma := ,
-PKGS := liburing jansson libmicrohttpd
+PKGS := liburing jansson libmicrohttpd libcap-ng
 
 WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
 	-Wpointer-arith -Wcast-qual -Wwrite-strings -Wformat=2 -Wundef -Wvla \
@@ -37,7 +37,7 @@ TEST_SRC := $(wildcard tests/check_*.c)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/%)
 TEST_HELPERS := $(filter-out $(TEST_SRC),$(wildcard tests/*.c))
 
-.PHONY: all deps run test clean tests bench
+.PHONY: all deps run test clean tests bench fuzz fuzz-build lint
 all: $(BUILD)/ringlb $(BUILD)/ringlbctl $(BUILD)/demo-backend
 
 $(BUILD)/obj/%.o: src/%.c $(wildcard include/*.h) | $(BUILD)/obj
@@ -76,17 +76,80 @@ run: deps
 	$(MAKE) all
 	tools/demo.sh $(BUILD)
 
+# Under TSan every process of the suite (tests, ringlb, ringlbctl) reads
+# tests/tsan.supp and writes any report to $(BUILD)/tsan-report.PID, and
+# stops at the first one; run-tests.sh prints them and fails the run.
+ifneq ($(findstring thread,$(SANITIZE)),)
+TEST_ENV = TSAN_OPTIONS="suppressions=$(abspath tests/tsan.supp) \
+	halt_on_error=1 second_deadlock_stack=1 \
+	log_path=$(abspath $(BUILD))/tsan-report" \
+	SANITIZER_REPORTS=$(abspath $(BUILD))/tsan-report
+endif
+
+# RINGLB_SANITIZE tells tests that ringlb runs sanitized (e.g. its RSS
+# includes shadow memory).
 test: deps
 	$(MAKE) tests
 	RINGLB_BIN=$(abspath $(BUILD)/ringlb) \
-		RINGLBCTL_BIN=$(abspath $(BUILD)/ringlbctl) \
-		tools/run-tests.sh $(TEST_BIN)
+		RINGLBCTL_BIN=$(abspath $(BUILD)/ringlbctl) $(TEST_ENV) \
+		RINGLB_SANITIZE=$(SANITIZE) tools/run-tests.sh $(TEST_BIN)
 
 # Side-by-side with HAProxy and nginx stream (tools/bench/README.md);
 # THREADS=2, ROUNDS=N and QUICK=1 pass through the environment.
 bench: deps
 	$(MAKE) all
 	RINGLB=$(abspath $(BUILD)/ringlb) tools/bench/run.sh
+
+# Long run under mixed traffic, backend kills and reloads (tools/soak.sh);
+# SOAK_MINUTES=N (default 30) passes through the environment.  Not in `test`.
+.PHONY: soak
+soak: deps
+	$(MAKE) all
+	tools/soak.sh $(abspath $(BUILD)/ringlb)
+
+# libFuzzer targets (tests/fuzz/), built with clang, ASan and UBSan into
+# their own folder; `make fuzz FUZZ_SECONDS=N` runs each for N seconds after
+# replaying its seed corpus, and fails on any crash, leak or UB.
+FUZZ_CC ?= clang-14
+FUZZ_BUILD ?= $(BUILD)/fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_CFLAGS := -O1 -g -std=gnu11 $(WARN) -Iinclude -D_GNU_SOURCE -pthread \
+	-fsanitize=address,undefined -fno-sanitize-recover=all \
+	-fno-omit-frame-pointer $(if $(filter 1,$(WERROR)),-Werror)
+FUZZ_SRC := $(filter-out tests/fuzz/fuzz_common.c,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=$(FUZZ_BUILD)/%)
+FUZZ_OBJ := $(LIB_SRC:src/%.c=$(FUZZ_BUILD)/obj/%.o)
+
+$(FUZZ_BUILD)/obj/%.o: src/%.c $(wildcard include/*.h) | $(FUZZ_BUILD)/obj
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link $(PKG_CFLAGS) \
+		-c $< -o $@
+
+$(FUZZ_BUILD)/obj:
+	mkdir -p $@
+
+$(FUZZ_BUILD)/libringlb.a: $(FUZZ_OBJ)
+	rm -f $@
+	ar rcs $@ $^
+
+# A target may #include the module it fuzzes to reach static parsers.
+$(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_common.c \
+		tests/fuzz/fuzz.h src/ctl/ringlbctl.c $(FUZZ_BUILD)/libringlb.a
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer $(PKG_CFLAGS) \
+		$(CTL_CFLAGS) -Itests/fuzz -o $@ $< tests/fuzz/fuzz_common.c \
+		$(FUZZ_BUILD)/libringlb.a $(PKG_LIBS)
+
+fuzz-build: $(FUZZ_BIN)
+
+fuzz:
+	@tools/deps.sh clang-14 libclang-rt-14-dev
+	$(MAKE) fuzz-build
+	tools/fuzz.sh $(FUZZ_SECONDS) $(FUZZ_BIN)
+
+# clang-tidy and cppcheck over src/ and include/ (.clang-tidy,
+# tools/lint/); any finding fails.
+lint:
+	@tools/deps.sh clang-tidy-14 cppcheck
+	tools/lint.sh
 
 clean:
 	rm -rf $(BUILD)

@@ -11,12 +11,15 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include <sys/types.h>
 
 #define CFG_NAME_MAX	64	/* listener and backend names, incl. NUL */
 #define CFG_WEIGHT_MAX	256
 #define CFG_PROBE_MAX	1024	/* health_check send/expect bytes */
 #define CFG_ATTEMPTS_MAX 10
 #define CFG_DEFAULT_PATH "config/ringlb.json"
+#define CFG_ACL_MAX	1024	/* entries in one allow or deny list */
+#define CFG_LIMIT_MAX	10000000 /* max_connections, rate, burst */
 
 enum cfg_algorithm {
 	ALG_ROUND_ROBIN,
@@ -45,6 +48,26 @@ struct cfg_backend {
 	char name[CFG_NAME_MAX];
 	struct cfg_addr addr;
 	unsigned weight;	/* 1..CFG_WEIGHT_MAX */
+	unsigned max_connections; /* 0: no limit */
+};
+
+/* One allow/deny entry.  An IPv4 range is AF_INET with the address in
+ * addr[0..3]; an IPv4-mapped IPv6 range (::ffff:0:0/96 and longer) is
+ * stored as IPv4, so it matches exactly the IPv4 sources. */
+struct cfg_cidr {
+	uint8_t addr[16];
+	uint8_t family;		/* AF_INET or AF_INET6 */
+	uint8_t prefix;		/* 0..32 or 0..128 */
+};
+
+/* listeners[].per_source; off when the object is absent. */
+struct cfg_per_source {
+	bool enabled;
+	unsigned max_connections; /* open connections per source, 0: none */
+	unsigned rate;		/* new connections per second, 0: none */
+	unsigned burst;		/* token bucket size */
+	unsigned ipv6_prefix;	/* IPv6 sources grouped by this prefix */
+	unsigned table_size;	/* sources tracked at most (power of 2) */
 };
 
 struct cfg_listener {
@@ -58,6 +81,12 @@ struct cfg_listener {
 	unsigned idle_ms;	/* timeouts.idle_ms, 0 = never */
 	unsigned connect_attempts; /* backends tried per client, 1..10 */
 	int backlog;
+	unsigned max_connections; /* open client connections, 0: no limit */
+	struct cfg_cidr *allow;	/* NULL: everyone not denied */
+	size_t nallow;
+	struct cfg_cidr *deny;
+	size_t ndeny;
+	struct cfg_per_source per_source;
 };
 
 #define CFG_ADMIN_SOCKET_DEFAULT "/run/ringlb/admin.sock"
@@ -77,8 +106,14 @@ struct config {
 	unsigned workers;
 	int log_level;		/* enum log_level */
 	unsigned shutdown_grace_ms;
+	unsigned recv_buffers;	/* per worker; 0: poll + recv(2) only */
 	struct cfg_listener *listeners;
 	size_t nlisteners;
+	bool has_user;		/* "user" given: drop to uid/gid at start */
+	char user[CFG_NAME_MAX];
+	char group[CFG_NAME_MAX];
+	uid_t uid;
+	gid_t gid;
 };
 
 /*

@@ -33,7 +33,7 @@ enum op {
 	OP_POLL_OUT,		/* side 0 */
 	OP_POLL_OUT1,		/* side 1 */
 	OP_CANCEL,		/* struct conn */
-	OP_RECV,		/* struct conn: multishot recv, side 0 */
+	OP_RECV,		/* struct conn: RECV into a provided buffer, side 0 */
 	OP_RECV1,		/* side 1 */
 	OP_SEND,		/* struct conn: direction 0 (client to backend) */
 	OP_SEND1,		/* direction 1 */
@@ -67,43 +67,44 @@ struct conn;
 
 struct worker {
 	struct io_uring ring;
-	unsigned id;
 	struct runtime *rt;		/* generation new connections use */
 	atomic_uint_fast64_t seen_gen;	/* rt->gen, for the control thread */
 	atomic_uint_fast64_t qs;	/* loop passes: quiescent points */
 	atomic_uint_fast64_t accepts_total;
 	struct wlistener *ls;		/* every wlistener not yet freed */
 	size_t nls_open;
-	int efd;
 	uint64_t efd_val;
 	struct __kernel_timespec tick_ts;
 	struct __kernel_timespec retry_ts;
 	pthread_t thread;
-	bool started;
 	sem_t ready;
+	unsigned id;
+	int efd;
 	int start_rc;
 	atomic_int stop_req;	/* incremented by worker_stop() */
 	int stop_seen;
-	atomic_bool done;
 	atomic_uint grace_ms;
+	atomic_bool done;
+	bool started;
+	bool stopping;
+	uint8_t skip_ok;	/* IOSQE_CQE_SKIP_SUCCESS if the kernel has it */
 
 	uint64_t now_ms;
+	uint64_t deadline_ms;
 	struct conn *conns;	/* every live conn, doubly linked */
-	unsigned nconns;
 	uint64_t next_seq;
+	unsigned nconns;
+	/*
+	 * Provided buffers for RECV (NULL when the kernel has none): br_n
+	 * buffers of br_size bytes at br_mem, group 0.
+	 */
+	unsigned br_n;
+	unsigned br_size;
+	struct io_uring_buf_ring *br;
+	char *br_mem;
 	struct pipe_pool pipes;
 	char *buf;		/* scratch for the copy path */
 	size_t bufsz;
-	/*
-	 * Provided buffers for multishot recv (NULL when the kernel has
-	 * none): br_n buffers of br_size bytes at br_mem, group 0.
-	 */
-	struct io_uring_buf_ring *br;
-	char *br_mem;
-	unsigned br_n;
-	unsigned br_size;
-	bool stopping;
-	uint64_t deadline_ms;
 } __attribute__((aligned(OP_ALIGN)));
 
 /* An SQE, submitting first if the SQ is full.  Never NULL. */
@@ -126,6 +127,9 @@ worker_buf_put(struct worker *w, unsigned bid)
 			      io_uring_buf_ring_mask(w->br_n), 0);
 	io_uring_buf_ring_advance(w->br, 1);
 }
+
+/* True during an fd-exhaustion episode (see worker_fd_exhausted()). */
+bool worker_fds_short(void);
 
 /* Note an EMFILE/ENFILE; logs once per episode across all workers. */
 void worker_fd_exhausted(struct worker *w, const char *what);

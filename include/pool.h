@@ -23,10 +23,12 @@
 
 #include <linux/time_types.h>
 
+#include "access.h"
 #include "config.h"
 #include "health.h"
 
 struct balancer_ops;
+struct srctab;
 
 enum backend_admin {
 	ADMIN_READY,		/* health decides */
@@ -44,6 +46,7 @@ struct backend {
 	atomic_int admin;		/* enum backend_admin */
 	atomic_uint weight;		/* effective weight */
 	atomic_uint active;		/* open connections, all workers */
+	atomic_uint max_conns;		/* max_connections, 0: no limit */
 	atomic_uint_fast64_t total;	/* connections established */
 	atomic_uint_fast64_t connect_failures;
 	atomic_uint_fast64_t bytes_in;	/* client -> backend */
@@ -71,6 +74,9 @@ struct lstats {
 	atomic_uint_fast64_t bytes_out;
 	atomic_uint_fast64_t no_backend;	/* refused: none eligible */
 	atomic_uint_fast64_t connect_failed;	/* every attempt failed */
+	atomic_uint_fast64_t refused[REFUSE_MAX]; /* enum refuse_reason */
+	atomic_uint_fast64_t refuse_log_ms;	/* last "refused" log line */
+	atomic_uint refuse_quiet;		/* refusals not logged since */
 	unsigned refs;
 };
 
@@ -81,6 +87,7 @@ struct backend_undo {
 	size_t index;
 	unsigned weight;
 	unsigned conf_weight;
+	unsigned max_conns;
 	bool weight_override;
 };
 
@@ -91,6 +98,7 @@ struct pool {
 	const struct balancer_ops *ops;
 	void *balancer;			/* ops-private state */
 	struct lstats *stats;
+	struct srctab *src;		/* per_source state; NULL: off */
 	uint64_t lid;			/* same listener across reloads */
 	struct __kernel_timespec connect_ts; /* cfg->connect_ms */
 	int *fds;			/* per worker; -1: keep the old socket */
@@ -144,6 +152,11 @@ struct backend *pool_backend(const struct pool *p, const char *name);
 struct backend *pool_pick(struct pool *p, struct backend *const *tried,
 			  size_t ntried);
 void pool_release(struct backend *b);
+/*
+ * After pool_pick() found nothing for a new client: true if a backend was
+ * up and ready but at its max_connections (backend_full, not no_backend).
+ */
+bool pool_full(const struct pool *p);
 
 static inline bool
 backend_is_up(const struct backend *b)
@@ -151,13 +164,25 @@ backend_is_up(const struct backend *b)
 	return atomic_load_explicit(&b->up, memory_order_acquire);
 }
 
-/* Up, and the operator lets it take new connections. */
+/* Below its max_connections (or has none). */
+static inline bool
+backend_has_room(const struct backend *b)
+{
+	unsigned max = atomic_load_explicit(&b->max_conns,
+					    memory_order_relaxed);
+
+	return max == 0 ||
+	       atomic_load_explicit(&b->active, memory_order_relaxed) < max;
+}
+
+/* Up, the operator lets it take new connections, and it has room. */
 static inline bool
 backend_eligible(const struct backend *b)
 {
 	return backend_is_up(b) &&
 	       atomic_load_explicit(&b->admin, memory_order_relaxed) ==
-		       ADMIN_READY;
+		       ADMIN_READY &&
+	       backend_has_room(b);
 }
 
 static inline unsigned

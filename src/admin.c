@@ -168,6 +168,15 @@ reply_error(struct MHD_Connection *conn, unsigned code, const char *allow,
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	/*
+	 * The message may quote the request's path (URL-decoded, so any
+	 * bytes) and may be cut mid-character; jansson refuses a string that
+	 * is not UTF-8, and the client would get no reply at all.  Names are
+	 * ASCII, so nothing of value is lost.
+	 */
+	for (char *p = msg; *p; p++)
+		if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f)
+			*p = '?';
 	return reply_json(conn, code, json_pack("{s:s}", "error", msg), allow);
 }
 
@@ -203,6 +212,22 @@ backend_json(const struct backend *b, const struct pool *p, uint64_t now)
 			 "check", check);
 }
 
+/* Refusals by reason (access.h), with no_backend among them. */
+static json_t *
+refused_json(const struct lstats *st)
+{
+	json_t *o = json_object();
+
+	for (int r = 0; r < REFUSE_MAX; r++)
+		json_object_set_new(o, refuse_reason_name(r),
+				    json_integer((json_int_t)atomic_load(
+					    &st->refused[r])));
+	json_object_set_new(o, "no_backend",
+			    json_integer((json_int_t)atomic_load(
+				    &st->no_backend)));
+	return o;
+}
+
 static json_t *
 listener_json(const struct pool *p, uint64_t now)
 {
@@ -211,7 +236,8 @@ listener_json(const struct pool *p, uint64_t now)
 
 	for (size_t i = 0; i < p->nbackends; i++)
 		json_array_append_new(bs, backend_json(p->backends[i], p, now));
-	return json_pack("{s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:o}", "name",
+	return json_pack("{s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:o,s:o}",
+			 "name",
 			 p->cfg->name, "listen", p->cfg->addr.text,
 			 "algorithm", cfg_algorithm_name(p->cfg->algorithm),
 			 "accepts", (json_int_t)atomic_load(&st->accepts),
@@ -221,7 +247,7 @@ listener_json(const struct pool *p, uint64_t now)
 			 "no_backend", (json_int_t)atomic_load(&st->no_backend),
 			 "connect_failed",
 			 (json_int_t)atomic_load(&st->connect_failed),
-			 "backends", bs);
+			 "refused", refused_json(st), "backends", bs);
 }
 
 static json_t *
@@ -313,6 +339,23 @@ metrics_text(size_t *len)
 	PER_LISTENER("ringlb_listener_connect_failed_total", "counter",
 		     "Clients closed after every connect attempt failed.",
 		     atomic_load(&p->stats->connect_failed));
+	metric_head(&b, "ringlb_listener_refused_total", "counter",
+		    "Clients refused, by reason (no_backend repeats "
+		    "ringlb_listener_no_backend_total).");
+	for (size_t i = 0; i < rt->npools; i++) {
+		const struct pool *p = &rt->pools[i];
+
+		for (int r = 0; r <= REFUSE_MAX; r++)
+			buf_printf(&b,
+				   "ringlb_listener_refused_total{listener=\"%s\","
+				   "reason=\"%s\"} %llu\n",
+				   label(p->cfg->name, l1, sizeof(l1)),
+				   r < REFUSE_MAX ? refuse_reason_name(r)
+						  : "no_backend",
+				   (unsigned long long)atomic_load(
+					   r < REFUSE_MAX ? &p->stats->refused[r]
+							  : &p->stats->no_backend));
+	}
 	PER_BACKEND("ringlb_backend_up", "gauge",
 		    "1 if health checks say the backend is up.",
 		    backend_is_up(be) ? 1 : 0);
@@ -565,6 +608,9 @@ route(struct MHD_Connection *conn, const char *url, const char *method,
 		if (!p)
 			return reply_error(conn, 404, NULL,
 					   "unknown listener \"%s\"", seg[1]);
+		/* Found but not rendered (seg[3] is unset when n == 2). */
+		if (!j && (n == 2 || be))
+			return reply_error(conn, 500, NULL, "out of memory");
 		if (!j)
 			return reply_error(conn, 404, NULL,
 					   "unknown backend \"%s\" in listener "

@@ -53,6 +53,9 @@ rr_build(struct pool *p)
 
 	for (size_t i = 0; i < p->nbackends; i++)
 		g = gcd(g, backend_weight(p->backends[i]));
+	/* Weights are 1..CFG_WEIGHT_MAX, so g >= 1; never divide by 0. */
+	if (g == 0)
+		return NULL;
 	for (size_t i = 0; i < p->nbackends; i++)
 		total += backend_weight(p->backends[i]) / g;
 	s = malloc(sizeof(*s) + total * sizeof(s->seq[0]));

@@ -10,8 +10,10 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +22,7 @@
 
 #include <jansson.h>
 
+#include "access.h"
 #include "config.h"
 #include "log.h"
 
@@ -29,6 +32,8 @@
 #define CFG_FILE_MAX	(16u << 20)
 #define CFG_WORKERS_MAX	256
 #define CFG_BACKENDS_MAX 1024
+#define CFG_RATE_MAX	1000000	/* per_source.rate and burst */
+#define CFG_TABLE_MAX	(16u << 20)
 
 #define ARRAY_SIZE(a)	(sizeof(a) / sizeof((a)[0]))
 
@@ -45,7 +50,8 @@ static const char *const alg_names[] = {
 };
 
 static const char *const root_keys[] = {
-	"workers", "log_level", "shutdown_grace_ms", "listeners", "admin", NULL,
+	"workers", "log_level", "shutdown_grace_ms", "listeners", "admin",
+	"user", "group", "recv_buffers", NULL,
 };
 
 static const char *const admin_keys[] = {
@@ -54,11 +60,16 @@ static const char *const admin_keys[] = {
 
 static const char *const listener_keys[] = {
 	"name", "listen", "algorithm", "connect_attempts", "backlog",
-	"backends", "health_check", "timeouts", NULL,
+	"backends", "health_check", "timeouts", "max_connections", "allow",
+	"deny", "per_source", NULL,
 };
 
 static const char *const backend_keys[] = {
-	"name", "address", "weight", NULL,
+	"name", "address", "weight", "max_connections", NULL,
+};
+
+static const char *const per_source_keys[] = {
+	"max_connections", "rate", "burst", "ipv6_prefix", "table_size", NULL,
 };
 
 static const char *const health_keys[] = {
@@ -593,7 +604,9 @@ parse_backend(const struct cfg_ctx *x, const char *path, json_t *v,
 	    get_name(x, path, v, b->name) < 0 ||
 	    get_addr(x, path, v, "address", false, &b->addr) < 0 ||
 	    get_uint(x, path, v, "weight", 1, CFG_WEIGHT_MAX, 1,
-		     &b->weight) < 0)
+		     &b->weight) < 0 ||
+	    get_uint(x, path, v, "max_connections", 0, CFG_LIMIT_MAX, 0,
+		     &b->max_connections) < 0)
 		return -1;
 	return 0;
 }
@@ -640,6 +653,90 @@ parse_backends(const struct cfg_ctx *x, const char *parent, const json_t *lst,
 	return 0;
 }
 
+/* allow / deny: optional, but never empty (which would read both ways). */
+static int
+parse_acl(const struct cfg_ctx *x, const char *parent, const json_t *lst,
+	  const char *key, struct cfg_cidr **out, size_t *nout)
+{
+	char path[CFG_PATH_MAX], ipath[CFG_PATH_MAX], q[CFG_QUOTE_MAX];
+	char reason[CFG_REASON_MAX];
+	json_t *arr;
+	size_t n;
+
+	if (get_container(x, parent, lst, key, JSON_ARRAY, false, &arr) < 0)
+		return -1;
+	if (arr == NULL)
+		return 0;
+	path_key(path, sizeof(path), parent, key);
+	n = json_array_size(arr);
+	if (n == 0)
+		return cfg_error(x, path,
+				 "must contain at least one address range (leave %s out instead)",
+				 key);
+	if (n > CFG_ACL_MAX)
+		return cfg_error(x, path, "too many entries (%zu, max %d)", n,
+				 CFG_ACL_MAX);
+	*out = calloc(n, sizeof(**out));
+	if (*out == NULL)
+		return cfg_error(x, path, "out of memory");
+	*nout = n;
+	for (size_t i = 0; i < n; i++) {
+		json_t *v = json_array_get(arr, i);
+		const char *s;
+		size_t len;
+
+		path_index(ipath, sizeof(ipath), path, i);
+		if (!json_is_string(v))
+			return cfg_error(x, ipath, "must be a string, got %s",
+					 type_name(v));
+		s = json_string_value(v);
+		len = json_string_length(v);
+		if (access_parse_cidr(s, &(*out)[i], reason,
+				      sizeof(reason)) < 0 ||
+		    strlen(s) != len)
+			return cfg_error(x, ipath, "bad address range %s: %s",
+					 quote(q, sizeof(q), s, len),
+					 strlen(s) != len ? "contains a NUL byte"
+							  : reason);
+	}
+	return 0;
+}
+
+static int
+parse_per_source(const struct cfg_ctx *x, const char *parent,
+		 const json_t *lst, struct cfg_per_source *ps)
+{
+	char path[CFG_PATH_MAX], bpath[CFG_PATH_MAX];
+	json_t *v;
+
+	if (get_container(x, parent, lst, "per_source", JSON_OBJECT, false,
+			  &v) < 0)
+		return -1;
+	if (v == NULL)
+		return 0;
+	path_key(path, sizeof(path), parent, "per_source");
+	if (check_keys(x, path, v, per_source_keys) < 0 ||
+	    get_uint(x, path, v, "max_connections", 0, CFG_LIMIT_MAX, 0,
+		     &ps->max_connections) < 0 ||
+	    get_uint(x, path, v, "rate", 0, CFG_RATE_MAX, 0, &ps->rate) < 0 ||
+	    get_uint(x, path, v, "burst", 1, CFG_RATE_MAX,
+		     ps->rate ? ps->rate : 1, &ps->burst) < 0 ||
+	    get_uint(x, path, v, "ipv6_prefix", 1, 128, 64,
+		     &ps->ipv6_prefix) < 0 ||
+	    get_uint(x, path, v, "table_size", 64, CFG_TABLE_MAX, 16384,
+		     &ps->table_size) < 0)
+		return -1;
+	if (json_object_get(v, "burst") != NULL && ps->rate == 0) {
+		path_key(bpath, sizeof(bpath), path, "burst");
+		return cfg_error(x, bpath, "needs rate");
+	}
+	if (ps->max_connections == 0 && ps->rate == 0)
+		return cfg_error(x, path,
+				 "sets no limit: give max_connections or rate, or leave per_source out");
+	ps->enabled = true;
+	return 0;
+}
+
 static int
 parse_listener(const struct cfg_ctx *x, const char *path, json_t *v,
 	       struct cfg_listener *l)
@@ -658,7 +755,12 @@ parse_listener(const struct cfg_ctx *x, const char *path, json_t *v,
 	    get_int(x, path, v, "backlog", 1, 65535, 511, &backlog) < 0 ||
 	    parse_health(x, path, v, &l->health) < 0 ||
 	    parse_timeouts(x, path, v, l) < 0 ||
-	    parse_backends(x, path, v, l) < 0)
+	    parse_backends(x, path, v, l) < 0 ||
+	    get_uint(x, path, v, "max_connections", 0, CFG_LIMIT_MAX, 0,
+		     &l->max_connections) < 0 ||
+	    parse_acl(x, path, v, "allow", &l->allow, &l->nallow) < 0 ||
+	    parse_acl(x, path, v, "deny", &l->deny, &l->ndeny) < 0 ||
+	    parse_per_source(x, path, v, &l->per_source) < 0)
 		return -1;
 	l->backlog = (int)backlog;
 	return 0;
@@ -755,6 +857,66 @@ parse_admin(const struct cfg_ctx *x, const json_t *root, struct cfg_admin *a)
 	return 0;
 }
 
+/*
+ * user and group: whom to run as after binding.  Looked up at load time, so
+ * an unknown name is a config error and -t reports it.  group defaults to
+ * the user's primary group.
+ */
+static int
+parse_user(const struct cfg_ctx *x, const json_t *root, struct config *cfg)
+{
+	char q[CFG_QUOTE_MAX], buf[16384];
+	struct passwd pw, *pwp = NULL;
+	struct group gr, *grp = NULL;
+	const char *u, *g;
+	size_t ulen, glen;
+	int rc;
+
+	if (get_string(x, "", root, "user", false, false, &u, &ulen) < 0 ||
+	    get_string(x, "", root, "group", false, false, &g, &glen) < 0)
+		return -1;
+	if (u == NULL) {
+		if (g != NULL)
+			return cfg_error(x, "group",
+					 "needs user (the user to run as)");
+		return 0;
+	}
+	if (ulen >= CFG_NAME_MAX)
+		return cfg_error(x, "user", "too long (%zu bytes, max %d)",
+				 ulen, CFG_NAME_MAX - 1);
+	rc = getpwnam_r(u, &pw, buf, sizeof(buf), &pwp);
+	if (pwp == NULL)
+		return cfg_error(x, "user", "unknown user %s%s%s",
+				 quote(q, sizeof(q), u, ulen),
+				 rc ? ": " : "", rc ? strerror(rc) : "");
+	cfg->uid = pw.pw_uid;
+	cfg->gid = pw.pw_gid;
+	snprintf(cfg->user, sizeof(cfg->user), "%s", u);
+	if (g == NULL) {
+		if (getgrgid_r(cfg->gid, &gr, buf, sizeof(buf), &grp) == 0 &&
+		    grp != NULL)
+			snprintf(cfg->group, sizeof(cfg->group), "%s",
+				 gr.gr_name);
+		else
+			snprintf(cfg->group, sizeof(cfg->group), "%u",
+				 (unsigned)cfg->gid);
+	} else {
+		if (glen >= CFG_NAME_MAX)
+			return cfg_error(x, "group",
+					 "too long (%zu bytes, max %d)", glen,
+					 CFG_NAME_MAX - 1);
+		rc = getgrnam_r(g, &gr, buf, sizeof(buf), &grp);
+		if (grp == NULL)
+			return cfg_error(x, "group", "unknown group %s%s%s",
+					 quote(q, sizeof(q), g, glen),
+					 rc ? ": " : "", rc ? strerror(rc) : "");
+		cfg->gid = gr.gr_gid;
+		snprintf(cfg->group, sizeof(cfg->group), "%s", g);
+	}
+	cfg->has_user = true;
+	return 0;
+}
+
 static unsigned
 default_workers(void)
 {
@@ -791,8 +953,16 @@ parse_root(const struct cfg_ctx *x, json_t *root, struct config *cfg)
 					 "unknown level %s (expected error, warn, info or debug)",
 					 quote(q, sizeof(q), s, len));
 	}
-	if (parse_admin(x, root, &cfg->admin) < 0)
+	if (parse_admin(x, root, &cfg->admin) < 0 ||
+	    parse_user(x, root, cfg) < 0)
 		return -1;
+	if (get_uint(x, "", root, "recv_buffers", 0, 32768, 256,
+		     &cfg->recv_buffers) < 0)
+		return -1;
+	if (cfg->recv_buffers & (cfg->recv_buffers - 1))
+		return cfg_error(x, "recv_buffers",
+				 "must be 0 or a power of two, got %u",
+				 cfg->recv_buffers);
 	if (get_uint(x, "", root, "shutdown_grace_ms", 0, 3600000, 30000,
 		     &cfg->shutdown_grace_ms) < 0 ||
 	    get_container(x, "", root, "listeners", JSON_ARRAY, true,
@@ -1127,6 +1297,8 @@ cfg_free(struct config *cfg)
 		struct cfg_listener *l = &cfg->listeners[i];
 
 		free(l->backends);
+		free(l->allow);
+		free(l->deny);
 		free(l->health.send);
 		free(l->health.expect);
 	}

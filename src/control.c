@@ -21,6 +21,7 @@
 #include "health.h"
 #include "log.h"
 #include "pool.h"
+#include "priv.h"
 #include "worker.h"
 
 struct deferred {
@@ -78,6 +79,18 @@ lid_in(const struct runtime *rt, uint64_t lid)
 	return false;
 }
 
+static bool
+addr_in(const struct runtime *rt, const struct cfg_addr *a)
+{
+	for (size_t i = 0; rt && i < rt->npools; i++) {
+		const struct cfg_addr *b = &rt->pools[i].cfg->addr;
+
+		if (a->len == b->len && memcmp(&a->ss, &b->ss, a->len) == 0)
+			return true;
+	}
+	return false;
+}
+
 /* Open one socket per worker for every listener that prev does not have. */
 static int
 open_sockets(struct runtime *rt, const struct runtime *prev, char *err,
@@ -88,10 +101,23 @@ open_sockets(struct runtime *rt, const struct runtime *prev, char *err,
 
 		if (lid_in(prev, p->lid))
 			continue;
+		/* Unless one of ours holds the address (a renamed listener). */
+		if (!addr_in(prev, &p->cfg->addr) &&
+		    worker_listen_probe(p->cfg, err, errlen) < 0)
+			return -EADDRINUSE;
 		for (unsigned w = 0; w < rt->nworkers; w++) {
 			int rc = worker_listen_open(p->cfg, &p->fds[w], err,
 						    errlen);
 
+			if (rc == -EACCES && priv_user()) {
+				size_t n = strlen(err);
+
+				snprintf(err + n, errlen - n,
+					 " (ringlb runs as user %s since "
+					 "start-up and cannot bind privileged "
+					 "ports: restart it to listen there)",
+					 priv_user());
+			}
 			if (rc < 0)
 				return rc;
 		}
@@ -147,9 +173,14 @@ control_start(struct config *cfg, const char *path, bool verbose, char *err,
 	if (!rt)
 		return -EINVAL;
 	atomic_store_explicit(&current, rt, memory_order_release);
+	/* Every port and the admin socket are bound; no thread runs yet. */
+	rc = priv_drop(rt->cfg, err, errlen);
+	if (rc < 0)
+		return rc;
 	for (unsigned i = 0; i < nworkers; i++) {
-		rc = worker_create(i, rt->cfg->shutdown_grace_ms, &workers[i],
-				   err, errlen);
+		rc = worker_create(i, rt->cfg->shutdown_grace_ms,
+				   rt->cfg->recv_buffers, &workers[i], err,
+				   errlen);
 		if (rc < 0)
 			return rc;
 	}
@@ -271,8 +302,14 @@ control_reload(char *err, size_t errlen)
 			 nworkers, cfg->workers);
 		cfg->workers = nworkers;
 	}
+	if (cfg->recv_buffers != cur->cfg->recv_buffers) {
+		log_warn("reload: recv_buffers %u -> %u takes effect at restart",
+			 cur->cfg->recv_buffers, cfg->recv_buffers);
+		cfg->recv_buffers = cur->cfg->recv_buffers;
+	}
 	if (!admin_same(&cfg->admin, &admin_cfg))
 		log_warn("reload: admin settings change at restart");
+	priv_reload_check(cfg);
 	rt = runtime_build(cfg, cur, err, errlen);
 	if (!rt)
 		goto fail;

@@ -13,6 +13,7 @@
 #include "balancer.h"
 #include "control.h"
 #include "pool.h"
+#include "srctab.h"
 
 static bool
 addr_same(const struct cfg_addr *a, const struct cfg_addr *b)
@@ -34,6 +35,7 @@ backend_new(const struct cfg_backend *cb, const struct cfg_listener *l)
 	atomic_init(&b->admin, ADMIN_READY);
 	atomic_init(&b->weight, cb->weight);
 	atomic_init(&b->active, 0);
+	atomic_init(&b->max_conns, cb->max_connections);
 	atomic_init(&b->total, 0);
 	atomic_init(&b->connect_failures, 0);
 	atomic_init(&b->bytes_in, 0);
@@ -69,6 +71,8 @@ backend_carry(const struct runtime *prev, const struct cfg_listener *l,
 	u->weight = atomic_load(&b->weight);
 	u->conf_weight = b->conf.weight;
 	u->weight_override = b->weight_override;
+	u->max_conns = atomic_load(&b->max_conns);
+	atomic_store(&b->max_conns, cb->max_connections);
 	/* A weight set at runtime stands until the file changes it. */
 	if (cb->weight != b->conf.weight || !b->weight_override) {
 		atomic_store(&b->weight, cb->weight);
@@ -105,20 +109,26 @@ pool_init(struct pool *p, const struct cfg_listener *l, unsigned nworkers,
 	  const struct runtime *prev)
 {
 	struct pool *old = prev ? runtime_pool(prev, l->name) : NULL;
+	bool oom;
 
 	p->cfg = l;
 	p->connect_ts.tv_sec = l->connect_ms / 1000;
 	p->connect_ts.tv_nsec = (long long)(l->connect_ms % 1000) * 1000000;
 	p->ops = balancer_find(l->algorithm);
 	p->fds = malloc(nworkers * sizeof(*p->fds));
+	/* First: runtime_fini() closes every fd >= 0, even after an ENOMEM. */
+	for (unsigned w = 0; p->fds && w < nworkers; w++)
+		p->fds[w] = -1;
 	p->backends = calloc(l->nbackends, sizeof(*p->backends));
 	p->undo = calloc(l->nbackends, sizeof(*p->undo));
 	p->stats = lstats_get(prev, l->name);
 	if (!p->fds || !p->backends || !p->undo || !p->stats)
 		return -ENOMEM;
 	p->stats->refs++;
-	for (unsigned w = 0; w < nworkers; w++)
-		p->fds[w] = -1;
+	/* Same listener: per-source counts go on across the reload. */
+	p->src = srctab_carry(old ? old->src : NULL, &l->per_source, &oom);
+	if (oom)
+		return -ENOMEM;
 	/* Same name and address: the same listener, keeping its sockets. */
 	if (old && addr_same(&old->cfg->addr, &l->addr))
 		p->lid = old->lid;
@@ -189,6 +199,7 @@ runtime_fini(struct runtime *rt)
 			backend_put(p->backends[j]);
 		if (p->stats && --p->stats->refs == 0)
 			free(p->stats);
+		srctab_put(p->src);
 		if (p->fds)
 			for (unsigned w = 0; w < rt->nworkers; w++)
 				if (p->fds[w] >= 0)
@@ -219,6 +230,7 @@ runtime_abort(struct runtime *rt)
 			if (!u->b)
 				continue;
 			atomic_store(&u->b->weight, u->weight);
+			atomic_store(&u->b->max_conns, u->max_conns);
 			u->b->conf.weight = u->conf_weight;
 			u->b->weight_override = u->weight_override;
 			u->b->pool = u->pool;
@@ -257,14 +269,69 @@ pool_backend(const struct pool *p, const char *name)
 	return NULL;
 }
 
+/*
+ * Take an active reference on b unless that would pass its max_connections;
+ * the check and the increment are one step, so workers racing for the last
+ * place cannot both get it.
+ */
+static bool
+backend_reserve(struct backend *b)
+{
+	unsigned max = atomic_load_explicit(&b->max_conns,
+					    memory_order_relaxed);
+	unsigned n;
+
+	if (max == 0) {
+		atomic_fetch_add_explicit(&b->active, 1, memory_order_relaxed);
+		return true;
+	}
+	n = atomic_load_explicit(&b->active, memory_order_relaxed);
+	do {
+		if (n >= max)
+			return false;
+	} while (!atomic_compare_exchange_weak_explicit(
+		&b->active, &n, n + 1, memory_order_relaxed,
+		memory_order_relaxed));
+	return true;
+}
+
+/* Backends that filled up between pick and reserve; then we give up. */
+#define PICK_RACES 8
+
 struct backend *
 pool_pick(struct pool *p, struct backend *const *tried, size_t ntried)
 {
-	struct backend *b = p->ops->pick(p, tried, ntried);
+	struct backend *skip[CFG_ATTEMPTS_MAX + PICK_RACES];
+	size_t nskip = ntried;
 
-	if (b)
-		atomic_fetch_add_explicit(&b->active, 1, memory_order_relaxed);
-	return b;
+	if (ntried > CFG_ATTEMPTS_MAX)
+		return NULL;
+	if (ntried)
+		memcpy(skip, tried, ntried * sizeof(*skip));
+	for (unsigned i = 0; i <= PICK_RACES; i++) {
+		struct backend *b = p->ops->pick(p, skip, nskip);
+
+		if (!b || backend_reserve(b))
+			return b;
+		if (nskip < sizeof(skip) / sizeof(skip[0]))
+			skip[nskip++] = b;
+	}
+	return NULL;
+}
+
+bool
+pool_full(const struct pool *p)
+{
+	for (size_t i = 0; i < p->nbackends; i++) {
+		const struct backend *b = p->backends[i];
+
+		if (backend_is_up(b) &&
+		    atomic_load_explicit(&b->admin, memory_order_relaxed) ==
+			    ADMIN_READY &&
+		    !backend_has_room(b))
+			return true;
+	}
+	return false;
 }
 
 void

@@ -30,14 +30,13 @@
 #define PIPES_PER_WORKER 256
 #define PIPE_IDLE_MS	2000
 /*
- * Multishot recv buffers: a read that fills one marks the direction as bulk
+ * Provided RECV buffers: a read that fills one marks the direction as bulk
  * (it moves to splice), so they only carry small messages.  A blocked
  * direction copies its leftover out and gives the buffer back at once, so
  * slow peers never pin them; when they run out anyway, reads fall back to
  * poll + recv(2) into the scratch buffer.
  */
 #define RECV_BUF_SIZE	(16 * 1024)
-#define RECV_BUFS	256
 
 /*
  * One warning per fd-exhaustion episode, however many workers hit it and
@@ -64,7 +63,6 @@ worker_probe(char *err, size_t errlen)
 		{ IORING_OP_READ, "READ" },
 		{ IORING_OP_SEND, "SEND" },
 		{ IORING_OP_CLOSE, "CLOSE" },
-		{ IORING_OP_SHUTDOWN, "SHUTDOWN" },
 	};
 	struct io_uring_probe *probe = io_uring_get_probe();
 
@@ -84,6 +82,35 @@ worker_probe(char *err, size_t errlen)
 	}
 	io_uring_free_probe(probe);
 	return 0;
+}
+
+/*
+ * SO_REUSEPORT would let us share a port that another process (a second
+ * ringlb, say) listens on with SO_REUSEPORT too, and silently take half of
+ * its clients.  A plain bind first finds out: it fails on any listener.
+ */
+int
+worker_listen_probe(const struct cfg_listener *l, char *err, size_t errlen)
+{
+	int one = 1;
+	int fd, rc = 0;
+
+	fd = socket(l->addr.ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return 0;	/* the real open will say what is wrong */
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (l->addr.ss.ss_family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	if (bind(fd, (const struct sockaddr *)&l->addr.ss, l->addr.len) < 0 &&
+	    errno == EADDRINUSE) {
+		rc = -EADDRINUSE;
+		snprintf(err, errlen, "listener %s: cannot listen on %s: the "
+			 "address is in use (by another process, such as a "
+			 "second ringlb, or by an overlapping listener)",
+			 l->name, l->addr.text);
+	}
+	close(fd);
+	return rc;
 }
 
 int
@@ -125,8 +152,8 @@ fail:
 }
 
 int
-worker_create(unsigned id, unsigned grace_ms, struct worker **out,
-	      char *err, size_t errlen)
+worker_create(unsigned id, unsigned grace_ms, unsigned recv_bufs,
+	      struct worker **out, char *err, size_t errlen)
 {
 	struct worker *w;
 	int rc;
@@ -137,6 +164,7 @@ worker_create(unsigned id, unsigned grace_ms, struct worker **out,
 	memset(w, 0, sizeof(*w));
 	w->id = id;
 	w->efd = -1;
+	w->br_n = recv_bufs;
 	atomic_init(&w->grace_ms, grace_ms);
 	atomic_init(&w->stop_req, 0);
 	atomic_init(&w->done, false);
@@ -311,6 +339,12 @@ worker_switch(struct worker *w)
 	}
 	w->rt = rt;
 	atomic_store_explicit(&w->seen_gen, rt->gen, memory_order_release);
+}
+
+bool
+worker_fds_short(void)
+{
+	return atomic_load_explicit(&fd_exhausted, memory_order_relaxed);
 }
 
 void
@@ -527,7 +561,7 @@ ring_init(struct worker *w)
 }
 
 /*
- * The provided-buffer ring for multishot recv.  Without it (an old kernel,
+ * The provided-buffer ring for RECV.  Without it (an old kernel,
  * or no memory) the engine reads with poll + recv(2) only.  liburing 2.3 has
  * no io_uring_setup_buf_ring(); this is what it does.
  */
@@ -536,9 +570,14 @@ bufring_init(struct worker *w)
 {
 	struct io_uring_buf_reg reg;
 	struct io_uring_probe *probe;
-	size_t len = RECV_BUFS * sizeof(struct io_uring_buf);
+	unsigned n = w->br_n;
+	size_t len = n * sizeof(struct io_uring_buf);
 	bool recv_ok;
 	void *mem;
+
+	w->br_n = 0;
+	if (n == 0)
+		return;
 
 	probe = io_uring_get_probe_ring(&w->ring);
 	recv_ok = probe && io_uring_opcode_supported(probe, IORING_OP_RECV);
@@ -550,14 +589,14 @@ bufring_init(struct worker *w)
 		   MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
 	if (mem == MAP_FAILED)
 		return;
-	w->br_mem = malloc((size_t)RECV_BUFS * RECV_BUF_SIZE);
+	w->br_mem = malloc((size_t)n * RECV_BUF_SIZE);
 	if (!w->br_mem) {
 		munmap(mem, len);
 		return;
 	}
 	memset(&reg, 0, sizeof(reg));
 	reg.ring_addr = (unsigned long)mem;
-	reg.ring_entries = RECV_BUFS;
+	reg.ring_entries = n;
 	reg.bgid = 0;
 	if (io_uring_register_buf_ring(&w->ring, &reg, 0) < 0) {
 		log_info("worker %u: no provided-buffer ring; reads use poll "
@@ -568,15 +607,14 @@ bufring_init(struct worker *w)
 		return;
 	}
 	w->br = mem;
-	w->br_n = RECV_BUFS;
+	w->br_n = n;
 	w->br_size = RECV_BUF_SIZE;
 	io_uring_buf_ring_init(w->br);
-	for (unsigned i = 0; i < RECV_BUFS; i++)
+	for (unsigned i = 0; i < n; i++)
 		io_uring_buf_ring_add(w->br, worker_buf(w, i), RECV_BUF_SIZE,
 				      (unsigned short)i,
-				      io_uring_buf_ring_mask(RECV_BUFS),
-				      (int)i);
-	io_uring_buf_ring_advance(w->br, RECV_BUFS);
+				      io_uring_buf_ring_mask(n), (int)i);
+	io_uring_buf_ring_advance(w->br, (int)n);
 }
 
 static void
@@ -603,6 +641,9 @@ worker_main(void *arg)
 	if (rc < 0)
 		return NULL;
 	bufring_init(w);
+	/* Fire-and-forget ops (close, shutdown) then post no completion. */
+	if (w->ring.features & IORING_FEAT_CQE_SKIP)
+		w->skip_ok = IOSQE_CQE_SKIP_SUCCESS;
 
 	w->now_ms = control_now_ms();
 	w->tick_ts.tv_sec = 0;

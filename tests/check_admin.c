@@ -897,6 +897,14 @@ START_TEST(test_api_basics)
 			   "{\"weight\": 2}", 404, NULL);
 	assert_error_reply("POST", "/listeners/web/backends/app1/explode",
 			   NULL, 404, NULL);
+	/*
+	 * Found by tests/fuzz/fuzz_admin: a path that is not UTF-8 once
+	 * URL-decoded made the error reply fail, and the client got none.
+	 */
+	assert_error_reply("GET", "/listeners/%E1", NULL, 404, NULL);
+	assert_error_reply("GET", "/st%E1t%FF", NULL, 404, NULL);
+	assert_error_reply("POST", "/listeners/web/backends/%C3/drain", NULL,
+			   404, NULL);
 
 	/* 405 with Allow */
 	assert_error_reply("GET", "/listeners/web/backends/app1/drain", NULL,
@@ -1187,7 +1195,7 @@ START_TEST(test_ctl_verbs)
 
 	/* Usage errors: exit 2. */
 	{
-		static const char *const usage[][6] = {
+		static const char *const usage[][7] = {
 			{ NULL },
 			{ "bogus", NULL },
 			{ "drain", "web", NULL },
@@ -1196,6 +1204,13 @@ START_TEST(test_ctl_verbs)
 			{ "status", "--bogus", NULL },
 			{ "drain", "web", "app1", "--timeout", NULL },
 			{ "ready", "web", "app1", "extra", NULL },
+			/* Found by tests/fuzz/fuzz_ctl: UB in the ms cast. */
+			{ "drain", "web", "app1", "--wait", "--timeout",
+			  "1e300", NULL },
+			{ "drain", "web", "app1", "--wait", "--timeout", "inf",
+			  NULL },
+			{ "drain", "web", "app1", "--wait", "--timeout", "nan",
+			  NULL },
 		};
 
 		for (i = 0; i < sizeof(usage) / sizeof(usage[0]); i++) {
@@ -2499,6 +2514,32 @@ START_TEST(test_metrics)
 			"state", states[i]);
 	mexpect(&m, 5, "ringlb_backend_weight", LWEB, BE("e1"));
 	metrics_free(&m);
+
+	/*
+	 * An open connection's bytes are counted while it is open (every
+	 * tick), not only when it ends.  e1 is draining: make it ready.
+	 */
+	backend_set("e1", "ready", "up");
+	{
+		struct h_xfer x = { .tx_seed = 77, .tx_len = 1234,
+				    .rx_seed = 77, .rx_len = 1234,
+				    .timeout_ms = 5000 };
+		int fd = h_connect("127.0.0.1", c.l[0].port, 3000);
+
+		ck_assert_int_ge(fd, 0);
+		ck_assert_msg(h_xfer(fd, &x) == 0, "open echo: %s", x.err);
+		ck_assert_msg(lwait_int("web", "bytes_in", 5000 + 1234, 2000) &&
+				      lwait_int("web", "bytes_out", 5000 + 1234,
+						2000),
+			      "bytes of an open connection not counted: %s",
+			      last_body);
+		ck_assert_int_eq(listener_int("web", "active"), 1);
+		close(fd);
+	}
+	/* Its close adds nothing twice. */
+	ck_assert_msg(lwait_int("web", "active", 0, 2000), "%s", last_body);
+	ck_assert_int_eq(listener_int("web", "bytes_in"), 5000 + 1234);
+	ck_assert_int_eq(listener_int("web", "bytes_out"), 5000 + 1234);
 }
 END_TEST
 

@@ -252,7 +252,15 @@ START_TEST(test_top_defaults)
 	ck_assert_uint_eq(cfg->workers, online_cpus());
 	ck_assert_int_eq(cfg->log_level, LOG_INFO);
 	ck_assert_uint_eq(cfg->shutdown_grace_ms, 30000);
+	ck_assert_uint_eq(cfg->recv_buffers, 256);
 	ck_assert_uint_eq(cfg->nlisteners, 1);
+	cfg_free(cfg);
+
+	cfg = parse_ok(TOP("'recv_buffers':0,"));
+	ck_assert_uint_eq(cfg->recv_buffers, 0);
+	cfg_free(cfg);
+	cfg = parse_ok(TOP("'recv_buffers':32768,"));
+	ck_assert_uint_eq(cfg->recv_buffers, 32768);
 	cfg_free(cfg);
 
 	cfg = parse_ok(TOP("'log_level':'error','workers':256,"
@@ -611,6 +619,10 @@ START_TEST(test_ranges)
 {
 	ck_assert_bad(TOP("'workers':0,"),
 		      "bad.json: workers: must be an integer from 1 to 256, got 0");
+	ck_assert_bad(TOP("'recv_buffers':3,"),
+		      "bad.json: recv_buffers: must be 0 or a power of two, got 3");
+	ck_assert_bad(TOP("'recv_buffers':65536,"),
+		      "bad.json: recv_buffers: must be an integer from 0 to 32768, got 65536");
 	ck_assert_bad(TOP("'workers':257,"),
 		      "bad.json: workers: must be an integer from 1 to 256, got 257");
 	ck_assert_bad(TOP("'shutdown_grace_ms':-1,"),
@@ -953,6 +965,175 @@ START_TEST(test_jansson_oom)
 }
 END_TEST
 
+/* allow, deny, max_connections and per_source as parsed. */
+START_TEST(test_access_valid)
+{
+	struct config *cfg;
+	const struct cfg_listener *l;
+	static const uint8_t mapped_net[4] = { 10, 1, 0, 0 };
+
+	cfg = parse_ok(LST(""));
+	l = &cfg->listeners[0];
+	ck_assert_uint_eq(l->max_connections, 0);
+	ck_assert_uint_eq(l->nallow, 0);
+	ck_assert_uint_eq(l->ndeny, 0);
+	ck_assert(!l->per_source.enabled);
+	ck_assert_uint_eq(l->backends[0].max_connections, 0);
+	ck_assert(!cfg->has_user);
+	cfg_free(cfg);
+
+	cfg = parse_ok("{'listeners':[{'name':'web','listen':'127.0.0.1:8080',"
+		       "'max_connections':100,"
+		       "'allow':['10.0.0.0/8','2001:db8::/32','192.0.2.7',"
+		       "'::ffff:10.1.0.0/112','0.0.0.0/0'],"
+		       "'deny':['10.9.0.0/16','::1'],"
+		       "'per_source':{'max_connections':3,'rate':5},"
+		       "'backends':[{'name':'b','address':'127.0.0.1:1',"
+		       "'max_connections':7}]}]}");
+	l = &cfg->listeners[0];
+	ck_assert_uint_eq(l->max_connections, 100);
+	ck_assert_uint_eq(l->backends[0].max_connections, 7);
+	ck_assert_uint_eq(l->nallow, 5);
+	ck_assert_uint_eq(l->allow[0].family, AF_INET);
+	ck_assert_uint_eq(l->allow[0].prefix, 8);
+	ck_assert_uint_eq(l->allow[0].addr[0], 10);
+	ck_assert_uint_eq(l->allow[1].family, AF_INET6);
+	ck_assert_uint_eq(l->allow[1].prefix, 32);
+	ck_assert_uint_eq(l->allow[2].prefix, 32);
+	/* An IPv4-mapped range is the IPv4 range. */
+	ck_assert_uint_eq(l->allow[3].family, AF_INET);
+	ck_assert_uint_eq(l->allow[3].prefix, 16);
+	ck_assert_mem_eq(l->allow[3].addr, mapped_net, 4);
+	ck_assert_uint_eq(l->allow[4].prefix, 0);
+	ck_assert_uint_eq(l->ndeny, 2);
+	ck_assert_uint_eq(l->deny[1].family, AF_INET6);
+	ck_assert_uint_eq(l->deny[1].prefix, 128);
+	ck_assert(l->per_source.enabled);
+	ck_assert_uint_eq(l->per_source.max_connections, 3);
+	ck_assert_uint_eq(l->per_source.rate, 5);
+	ck_assert_uint_eq(l->per_source.burst, 5);	/* defaults to rate */
+	ck_assert_uint_eq(l->per_source.ipv6_prefix, 64);
+	ck_assert_uint_eq(l->per_source.table_size, 16384);
+	cfg_free(cfg);
+
+	cfg = parse_ok(LST(",'per_source':{'rate':1,'burst':9,'ipv6_prefix':128,"
+			   "'table_size':64}"));
+	l = &cfg->listeners[0];
+	ck_assert_uint_eq(l->per_source.max_connections, 0);
+	ck_assert_uint_eq(l->per_source.burst, 9);
+	ck_assert_uint_eq(l->per_source.ipv6_prefix, 128);
+	ck_assert_uint_eq(l->per_source.table_size, 64);
+	cfg_free(cfg);
+}
+END_TEST
+
+START_TEST(test_access_errors)
+{
+#define P "bad.json: listeners[0]."
+	ck_assert_bad(LST(",'allow':['10.0.0.0/33']"),
+		      P "allow[0]: bad address range \"10.0.0.0/33\": prefix "
+		      "length must be a number from 0 to 32");
+	ck_assert_bad(LST(",'deny':['::1','2001:db8::/129']"),
+		      P "deny[1]: bad address range \"2001:db8::/129\": prefix "
+		      "length must be a number from 0 to 128");
+	ck_assert_bad(LST(",'allow':['10.0.0.1/8']"),
+		      P "allow[0]: bad address range \"10.0.0.1/8\": host bits "
+		      "set after the prefix (the range is 10.0.0.0/8)");
+	ck_assert_bad(LST(",'deny':['2001:db8::1/32']"),
+		      P "deny[0]: bad address range \"2001:db8::1/32\": host "
+		      "bits set after the prefix (the range is 2001:db8::/32)");
+	ck_assert_bad(LST(",'allow':['10.0.0.256']"),
+		      P "allow[0]: bad address range \"10.0.0.256\": not an IPv4 "
+		      "or IPv6 address or range (like 10.0.0.0/8 or 2001:db8::/32)");
+	ck_assert_bad(LST(",'allow':['example.com/8']"),
+		      P "allow[0]: bad address range \"example.com/8\": not an "
+		      "IPv4 or IPv6 address or range (like 10.0.0.0/8 or "
+		      "2001:db8::/32)");
+	ck_assert_bad(LST(",'allow':['10.0.0.0/']"),
+		      P "allow[0]: bad address range \"10.0.0.0/\": prefix "
+		      "length must be a number from 0 to 32");
+	ck_assert_bad(LST(",'allow':['10.0.0.0/-1']"),
+		      P "allow[0]: bad address range \"10.0.0.0/-1\": prefix "
+		      "length must be a number from 0 to 32");
+	ck_assert_bad(LST(",'allow':['[::1]/128']"),
+		      P "allow[0]: bad address range \"[::1]/128\": not an IPv4 "
+		      "or IPv6 address or range (like 10.0.0.0/8 or 2001:db8::/32)");
+	ck_assert_bad(LST(",'allow':['']"),
+		      P "allow[0]: bad address range \"\": not an IPv4 or IPv6 "
+		      "address or range (like 10.0.0.0/8 or 2001:db8::/32)");
+	ck_assert_bad(LST(",'allow':['10.0.0.0/8\\u0000']"),
+		      P "allow[0]: bad address range \"10.0.0.0/8\\x00\": "
+		      "contains a NUL byte");
+	ck_assert_bad(LST(",'allow':[8]"),
+		      P "allow[0]: must be a string, got integer");
+	ck_assert_bad(LST(",'allow':'10.0.0.0/8'"),
+		      P "allow: must be an array, got string");
+	ck_assert_bad(LST(",'deny':[]"),
+		      P "deny: must contain at least one address range (leave "
+		      "deny out instead)");
+	ck_assert_bad(LST(",'max_connections':-1"),
+		      P "max_connections: must be an integer from 0 to 10000000, "
+		      "got -1");
+	ck_assert_bad(BKS("{'name':'b','address':'127.0.0.1:1',"
+			  "'max_connections':10000001}"),
+		      P "backends[0].max_connections: must be an integer from 0 "
+		      "to 10000000, got 10000001");
+	ck_assert_bad(LST(",'per_source':{'max_conns':1}"),
+		      P "per_source: unknown key \"max_conns\"");
+	ck_assert_bad(LST(",'per_source':{}"),
+		      P "per_source: sets no limit: give max_connections or "
+		      "rate, or leave per_source out");
+	ck_assert_bad(LST(",'per_source':{'max_connections':1,'burst':5}"),
+		      P "per_source.burst: needs rate");
+	ck_assert_bad(LST(",'per_source':{'rate':1000001}"),
+		      P "per_source.rate: must be an integer from 0 to 1000000, "
+		      "got 1000001");
+	ck_assert_bad(LST(",'per_source':{'rate':1,'burst':0}"),
+		      P "per_source.burst: must be an integer from 1 to 1000000, "
+		      "got 0");
+	ck_assert_bad(LST(",'per_source':{'rate':1,'ipv6_prefix':0}"),
+		      P "per_source.ipv6_prefix: must be an integer from 1 to "
+		      "128, got 0");
+	ck_assert_bad(LST(",'per_source':{'rate':1,'ipv6_prefix':129}"),
+		      P "per_source.ipv6_prefix: must be an integer from 1 to "
+		      "128, got 129");
+	ck_assert_bad(LST(",'per_source':{'rate':1,'table_size':63}"),
+		      P "per_source.table_size: must be an integer from 64 to "
+		      "16777216, got 63");
+	ck_assert_bad(LST(",'per_source':[1]"),
+		      P "per_source: must be an object, got array");
+#undef P
+}
+END_TEST
+
+START_TEST(test_user_group)
+{
+	struct config *cfg;
+
+	cfg = parse_ok(TOP("'user':'nobody',"));
+	ck_assert(cfg->has_user);
+	ck_assert_str_eq(cfg->user, "nobody");
+	ck_assert_uint_eq(cfg->uid, 65534);
+	ck_assert_uint_eq(cfg->gid, 65534);	/* nobody's primary group */
+	cfg_free(cfg);
+
+	cfg = parse_ok(TOP("'user':'nobody','group':'root',"));
+	ck_assert_str_eq(cfg->group, "root");
+	ck_assert_uint_eq(cfg->gid, 0);
+	cfg_free(cfg);
+
+	ck_assert_bad(TOP("'user':'no-such-user-x',"),
+		      "bad.json: user: unknown user \"no-such-user-x\"");
+	ck_assert_bad(TOP("'user':'nobody','group':'no-such-group-x',"),
+		      "bad.json: group: unknown group \"no-such-group-x\"");
+	ck_assert_bad(TOP("'group':'nogroup',"),
+		      "bad.json: group: needs user (the user to run as)");
+	ck_assert_bad(TOP("'user':65534,"),
+		      "bad.json: user: must be a string, got integer");
+	ck_assert_bad(TOP("'user':'',"), "bad.json: user: must not be empty");
+}
+END_TEST
+
 static Suite *
 config_suite(void)
 {
@@ -985,6 +1166,12 @@ config_suite(void)
 	tcase_add_test(tc, test_too_many_backends);
 	tcase_add_test(tc, test_small_err_buffer);
 	tcase_add_test(tc, test_message_safety);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("access");
+	tcase_add_test(tc, test_access_valid);
+	tcase_add_test(tc, test_access_errors);
+	tcase_add_test(tc, test_user_group);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("addr");

@@ -29,6 +29,19 @@
 #define MIB		(1024 * 1024)
 #define NAME_MAX_LEN	64
 
+/*
+ * The data tests run once per read path of the engine: multishot recv into
+ * provided buffers (the default), poll + recv(2) only (recv_buffers 0), and
+ * a single provided buffer, so reads run out of buffers all the time and
+ * keep falling back to poll (recv_buffers 1).
+ */
+enum engine { ENGINE_DEFAULT, ENGINE_POLL, ENGINE_STARVED, ENGINE_MODES };
+static const char *const engine_json[] = {
+	[ENGINE_DEFAULT] = "",
+	[ENGINE_POLL] = "  \"recv_buffers\": 0,\n",
+	[ENGINE_STARVED] = "  \"recv_buffers\": 1,\n",
+};
+
 /* What one test's config says; spec_json() turns it into the file. */
 struct spec {
 	unsigned workers;		/* 0: 2 */
@@ -38,6 +51,7 @@ struct spec {
 	const char *algorithm;		/* NULL: round-robin */
 	unsigned attempts;		/* 0: not written (default 3) */
 	const char *health;		/* JSON object; NULL: disabled */
+	unsigned engine;		/* enum engine: how reads are done */
 	const char *timeouts;		/* JSON object; NULL: not written */
 	struct h_backend *b[8];
 	unsigned weight[8];		/* 0: 1 */
@@ -55,12 +69,13 @@ spec_json(const struct spec *s)
 		     "  \"log_level\": \"info\",\n"
 		     "  \"shutdown_grace_ms\": %u,\n"
 		     "  \"admin\": { \"socket\": \"@DIR@/admin.sock\" },\n"
+		     "%s"
 		     "  \"listeners\": [ {\n"
 		     "    \"name\": \"web\",\n"
 		     "    \"listen\": \"%s:%d\",\n"
 		     "    \"algorithm\": \"%s\",\n",
 		     s->workers ? s->workers : 2,
-		     s->grace_ms ? s->grace_ms : 5000,
+		     s->grace_ms ? s->grace_ms : 5000, engine_json[s->engine],
 		     s->listen_host ? s->listen_host : "127.0.0.1", s->port,
 		     s->algorithm ? s->algorithm : "round-robin");
 	if (s->attempts)
@@ -715,7 +730,7 @@ connect_lb(const struct spec *s)
 START_TEST(test_bulk_echo_64m)
 {
 	struct h_backend e;
-	struct spec s = { .b = { &e }, .nb = 1 };
+	struct spec s = { .b = { &e }, .nb = 1, .engine = (unsigned)_i };
 	struct h_xfer x = { .tx_seed = 42, .tx_len = 64 * MIB,
 			    .tx_shut = true, .rx_seed = 42,
 			    .rx_len = 64 * MIB, .rx_eof = true,
@@ -742,7 +757,7 @@ END_TEST
 START_TEST(test_bulk_upload_64m)
 {
 	struct h_backend k;
-	struct spec s = { .b = { &k }, .nb = 1 };
+	struct spec s = { .b = { &k }, .nb = 1, .engine = (unsigned)_i };
 	char reply[128];
 	struct h_xfer x = { .tx_seed = 7, .tx_len = 64 * MIB, .tx_shut = true,
 			    .rx_buf = reply, .rx_cap = sizeof(reply),
@@ -768,7 +783,7 @@ END_TEST
 START_TEST(test_bulk_download_64m)
 {
 	struct h_backend src = { .source_seed = 9, .source_len = 64 * MIB };
-	struct spec s = { .b = { &src }, .nb = 1 };
+	struct spec s = { .b = { &src }, .nb = 1, .engine = (unsigned)_i };
 	struct h_xfer x = { .rx_seed = 9, .rx_len = 64 * MIB, .rx_eof = true,
 			    .timeout_ms = 90000 };
 	struct h_lb lb;
@@ -787,7 +802,7 @@ END_TEST
 START_TEST(test_concurrent_200)
 {
 	struct h_backend a, b;
-	struct spec s = { .b = { &a, &b }, .nb = 2 };
+	struct spec s = { .b = { &a, &b }, .nb = 2, .engine = (unsigned)_i };
 	struct h_multi m = { .host = "127.0.0.1", .total = 200,
 			     .concurrency = 200, .len = 64 * 1024,
 			     .hold = true, .timeout_ms = 60000 };
@@ -812,7 +827,7 @@ END_TEST
 START_TEST(test_half_close_echo)
 {
 	struct h_backend e;
-	struct spec s = { .b = { &e }, .nb = 1 };
+	struct spec s = { .b = { &e }, .nb = 1, .engine = (unsigned)_i };
 	struct h_xfer x = { .tx_seed = 3, .tx_len = MIB, .tx_shut = true,
 			    .rx_seed = 3, .rx_len = MIB, .rx_eof = true,
 			    .timeout_ms = 20000 };
@@ -832,7 +847,7 @@ END_TEST
 START_TEST(test_half_close_sink)
 {
 	struct h_backend k;
-	struct spec s = { .b = { &k }, .nb = 1 };
+	struct spec s = { .b = { &k }, .nb = 1, .engine = (unsigned)_i };
 	unsigned long long hash, len;
 	char reply[128];
 	struct h_lb lb;
@@ -1505,7 +1520,7 @@ END_TEST
 START_TEST(test_backpressure)
 {
 	struct h_backend st;
-	struct spec s = { .b = { &st }, .nb = 1 };
+	struct spec s = { .b = { &st }, .nb = 1, .engine = (unsigned)_i };
 	uint64_t total = 0, last = 0, t0;
 	const uint64_t cap = 256ULL * MIB;
 	char *buf = malloc(65536);
@@ -1550,6 +1565,47 @@ START_TEST(test_backpressure)
 	ck_assert(h_lb_running(&lb));
 	close(fd);
 	free(buf);
+}
+END_TEST
+
+/*
+ * A second ringlb on the same port would share it through SO_REUSEPORT and
+ * take half the clients; it must refuse to start instead.
+ */
+START_TEST(test_second_instance)
+{
+	struct h_backend e;
+	struct spec s = { .b = { &e }, .nb = 1 };
+	struct h_lb lb, lb2;
+	char *json;
+	int rc;
+
+	backend_up(&e, H_NAME, "first");
+	lb_up(&lb, &s);
+	json = spec_json(&s);
+	rc = h_lb_start_in(&lb2, json, 0, NULL);
+	free(json);
+	ck_assert_int_eq(rc, 0);
+	ck_assert_msg(h_lb_wait_exit(&lb2, 5000) == 0,
+		      "a second ringlb on port %d still runs after 5 s",
+		      s.port);
+	ck_assert_msg(WIFEXITED(lb2.status) && WEXITSTATUS(lb2.status) == 1,
+		      "second instance: want exit status 1, got 0x%x",
+		      lb2.status);
+	ck_assert_msg(h_lb_log_count(&lb2, " error ", "the address is in use")
+			      == 1,
+		      "no 'address is in use' error from the second ringlb");
+	/* The first one goes on serving every client. */
+	for (int i = 0; i < 4; i++) {
+		char name[NAME_MAX_LEN];
+		int fd;
+
+		rc = get_name("127.0.0.1", s.port, name, sizeof(name), &fd);
+		ck_assert_msg(rc == 0, "connection %d: %s", i, errstr(rc));
+		ck_assert_str_eq(name, "first");
+		close(fd);
+	}
+	ck_assert(h_lb_running(&lb));
 }
 END_TEST
 
@@ -1836,13 +1892,13 @@ integration_suite(void)
 	tcase_add_test(tc, test_lc_weighted);
 
 	tc = tcase(s, "data", 150);
-	tcase_add_test(tc, test_bulk_echo_64m);
-	tcase_add_test(tc, test_bulk_upload_64m);
-	tcase_add_test(tc, test_bulk_download_64m);
-	tcase_add_test(tc, test_concurrent_200);
-	tcase_add_test(tc, test_backpressure);
-	tcase_add_test(tc, test_half_close_echo);
-	tcase_add_test(tc, test_half_close_sink);
+	tcase_add_loop_test(tc, test_bulk_echo_64m, 0, ENGINE_MODES);
+	tcase_add_loop_test(tc, test_bulk_upload_64m, 0, ENGINE_MODES);
+	tcase_add_loop_test(tc, test_bulk_download_64m, 0, ENGINE_MODES);
+	tcase_add_loop_test(tc, test_concurrent_200, 0, ENGINE_MODES);
+	tcase_add_loop_test(tc, test_backpressure, 0, ENGINE_MODES);
+	tcase_add_loop_test(tc, test_half_close_echo, 0, ENGINE_MODES);
+	tcase_add_loop_test(tc, test_half_close_sink, 0, ENGINE_MODES);
 	tcase_add_test(tc, test_log_line);
 
 	tc = tcase(s, "failure", 60);
@@ -1862,6 +1918,7 @@ integration_suite(void)
 	tcase_add_test(tc, test_sigint_idle);
 	tcase_add_test(tc, test_second_sigterm);
 	tcase_add_test(tc, test_port_in_use);
+	tcase_add_test(tc, test_second_instance);
 
 	tc = tcase(s, "stress", 240);
 	tcase_add_test(tc, test_fd_leak_20k);

@@ -542,6 +542,49 @@ serve_source(int fd, const struct h_backend *b, char *buf)
 	}
 }
 
+/* H_CMD: the client's first line says how many bytes to echo before a
+ * reset (0: echo until EOF). */
+static void
+serve_cmd(int fd, const struct h_backend *b, char *buf)
+{
+	struct linger lg = { 1, 0 };
+	uint64_t limit, done = 0;
+	char line[32];
+	size_t n = 0;
+
+	send_name(fd, b);
+	/* A byte at a time: nothing past the newline is consumed. */
+	for (;;) {
+		ssize_t r = read(fd, line + n, 1);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r != 1)
+			return;
+		if (line[n] == '\n' || ++n + 1 >= sizeof(line))
+			break;
+	}
+	line[n] = '\0';
+	limit = strtoull(line, NULL, 10);
+	if (limit == 0) {
+		if (echo_loop(fd, buf) == 0)
+			shutdown(fd, SHUT_WR);
+		return;
+	}
+	while (done < limit) {
+		size_t k = limit - done < H_CHUNK ? (size_t)(limit - done)
+						  : H_CHUNK;
+		ssize_t r = read(fd, buf, k);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0 || write_full(fd, buf, (size_t)r) < 0)
+			return;
+		done += (uint64_t)r;
+	}
+	setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+}
+
 static void *
 backend_conn(void *arg)
 {
@@ -584,6 +627,9 @@ backend_conn(void *arg)
 		/* Until the backend is killed: ringlb must push back. */
 		for (;;)
 			pause();
+	case H_CMD:
+		serve_cmd(fd, b, buf);
+		break;
 	}
 out:
 	free(buf);

@@ -49,6 +49,13 @@ enum h_mode {
 	H_SOURCE,	/* send source_len bytes of stream source_seed, close */
 	H_RESET,	/* send "<name>\n", on first input byte reset (RST) */
 	H_STALL,	/* accept, then never read or write */
+	/*
+	 * send "<name>\n", read one line "<n>\n" from the client (not
+	 * echoed), then echo: n == 0 until EOF, then shutdown(SHUT_WR) and
+	 * close, like H_ECHO; n > 0 echo n bytes, then reset (RST), so one
+	 * backend can reset one connection mid-stream and serve the others.
+	 */
+	H_CMD,
 };
 
 struct h_backend {

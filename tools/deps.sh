@@ -1,8 +1,9 @@
 #!/bin/sh
 # Install the Debian packages ringlb needs to build, test and run its demo,
 # but only those that are missing.  Needs root (or sudo) the first time.
+# Arguments name more packages to check the same way (`make fuzz`, `make lint`).
 set -e
-pkgs="gcc make pkg-config liburing-dev libjansson-dev libmicrohttpd-dev libcurl4-openssl-dev check redis-server redis-tools procps curl"
+pkgs="gcc make pkg-config liburing-dev libjansson-dev libmicrohttpd-dev libcap-ng-dev libcurl4-openssl-dev check redis-server redis-tools procps curl $*"
 missing=""
 for p in $pkgs; do
 	st=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)

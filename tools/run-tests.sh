@@ -7,6 +7,10 @@ failed=0
 bad=0
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
+# SANITIZER_REPORTS: the log_path prefix the sanitizer writes reports to
+# (see the Makefile); any report from any process fails the run.
+reports=0
+[ -n "$SANITIZER_REPORTS" ] && rm -f "$SANITIZER_REPORTS".*
 for t in "$@"; do
 	echo "== $t"
 	"$t" 2>&1 | tee "$out"
@@ -24,5 +28,14 @@ for t in "$@"; do
 	failed=$((failed + f + e))
 	[ $((f + e)) -eq 0 ] || echo "FAILED: $t"
 done
+if [ -n "$SANITIZER_REPORTS" ]; then
+	for r in "$SANITIZER_REPORTS".*; do
+		[ -e "$r" ] || continue
+		cat "$r"
+		reports=$((reports + 1))
+	done
+	[ "$reports" = 0 ] || echo "FAILED: $reports sanitizer reports" \
+		"($SANITIZER_REPORTS.*)"
+fi
 echo "checks: $((checks - failed)) passed, $failed failed"
-[ "$failed" = 0 ] && [ "$bad" = 0 ]
+[ "$failed" = 0 ] && [ "$bad" = 0 ] && [ "$reports" = 0 ]

@@ -27,11 +27,11 @@
 
 #define DEFAULT_SOCKET "/run/ringlb/admin.sock"
 #define POLL_MS 100
+#define TIMEOUT_MAX_S (366 * 24 * 3600)	/* drain --timeout: a year */
 
 static const char *sock_path;
 
 struct reply {
-	long code;
 	char *body;
 	size_t len;
 };
@@ -333,7 +333,7 @@ cmd_drain(const char *l, const char *b, bool wait, double timeout_s)
 	left = wait_idle(path, until);
 	if (left == 0) {
 		printf("%s/%s: drained in %.2f s\n", l, b,
-		       (now_ms() - t0) / 1000.0);
+		       (double)(now_ms() - t0) / 1000.0);
 		return 0;
 	}
 	/* Deadline: close what is left and park the backend in maintenance. */
@@ -344,7 +344,7 @@ cmd_drain(const char *l, const char *b, bool wait, double timeout_s)
 	wait_idle(path, now_ms() + 10000);
 	printf("%s/%s: timeout after %.2f s: closed %lld connections; now in "
 	       "maintenance\n",
-	       l, b, (now_ms() - t0) / 1000.0, left);
+	       l, b, (double)(now_ms() - t0) / 1000.0, left);
 	return 0;
 }
 
@@ -429,9 +429,12 @@ main(int argc, char **argv)
 		case 'T':
 			errno = 0;
 			timeout_s = strtod(optarg, &end);
-			if (errno || *end || timeout_s <= 0) {
+			/* Bounded: it becomes a uint64_t of ms; no NaN. */
+			if (errno || *end || !(timeout_s > 0) ||
+			    timeout_s > TIMEOUT_MAX_S) {
 				fprintf(stderr, "ringlbctl: --timeout takes "
-					"a number of seconds > 0\n");
+					"a number of seconds > 0 and at most "
+					"%d\n", TIMEOUT_MAX_S);
 				usage(2);
 			}
 			break;
@@ -446,8 +449,8 @@ main(int argc, char **argv)
 	cmd = argv[optind];
 	n = argc - optind - 1;
 	argv += optind + 1;
-	if ((as_json && strcmp(cmd, "status")) ||
-	    ((wait || timeout_s > 0) && strcmp(cmd, "drain"))) {
+	if ((as_json && strcmp(cmd, "status") != 0) ||
+	    ((wait || timeout_s > 0) && strcmp(cmd, "drain") != 0)) {
 		fprintf(stderr, "ringlbctl: option not valid for %s\n", cmd);
 		usage(2);
 	}

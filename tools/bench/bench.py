@@ -23,7 +23,9 @@ Started by run.sh, which installs the packages and compiles the helpers
   RINGLB=path      the binary to measure (default: build/ringlb)
   RINGLB_REV=text  its version for the report (default: git describe)
   RINGLB_B=path    A/B: another ringlb build, as the extra target
-                   "ringlbB" (add it to TARGETS); same config
+                   "ringlbB" (add it to TARGETS); same config, plus
+  RINGLB_B_JSON=o  top-level keys merged into ringlbB's config, e.g.
+                   '{"recv_buffers": 0}' (RINGLB_B defaults to RINGLB)
   HAPROXY_SPLICE=1 give HAProxy `option splice-request` and
                    `option splice-response` (default: off, as
                    shipped)
@@ -77,7 +79,8 @@ BIN = os.environ.get("BENCH_BIN") or os.path.join(BENCH_DIR, "bin")
 OUT_DIR = os.environ.get("OUT_DIR") or (
     os.path.join(BENCH_DIR, "profile") if os.environ.get("PROFILE") else HERE)
 RINGLB = os.environ.get("RINGLB") or os.path.join(REPO, "build", "ringlb")
-RINGLB_B = os.environ.get("RINGLB_B", "")
+RINGLB_B = os.environ.get("RINGLB_B") or RINGLB
+RINGLB_B_JSON = json.loads(os.environ.get("RINGLB_B_JSON") or "{}")
 TARGETS = [t for t in (os.environ.get("TARGETS") or
                        "ringlb,haproxy,nginx,direct").split(",") if t]
 WORKLOADS = [w for w in (os.environ.get("WORKLOADS") or
@@ -320,6 +323,8 @@ def ringlb_service(target="ringlb", binary=None):
             "admin": {"socket": os.path.join(BENCH_DIR,
                                              target + "-admin.sock")},
             "listeners": listeners}
+    if target == "ringlbB":
+        conf.update(RINGLB_B_JSON)
     path = write(os.path.join(BENCH_DIR, target + ".json"),
                  json.dumps(conf, indent=2) + "\n")
     return Service(target, [binary or RINGLB, "-c", path])

@@ -1,0 +1,67 @@
+/*
+ * access.h: who may open a connection on a listener, checked once per
+ * accepted client before anything is allocated for it: the allow/deny
+ * lists, the listener's max_connections and the per-source limits
+ * (srctab.h).  A refused client is closed at once with a RST, counted by
+ * reason in the listener's stats, and logged at most once a second per
+ * listener.
+ */
+#ifndef RINGLB_ACCESS_H
+#define RINGLB_ACCESS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <netinet/in.h>
+
+struct cfg_cidr;
+struct cfg_listener;
+struct pool;
+
+/* Why a client was turned away; indexes lstats.refused[]. */
+enum refuse_reason {
+	REFUSE_ACL_DENIED,	/* deny list, or not in a non-empty allow */
+	REFUSE_LISTENER_FULL,	/* listener at max_connections */
+	REFUSE_SOURCE_LIMIT,	/* source at per_source.max_connections */
+	REFUSE_SOURCE_RATE,	/* source over per_source.rate */
+	REFUSE_BACKEND_FULL,	/* every eligible backend at its limit */
+	REFUSE_MAX,
+};
+
+/* "acl_denied", "listener_full", ... as in stats and metrics. */
+const char *refuse_reason_name(enum refuse_reason r);
+
+/*
+ * Parse "10.0.0.0/8", "2001:db8::/32" or a bare address (a host range).
+ * Host bits set beyond the prefix are an error.  0, or -1 with the reason.
+ */
+int access_parse_cidr(const char *s, struct cfg_cidr *out, char *err,
+		      size_t errlen);
+
+/*
+ * The source of a client as the checks see it: AF_INET with the address in
+ * out[0..3] for IPv4 and IPv4-mapped IPv6, else AF_INET6; 0 if neither.
+ */
+int access_source(const struct sockaddr *sa, uint8_t out[16]);
+
+/* Does the listener's allow/deny let `sa` in?  Deny wins; a non-empty
+ * allow admits only what it lists. */
+bool access_acl_ok(const struct cfg_listener *l, const struct sockaddr *sa);
+
+/*
+ * A new client fd on pool p.  On admission returns 0 and holds the
+ * listener's active count (and, with per_source, a source slot in *slot,
+ * 0 when none) until access_release().  Otherwise counts the refusal,
+ * logs it (rate-limited), closes fd with a RST and returns -1.  *peer gets
+ * the client's address if it had to be read (else sin6_family is
+ * AF_UNSPEC).
+ */
+int access_admit(struct pool *p, int fd, uint64_t now_ms,
+		 struct sockaddr_in6 *peer, uint32_t *slot);
+/* Give back what access_admit() took. */
+void access_release(struct pool *p, uint32_t slot);
+/* Count and log (rate-limited) a refusal made later, e.g. backend_full. */
+void access_refused(struct pool *p, enum refuse_reason r,
+		    const struct sockaddr_in6 *peer, uint64_t now_ms);
+
+#endif
