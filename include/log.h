@@ -24,4 +24,8 @@ void log_msg(int level, const char *fmt, ...)
 #define log_debug(...) log_msg(LOG_DEBUG, __VA_ARGS__)
 #define log_enabled(level) ((level) <= log_get_level())
 
+struct sockaddr;
+/* "1.2.3.4:80", "[::1]:80", or "-" for other families. */
+void log_addr(const struct sockaddr *sa, char *out, size_t len);
+
 #endif

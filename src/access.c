@@ -178,24 +178,6 @@ access_acl_ok(const struct cfg_listener *l, const struct sockaddr *sa)
 	return acl_ok(l, access_source(sa, addr), addr);
 }
 
-static void
-addr_text(const struct sockaddr_in6 *peer, char *out, size_t len)
-{
-	char host[INET6_ADDRSTRLEN];
-
-	if (peer->sin6_family == AF_INET) {
-		const struct sockaddr_in *sin = (const void *)peer;
-
-		inet_ntop(AF_INET, &sin->sin_addr, host, sizeof(host));
-		snprintf(out, len, "%s:%u", host, ntohs(sin->sin_port));
-	} else if (peer->sin6_family == AF_INET6) {
-		inet_ntop(AF_INET6, &peer->sin6_addr, host, sizeof(host));
-		snprintf(out, len, "[%s]:%u", host, ntohs(peer->sin6_port));
-	} else {
-		snprintf(out, len, "-");
-	}
-}
-
 void
 access_refused(struct pool *p, enum refuse_reason r,
 	       const struct sockaddr_in6 *peer, uint64_t now_ms)
@@ -216,7 +198,7 @@ access_refused(struct pool *p, enum refuse_reason r,
 		return;
 	}
 	quiet = atomic_exchange(&st->refuse_quiet, 0);
-	addr_text(peer, client, sizeof(client));
+	log_addr((const struct sockaddr *)peer, client, sizeof(client));
 	if (quiet)
 		log_warn("refused client=%s listener=%s reason=%s (and %u "
 			 "more refused since the last such line)",

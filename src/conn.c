@@ -133,26 +133,6 @@ conn_set_state(struct conn *c, enum conn_state s)
 }
 
 static void
-addr_format(const struct sockaddr *ss, char *out, size_t len)
-{
-	char host[INET6_ADDRSTRLEN];
-
-	if (ss->sa_family == AF_INET) {
-		const struct sockaddr_in *sin = (const void *)ss;
-
-		inet_ntop(AF_INET, &sin->sin_addr, host, sizeof(host));
-		snprintf(out, len, "%s:%u", host, ntohs(sin->sin_port));
-	} else if (ss->sa_family == AF_INET6) {
-		const struct sockaddr_in6 *sin6 = (const void *)ss;
-
-		inet_ntop(AF_INET6, &sin6->sin6_addr, host, sizeof(host));
-		snprintf(out, len, "[%s]:%u", host, ntohs(sin6->sin6_port));
-	} else {
-		snprintf(out, len, "?");
-	}
-}
-
-static void
 conn_submit_poll(struct conn *c, int side, bool out)
 {
 	struct io_uring_sqe *sqe = worker_sqe(c->w);
@@ -260,7 +240,7 @@ conn_finish(struct conn *c, const char *why)
 		conn_cancel(c, OP_CONNECT);	/* its linked timeout goes too */
 	if (!log_enabled(LOG_INFO))
 		return;
-	addr_format((const struct sockaddr *)&c->peer, client, sizeof(client));
+	log_addr((const struct sockaddr *)&c->peer, client, sizeof(client));
 	log_info("conn=%llu client=%s listener=%s backend=%s up=%llu down=%llu "
 		 "ms=%llu end=%s",
 		 (unsigned long long)c->id, client, c->pool->cfg->name,

@@ -2,6 +2,8 @@
  * log.c: levelled logging to stderr.  Each line is formatted in full first and
  * written with one write(2), so lines from different threads never interleave.
  */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -78,4 +80,24 @@ log_msg(int level, const char *fmt, ...)
 	/* A failed log write has nowhere to be reported. */
 	if (write(STDERR_FILENO, line, n) < 0)
 		return;
+}
+
+void
+log_addr(const struct sockaddr *sa, char *out, size_t len)
+{
+	char host[INET6_ADDRSTRLEN];
+
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *sin = (const void *)sa;
+
+		inet_ntop(AF_INET, &sin->sin_addr, host, sizeof(host));
+		snprintf(out, len, "%s:%u", host, ntohs(sin->sin_port));
+	} else if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *sin6 = (const void *)sa;
+
+		inet_ntop(AF_INET6, &sin6->sin6_addr, host, sizeof(host));
+		snprintf(out, len, "[%s]:%u", host, ntohs(sin6->sin6_port));
+	} else {
+		snprintf(out, len, "-");
+	}
 }

@@ -1127,38 +1127,27 @@ START_TEST(test_privdrop)
 }
 END_TEST
 
-static TCase *
-tcase(Suite *s, const char *name, double timeout)
-{
-	TCase *tc = tcase_create(name);
-
-	tcase_add_checked_fixture(tc, NULL, teardown);
-	tcase_set_timeout(tc, timeout);
-	suite_add_tcase(s, tc);
-	return tc;
-}
-
 static Suite *
 access_suite(void)
 {
 	Suite *s = suite_create("access");
 	TCase *tc;
 
-	tc = tcase(s, "unit", 60);
+	tc = h_tcase(s, "unit", 60, teardown);
 	tcase_add_test(tc, test_acl_match);
 	tcase_add_test(tc, test_srctab_limit);
 	tcase_add_test(tc, test_srctab_rate);
 	tcase_add_test(tc, test_srctab_full);
 	tcase_add_test(tc, test_srctab_threads);
 
-	tc = tcase(s, "limits", 90);
+	tc = h_tcase(s, "limits", 90, teardown);
 	tcase_add_test(tc, test_acl);
 	tcase_add_test(tc, test_listener_max);
 	tcase_add_test(tc, test_source_limit);
 	tcase_add_test(tc, test_source_rate);
 	tcase_add_test(tc, test_backend_max);
 
-	tc = tcase(s, "privileges", 90);
+	tc = h_tcase(s, "privileges", 90, teardown);
 	tcase_add_test(tc, test_privdrop);
 	return s;
 }
@@ -1166,20 +1155,5 @@ access_suite(void)
 int
 main(void)
 {
-	char abs[PATH_MAX];
-	SRunner *sr;
-	int failed;
-
-	if (realpath(h_lb_bin(), abs) == NULL || access(abs, X_OK) != 0) {
-		fprintf(stderr, "check_access: %s is not an executable (set "
-			"RINGLB_BIN)\n", h_lb_bin());
-		return 1;
-	}
-	setenv("RINGLB_BIN", abs, 1);
-	signal(SIGPIPE, SIG_IGN);
-	sr = srunner_create(access_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? 0 : 1;
+	return h_run_suite("check_access", access_suite());
 }

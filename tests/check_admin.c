@@ -2740,41 +2740,30 @@ START_TEST(test_admin_tcp)
 }
 END_TEST
 
-static TCase *
-tcase(Suite *s, const char *name, double timeout)
-{
-	TCase *tc = tcase_create(name);
-
-	tcase_add_checked_fixture(tc, NULL, teardown);
-	tcase_set_timeout(tc, timeout);
-	suite_add_tcase(s, tc);
-	return tc;
-}
-
 static Suite *
 admin_suite(void)
 {
 	Suite *s = suite_create("admin");
 	TCase *tc;
 
-	tc = tcase(s, "api", 60);
+	tc = h_tcase(s, "api", 60, teardown);
 	tcase_add_test(tc, test_api_basics);
 	tcase_add_test(tc, test_ctl_verbs);
 	tcase_add_test(tc, test_metrics);
 
-	tc = tcase(s, "states", 60);
+	tc = h_tcase(s, "states", 60, teardown);
 	tcase_add_test(tc, test_drain_open);
 	tcase_add_test(tc, test_drain_wait);
 	tcase_add_test(tc, test_drain_timeout);
 	tcase_add_test(tc, test_maint_health);
 	tcase_add_test(tc, test_weight);
 
-	tc = tcase(s, "reload", 90);
+	tc = h_tcase(s, "reload", 90, teardown);
 	tcase_add_test(tc, test_reload_valid);
 	tcase_add_test(tc, test_reload_invalid);
 	tcase_add_test(tc, test_reload_under_load);
 
-	tc = tcase(s, "socket", 60);
+	tc = h_tcase(s, "socket", 60, teardown);
 	tcase_add_test(tc, test_socket_file);
 	tcase_add_test(tc, test_slow_admin_client);
 	tcase_add_test(tc, test_admin_tcp);
@@ -2786,15 +2775,12 @@ main(void)
 {
 	char abs[PATH_MAX], ctl_path[PATH_MAX + 16];
 	const char *env = getenv("RINGLBCTL_BIN");
-	SRunner *sr;
-	int failed;
 
 	if (realpath(h_lb_bin(), abs) == NULL || access(abs, X_OK) != 0) {
 		fprintf(stderr, "check_admin: %s is not an executable (set "
 			"RINGLB_BIN)\n", h_lb_bin());
 		return 1;
 	}
-	setenv("RINGLB_BIN", abs, 1);
 	if (env != NULL && env[0] != '\0') {
 		if (realpath(env, ctl_path) == NULL) {
 			fprintf(stderr, "check_admin: RINGLBCTL_BIN=%s: %s\n",
@@ -2812,10 +2798,5 @@ main(void)
 		return 1;
 	}
 	setenv("RINGLBCTL_BIN", ctl_path, 1);
-	signal(SIGPIPE, SIG_IGN);
-	sr = srunner_create(admin_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? 0 : 1;
+	return h_run_suite("check_admin", admin_suite());
 }

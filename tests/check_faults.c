@@ -1517,37 +1517,26 @@ START_TEST(test_kill9_during_200)
 }
 END_TEST
 
-static TCase *
-tcase(Suite *s, const char *name, double timeout)
-{
-	TCase *tc = tcase_create(name);
-
-	tcase_add_checked_fixture(tc, NULL, teardown);
-	tcase_set_timeout(tc, timeout);
-	suite_add_tcase(s, tc);
-	return tc;
-}
-
 static Suite *
 faults_suite(void)
 {
 	Suite *s = suite_create("faults");
 	TCase *tc;
 
-	tc = tcase(s, "backend", 120);
+	tc = h_tcase(s, "backend", 120, teardown);
 	tcase_add_test(tc, test_backend_reset_midstream);
 	tcase_add_test(tc, test_backend_never_reads);
 	tcase_add_test(tc, test_syn_drop_connect_timeout);
 
-	tc = tcase(s, "client", 120);
+	tc = h_tcase(s, "client", 120, teardown);
 	tcase_add_test(tc, test_client_reset_midtransfer);
 	tcase_add_test(tc, test_client_never_reads);
 	tcase_add_test(tc, test_trickle_1000);
 
-	tc = tcase(s, "fds", 120);
+	tc = h_tcase(s, "fds", 120, teardown);
 	tcase_add_test(tc, test_fd_exhaustion_bulk);
 
-	tc = tcase(s, "death", 150);
+	tc = h_tcase(s, "death", 150, teardown);
 	tcase_add_test(tc, test_flapping_backend);
 	tcase_add_test(tc, test_kill9_during_200);
 	return s;
@@ -1556,30 +1545,5 @@ faults_suite(void)
 int
 main(void)
 {
-	char abs[PATH_MAX];
-	SRunner *sr;
-	int failed;
-
-	if (realpath(h_lb_bin(), abs) == NULL || access(abs, X_OK) != 0) {
-		fprintf(stderr, "check_faults: %s is not an executable "
-			"(set RINGLB_BIN)\n", h_lb_bin());
-		return 1;
-	}
-	setenv("RINGLB_BIN", abs, 1);
-#ifdef __SANITIZE_ADDRESS__
-	{
-		const char *old = getenv("ASAN_OPTIONS");
-		char opts[512];
-
-		snprintf(opts, sizeof(opts), "%s%squarantine_size_mb=16",
-			 old ? old : "", old && *old ? ":" : "");
-		setenv("ASAN_OPTIONS", opts, 1);
-	}
-#endif
-	signal(SIGPIPE, SIG_IGN);
-	sr = srunner_create(faults_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? 0 : 1;
+	return h_run_suite("check_faults", faults_suite());
 }

@@ -1862,36 +1862,25 @@ START_TEST(test_ipv6)
 }
 END_TEST
 
-static TCase *
-tcase(Suite *s, const char *name, double timeout)
-{
-	TCase *tc = tcase_create(name);
-
-	tcase_add_checked_fixture(tc, NULL, teardown);
-	tcase_set_timeout(tc, timeout);
-	suite_add_tcase(s, tc);
-	return tc;
-}
-
 static Suite *
 integration_suite(void)
 {
 	Suite *s = suite_create("integration");
 	TCase *tc;
 
-	tc = tcase(s, "config", 60);
+	tc = h_tcase(s, "config", 60, teardown);
 	tcase_add_test(tc, test_config_check);
 	tcase_add_test(tc, test_config_error_lines);
 	tcase_add_test(tc, test_config_bad_start);
 	tcase_add_test(tc, test_verbose_flag);
 
-	tc = tcase(s, "balance", 60);
+	tc = h_tcase(s, "balance", 60, teardown);
 	tcase_add_test(tc, test_rr_equal);
 	tcase_add_test(tc, test_rr_weighted);
 	tcase_add_test(tc, test_lc_hold);
 	tcase_add_test(tc, test_lc_weighted);
 
-	tc = tcase(s, "data", 150);
+	tc = h_tcase(s, "data", 150, teardown);
 	tcase_add_loop_test(tc, test_bulk_echo_64m, 0, ENGINE_MODES);
 	tcase_add_loop_test(tc, test_bulk_upload_64m, 0, ENGINE_MODES);
 	tcase_add_loop_test(tc, test_bulk_download_64m, 0, ENGINE_MODES);
@@ -1901,7 +1890,7 @@ integration_suite(void)
 	tcase_add_loop_test(tc, test_half_close_sink, 0, ENGINE_MODES);
 	tcase_add_test(tc, test_log_line);
 
-	tc = tcase(s, "failure", 60);
+	tc = h_tcase(s, "failure", 60, teardown);
 	tcase_add_test(tc, test_health_down_up);
 	tcase_add_test(tc, test_retry_refused);
 	tcase_add_test(tc, test_retry_timeout);
@@ -1911,7 +1900,7 @@ integration_suite(void)
 	tcase_add_test(tc, test_all_down_health);
 	tcase_add_test(tc, test_resets);
 
-	tc = tcase(s, "lifecycle", 60);
+	tc = h_tcase(s, "lifecycle", 60, teardown);
 	tcase_add_test(tc, test_idle_timeout);
 	tcase_add_test(tc, test_sigterm_drain);
 	tcase_add_test(tc, test_sigterm_grace);
@@ -1920,14 +1909,14 @@ integration_suite(void)
 	tcase_add_test(tc, test_port_in_use);
 	tcase_add_test(tc, test_second_instance);
 
-	tc = tcase(s, "stress", 240);
+	tc = h_tcase(s, "stress", 240, teardown);
 	tcase_add_test(tc, test_fd_leak_20k);
 
-	tc = tcase(s, "redis", 120);
+	tc = h_tcase(s, "redis", 120, teardown);
 	tcase_add_test(tc, test_redis);
 	tcase_add_test(tc, test_redis_bad_expect);
 
-	tc = tcase(s, "ipv6", 60);
+	tc = h_tcase(s, "ipv6", 60, teardown);
 	tcase_add_test(tc, test_ipv6);
 	return s;
 }
@@ -1935,21 +1924,5 @@ integration_suite(void)
 int
 main(void)
 {
-	char abs[PATH_MAX];
-	SRunner *sr;
-	int failed;
-
-	/* Children inherit the path; make it independent of their cwd. */
-	if (realpath(h_lb_bin(), abs) == NULL || access(abs, X_OK) != 0) {
-		fprintf(stderr, "check_integration: %s is not an executable "
-			"(set RINGLB_BIN)\n", h_lb_bin());
-		return 1;
-	}
-	setenv("RINGLB_BIN", abs, 1);
-	signal(SIGPIPE, SIG_IGN);
-	sr = srunner_create(integration_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? 0 : 1;
+	return h_run_suite("check_integration", integration_suite());
 }

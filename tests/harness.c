@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -27,6 +28,42 @@
 #include <unistd.h>
 
 #include "harness.h"
+
+TCase *
+h_tcase(Suite *s, const char *name, double timeout, void (*teardown)(void))
+{
+	TCase *tc = tcase_create(name);
+
+	tcase_add_checked_fixture(tc, NULL, teardown);
+	tcase_set_timeout(tc, timeout);
+	suite_add_tcase(s, tc);
+	return tc;
+}
+
+int
+h_run_suite(const char *prog, Suite *s)
+{
+	const char *old = getenv("ASAN_OPTIONS");
+	char abs[PATH_MAX], opts[512];
+	SRunner *sr;
+	int failed;
+
+	if (realpath(h_lb_bin(), abs) == NULL || access(abs, X_OK) != 0) {
+		fprintf(stderr, "%s: %s is not an executable (set RINGLB_BIN)\n",
+			prog, h_lb_bin());
+		return 1;
+	}
+	setenv("RINGLB_BIN", abs, 1);
+	snprintf(opts, sizeof(opts), "%s%squarantine_size_mb=16",
+		 old ? old : "", old && *old ? ":" : "");
+	setenv("ASAN_OPTIONS", opts, 1);
+	signal(SIGPIPE, SIG_IGN);
+	sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? 0 : 1;
+}
 
 #define H_MAX_TRACKED	64
 #define H_MAX_NEEDLES	8

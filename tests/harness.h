@@ -11,10 +11,23 @@
 #ifndef RINGLB_TEST_HARNESS_H
 #define RINGLB_TEST_HARNESS_H
 
+#include <check.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+
+/* Suites. */
+/* A test case of s whose every test runs `teardown` after it. */
+TCase *h_tcase(Suite *s, const char *name, double timeout,
+	       void (*teardown)(void));
+/*
+ * main() of a suite that runs the real binary: RINGLB_BIN made absolute
+ * (children inherit it, whatever their cwd), SIGPIPE ignored, ASan's
+ * quarantine of a sanitized ringlb kept small (freed memory it holds counts
+ * in the RSS that tests bound).  Runs s; the exit status for main().
+ */
+int h_run_suite(const char *prog, Suite *s);
 
 /* Time. */
 uint64_t h_now_ms(void);
