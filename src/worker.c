@@ -541,14 +541,16 @@ ring_init(struct worker *w)
 	int rc;
 
 	/*
-	 * DEFER_TASKRUN + SINGLE_ISSUER: completions run only when this thread
-	 * waits, with no IPIs or task_work interrupting it.  Older kernels
-	 * reject the flags; fall back to a plain ring.
+	 * COOP_TASKRUN + SINGLE_ISSUER: completion work runs when this thread
+	 * enters the kernel, with no IPIs.  Not DEFER_TASKRUN: side by side
+	 * (64 B ping-pong at 2,000/s, 5 rounds, quiet machine) it gave p50
+	 * 198 us against 159 without it, and a 1-s-window p99 of 855 against
+	 * 502, at the same CPU per keep-alive request (11.7 vs 11.5 us).
+	 * Older kernels reject the flags; fall back to a plain ring.
 	 */
 	memset(&p, 0, sizeof(p));
 	p.flags = IORING_SETUP_CQSIZE | IORING_SETUP_SUBMIT_ALL |
-		  IORING_SETUP_COOP_TASKRUN | IORING_SETUP_SINGLE_ISSUER |
-		  IORING_SETUP_DEFER_TASKRUN;
+		  IORING_SETUP_COOP_TASKRUN | IORING_SETUP_SINGLE_ISSUER;
 	p.cq_entries = CQ_ENTRIES;
 	rc = io_uring_queue_init_params(RING_ENTRIES, &w->ring, &p);
 	if (rc == -EINVAL) {
