@@ -580,24 +580,6 @@ errstr(int rc)
 	return strerror(-rc);
 }
 
-/* Connect, read the backend's name line; keep the fd in *fdp or close. */
-static int
-get_name(int port, char *name, size_t cap, int *fdp)
-{
-	int fd, rc;
-
-	name[0] = '\0';
-	fd = h_connect("127.0.0.1", port, 3000);
-	if (fd < 0)
-		return fd;
-	rc = h_read_line(fd, name, cap, 3000);
-	if (rc < 0 || fdp == NULL)
-		close(fd);
-	else
-		*fdp = fd;
-	return rc < 0 ? rc : 0;
-}
-
 /*
  * n short connections to port; counts[i] gets how many named b[i]->name.
  * Every connection must be served by one of them.
@@ -610,7 +592,7 @@ spread(int port, int n, struct h_backend *const *b, size_t nb, int *counts)
 	for (size_t i = 0; i < nb; i++)
 		counts[i] = 0;
 	for (int k = 0; k < n; k++) {
-		int rc = get_name(port, name, sizeof(name), NULL);
+		int rc = h_get_name("127.0.0.1", port, name, sizeof(name), NULL);
 		size_t i;
 
 		ck_assert_msg(rc == 0, "connection %d of %d to port %d: %s", k,
@@ -947,7 +929,7 @@ START_TEST(test_api_basics)
 		      "POST ready reply: %s", dump(st));
 	json_decref(st);
 	assert_state("app2", "up");
-	ck_assert_int_eq(get_name(c.l[0].port, name, sizeof(name), NULL), 0);
+	ck_assert_int_eq(h_get_name("127.0.0.1", c.l[0].port, name, sizeof(name), NULL), 0);
 
 	/* curl, as the spec shows it. */
 	if (access("/usr/bin/curl", X_OK) == 0) {
@@ -1239,7 +1221,7 @@ START_TEST(test_ctl_verbs)
 	}
 	/* Nothing above disturbed traffic. */
 	fd = -1;
-	ck_assert_int_eq(get_name(c.l[0].port, path, sizeof(path), &fd), 0);
+	ck_assert_int_eq(h_get_name("127.0.0.1", c.l[0].port, path, sizeof(path), &fd), 0);
 	ck_assert_int_eq(echo_once(fd, "still\n"), 0);
 	close(fd);
 }
@@ -1260,7 +1242,7 @@ START_TEST(test_drain_open)
 	web(&c, bs, 2);
 	lb_up(&lb, &c);
 	for (int i = 0; i < 6; i++) {
-		int rc = get_name(c.l[0].port, name, sizeof(name), &fd);
+		int rc = h_get_name("127.0.0.1", c.l[0].port, name, sizeof(name), &fd);
 
 		ck_assert_msg(rc == 0, "connection %d: %s", i, errstr(rc));
 		if (strcmp(name, "app1") == 0 && na < 3)
@@ -1361,7 +1343,7 @@ START_TEST(test_drain_wait)
 	web(&c, bs, 2);
 	lb_up(&lb, &c);
 	for (int i = 0; i < 4; i++) {
-		ck_assert_int_eq(get_name(c.l[0].port, name, sizeof(name), &fd),
+		ck_assert_int_eq(h_get_name("127.0.0.1", c.l[0].port, name, sizeof(name), &fd),
 				 0);
 		if (strcmp(name, "app1") == 0 && na < 2)
 			fa[na++] = fd;
@@ -1442,7 +1424,7 @@ START_TEST(test_drain_timeout)
 	web(&c, bs, 2);
 	lb_up(&lb, &c);
 	for (int i = 0; i < 4; i++) {
-		ck_assert_int_eq(get_name(c.l[0].port, name, sizeof(name), &fd),
+		ck_assert_int_eq(h_get_name("127.0.0.1", c.l[0].port, name, sizeof(name), &fd),
 				 0);
 		if (strcmp(name, "app1") == 0 && na < 2)
 			fa[na++] = fd;
@@ -1482,7 +1464,7 @@ START_TEST(test_drain_timeout)
 	backend_set("app1", "ready", "up");
 	na = 0;
 	for (int i = 0; i < 4 && na < 2; i++) {
-		ck_assert_int_eq(get_name(c.l[0].port, name, sizeof(name), &fd),
+		ck_assert_int_eq(h_get_name("127.0.0.1", c.l[0].port, name, sizeof(name), &fd),
 				 0);
 		if (strcmp(name, "app1") == 0)
 			fa[na++] = fd;
@@ -1724,7 +1706,7 @@ START_TEST(test_reload_valid)
 	for (int i = 0; i < 2 && fd_b < 0; i++) {
 		int fd;
 
-		ck_assert_int_eq(get_name(port, name, sizeof(name), &fd), 0);
+		ck_assert_int_eq(h_get_name("127.0.0.1", port, name, sizeof(name), &fd), 0);
 		if (strcmp(name, "app2") == 0)
 			fd_b = fd;
 		else
@@ -1768,7 +1750,7 @@ START_TEST(test_reload_valid)
 		      "removed): app1 %d, app2 %d, app3 %d of 12", counts[0],
 		      counts[1], counts[2]);
 	xfer_echo(fd_b, 0xb0b, 256 * KIB, "open connection to removed app2");
-	ck_assert_int_eq(get_name(xport, name, sizeof(name), &fd_x), 0);
+	ck_assert_int_eq(h_get_name("127.0.0.1", xport, name, sizeof(name), &fd_x), 0);
 	ck_assert_msg(strcmp(name, "app3") == 0, "new listener served by %s",
 		      name);
 	ck_assert_int_eq(echo_once(fd_b, "still b\n"), 0);
@@ -1833,7 +1815,7 @@ START_TEST(test_reload_invalid)
 	backend_up(&b, H_NAME, "app2");
 	web(&c, bs, 2);
 	lb_up(&lb, &c);
-	ck_assert_int_eq(get_name(c.l[0].port, name, sizeof(name), &fd), 0);
+	ck_assert_int_eq(h_get_name("127.0.0.1", c.l[0].port, name, sizeof(name), &fd), 0);
 	gen = status_int("generation");
 
 	c.l[0].weight[1] = 1000;

@@ -134,27 +134,6 @@ errstr(int rc)
 	return strerror(-rc);
 }
 
-/*
- * Connect and read the backend's name line.  The connection is closed, or
- * left open in *fdp when fdp is not NULL.  0 or -errno.
- */
-static int
-get_name(const char *host, int port, char *name, size_t cap, int *fdp)
-{
-	int fd, rc;
-
-	name[0] = '\0';
-	fd = h_connect(host, port, 3000);
-	if (fd < 0)
-		return fd;
-	rc = h_read_line(fd, name, cap, 3000);
-	if (rc < 0 || fdp == NULL)
-		close(fd);
-	else
-		*fdp = fd;
-	return rc < 0 ? rc : 0;
-}
-
 /* Index of name in b[0..n), or -1. */
 static int
 which(struct h_backend *const *b, size_t n, const char *name)
@@ -481,7 +460,7 @@ START_TEST(test_verbose_flag)
 
 	backend_up(&a, H_NAME, "app1");
 	lb_up(&quiet, &s);
-	rc = get_name("127.0.0.1", s.port, name, sizeof(name), NULL);
+	rc = h_get_name("127.0.0.1", s.port, name, sizeof(name), NULL);
 	ck_assert_msg(rc == 0, "connect: %s", errstr(rc));
 	ck_assert(h_lb_log_wait(&quiet, 1, 5000, "conn="));
 	ck_assert_msg(h_lb_log_count(&quiet, "Z debug ") == 0,
@@ -492,7 +471,7 @@ START_TEST(test_verbose_flag)
 	rc = h_lb_start_in(&loud, json, s.port, "-v");
 	free(json);
 	ck_assert_msg(rc == 0, "ringlb -v did not start: %s", strerror(-rc));
-	rc = get_name("127.0.0.1", s.port, name, sizeof(name), NULL);
+	rc = h_get_name("127.0.0.1", s.port, name, sizeof(name), NULL);
 	ck_assert_msg(rc == 0, "connect: %s", errstr(rc));
 	ck_assert(h_lb_log_wait(&loud, 1, 5000, "conn="));
 	ck_assert_msg(h_lb_log_count(&loud, "Z debug ") > 0,
@@ -515,7 +494,7 @@ START_TEST(test_rr_equal)
 	backend_up(&c, H_NAME, "rr-c");
 	lb_up(&lb, &s);
 	for (int i = 0; i < 30; i++) {
-		int rc = get_name("127.0.0.1", s.port, name, sizeof(name),
+		int rc = h_get_name("127.0.0.1", s.port, name, sizeof(name),
 				  NULL);
 		int k;
 
@@ -550,7 +529,7 @@ START_TEST(test_rr_weighted)
 	backend_up(&light, H_NAME, "light");
 	lb_up(&lb, &s);
 	for (int i = 0; i < 40; i++) {
-		int rc = get_name("127.0.0.1", s.port, name, sizeof(name),
+		int rc = h_get_name("127.0.0.1", s.port, name, sizeof(name),
 				  NULL);
 		int k;
 
@@ -611,7 +590,7 @@ START_TEST(test_lc_hold)
 
 	/* Six held connections opened one by one spread 2/2/2. */
 	for (int i = 0; i < 6; i++) {
-		int rc = get_name("127.0.0.1", s.port, name, sizeof(name),
+		int rc = h_get_name("127.0.0.1", s.port, name, sizeof(name),
 				  &fd[i]);
 
 		ck_assert_msg(rc == 0, "connection %d: %s", i, errstr(rc));
@@ -636,7 +615,7 @@ START_TEST(test_lc_hold)
 	}
 	wait_ended(&lb, s.b[x]->name, closed_x);
 	for (int i = 6; i < 8; i++) {
-		int rc = get_name("127.0.0.1", s.port, name, sizeof(name),
+		int rc = h_get_name("127.0.0.1", s.port, name, sizeof(name),
 				  &fd[i]);
 
 		ck_assert_msg(rc == 0, "connection %d: %s", i, errstr(rc));
@@ -663,7 +642,7 @@ START_TEST(test_lc_hold)
 	wait_ended(&lb, s.b[z]->name, 1);
 	memset(count, 0, sizeof(count));
 	for (int i = 8; i < 10; i++) {
-		int rc = get_name("127.0.0.1", s.port, name, sizeof(name),
+		int rc = h_get_name("127.0.0.1", s.port, name, sizeof(name),
 				  &fd[i]);
 
 		ck_assert_msg(rc == 0, "connection %d: %s", i, errstr(rc));
@@ -696,7 +675,7 @@ START_TEST(test_lc_weighted)
 	lb_up(&lb, &s);
 	/* Fewest active/weight first: any tie order ends at 4/2. */
 	for (int i = 0; i < 6; i++) {
-		int rc = get_name("127.0.0.1", s.port, name, sizeof(name),
+		int rc = h_get_name("127.0.0.1", s.port, name, sizeof(name),
 				  &fd[i]);
 		int k;
 
@@ -893,7 +872,7 @@ START_TEST(test_log_line)
 
 	backend_up(&a, H_NAME, "app1");
 	lb_up(&lb, &s);
-	rc = get_name("127.0.0.1", s.port, name, sizeof(name), &fd);
+	rc = h_get_name("127.0.0.1", s.port, name, sizeof(name), &fd);
 	ck_assert_msg(rc == 0, "connect: %s", errstr(rc));
 	ck_assert_str_eq(name, "app1");
 	cport = h_local_port(fd);
@@ -943,7 +922,7 @@ START_TEST(test_health_down_up)
 	lb_up(&lb, &s);
 	h_sleep_ms(500);
 	for (int i = 0; i < 3; i++) {
-		int rc = get_name("127.0.0.1", s.port, name, sizeof(name),
+		int rc = h_get_name("127.0.0.1", s.port, name, sizeof(name),
 				  NULL);
 
 		ck_assert_msg(rc == 0, "before the kill, connection %d: %s",
@@ -968,7 +947,7 @@ START_TEST(test_health_down_up)
 
 	/* connect_attempts 1: a pick of hc-b would fail the client. */
 	for (int i = 0; i < 9; i++) {
-		int rc = get_name("127.0.0.1", s.port, name, sizeof(name),
+		int rc = h_get_name("127.0.0.1", s.port, name, sizeof(name),
 				  NULL);
 		int k;
 
@@ -999,7 +978,7 @@ START_TEST(test_health_down_up)
 		(unsigned long long)(h_now_ms() - t0));
 	memset(seen, 0, sizeof(seen));
 	for (int i = 0; i < 6; i++) {
-		int rc = get_name("127.0.0.1", s.port, name, sizeof(name),
+		int rc = h_get_name("127.0.0.1", s.port, name, sizeof(name),
 				  NULL);
 		int k;
 
@@ -1029,7 +1008,7 @@ START_TEST(test_retry_refused)
 	backend_up(&live, H_NAME, "live");
 	lb_up(&lb, &s);
 	for (int i = 0; i < 20; i++) {
-		int rc = get_name("127.0.0.1", s.port, name, sizeof(name),
+		int rc = h_get_name("127.0.0.1", s.port, name, sizeof(name),
 				  NULL);
 
 		ck_assert_msg(rc == 0, "connection %d: %s", i, errstr(rc));
@@ -1062,7 +1041,7 @@ START_TEST(test_retry_timeout)
 	lb_up(&lb, &s);
 	for (int i = 0; i < 6; i++) {
 		uint64_t t0 = h_now_ms(), dt;
-		int rc = get_name("127.0.0.1", s.port, name, sizeof(name),
+		int rc = h_get_name("127.0.0.1", s.port, name, sizeof(name),
 				  NULL);
 
 		dt = h_now_ms() - t0;
@@ -1176,7 +1155,7 @@ START_TEST(test_all_down_no_health)
 
 	/* A backend appears: served again. */
 	ck_assert_int_eq(h_backend_restart(&d1), 0);
-	rc = get_name("127.0.0.1", s.port, name, sizeof(name), NULL);
+	rc = h_get_name("127.0.0.1", s.port, name, sizeof(name), NULL);
 	ck_assert_msg(rc == 0, "after a backend came up: %s", errstr(rc));
 	ck_assert_str_eq(name, "gone-1");
 }
@@ -1215,7 +1194,7 @@ START_TEST(test_all_down_health)
 	ck_assert_msg(h_lb_log_wait(&lb, 1, 3000, "backend=gone-2 ",
 				    "state=up"),
 		      "gone-2 not marked up within 3 s of starting");
-	rc = get_name("127.0.0.1", s.port, name, sizeof(name), NULL);
+	rc = h_get_name("127.0.0.1", s.port, name, sizeof(name), NULL);
 	ck_assert_msg(rc == 0, "after a backend came up: %s", errstr(rc));
 	ck_assert_str_eq(name, "gone-2");
 	ck_assert(h_lb_running(&lb));
@@ -1239,7 +1218,7 @@ START_TEST(test_resets)
 	lb_up(&lb2, &s2);
 
 	/* Client resets: logged as client-reset, ringlb keeps going. */
-	rc = get_name("127.0.0.1", s1.port, name, sizeof(name), &fd);
+	rc = h_get_name("127.0.0.1", s1.port, name, sizeof(name), &fd);
 	ck_assert_msg(rc == 0, "connect: %s", errstr(rc));
 	h_close_reset(fd);
 	ck_assert_msg(h_lb_log_wait(&lb1, 1, 3000, "conn=",
@@ -1247,7 +1226,7 @@ START_TEST(test_resets)
 		      "no end=client-reset log line after a client RST");
 
 	/* Backend resets: the client's connection ends too. */
-	rc = get_name("127.0.0.1", s2.port, name, sizeof(name), &fd);
+	rc = h_get_name("127.0.0.1", s2.port, name, sizeof(name), &fd);
 	ck_assert_msg(rc == 0, "connect: %s", errstr(rc));
 	ck_assert_int_eq(h_write_all(fd, "x", 1, 1000), 0);
 	{
@@ -1265,7 +1244,7 @@ START_TEST(test_resets)
 				    "end=backend-reset"),
 		      "no end=backend-reset log line after a backend RST");
 	ck_assert(h_lb_running(&lb1) && h_lb_running(&lb2));
-	rc = get_name("127.0.0.1", s1.port, name, sizeof(name), NULL);
+	rc = h_get_name("127.0.0.1", s1.port, name, sizeof(name), NULL);
 	ck_assert_msg(rc == 0, "after the reset: %s", errstr(rc));
 }
 END_TEST
@@ -1600,7 +1579,7 @@ START_TEST(test_second_instance)
 		char name[NAME_MAX_LEN];
 		int fd;
 
-		rc = get_name("127.0.0.1", s.port, name, sizeof(name), &fd);
+		rc = h_get_name("127.0.0.1", s.port, name, sizeof(name), &fd);
 		ck_assert_msg(rc == 0, "connection %d: %s", i, errstr(rc));
 		ck_assert_str_eq(name, "first");
 		close(fd);
@@ -1854,7 +1833,7 @@ START_TEST(test_ipv6)
 	}
 	backend_up(&a, H_NAME, "v4-backend");
 	lb_up(&lb, &s);
-	rc = get_name("::1", s.port, name, sizeof(name), &fd);
+	rc = h_get_name("::1", s.port, name, sizeof(name), &fd);
 	ck_assert_msg(rc == 0, "connect to [::1]:%d: %s", s.port, errstr(rc));
 	ck_assert_str_eq(name, "v4-backend");
 	ck_assert_int_eq(echo_once(fd, "over v6\n"), 0);

@@ -2226,3 +2226,20 @@ h_http_free(struct h_http *r)
 	free(r->body);
 	r->head = r->body = NULL;
 }
+
+int
+h_get_name(const char *host, int port, char *name, size_t cap, int *fdp)
+{
+	int fd, rc;
+
+	name[0] = '\0';
+	fd = h_connect(host, port, 3000);
+	if (fd < 0)
+		return fd;
+	rc = h_read_line(fd, name, cap, 3000);
+	if (rc < 0 || fdp == NULL)
+		close(fd);
+	else
+		*fdp = fd;
+	return rc < 0 ? rc : 0;
+}

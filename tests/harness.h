@@ -192,6 +192,12 @@ long h_read_all(int fd, void *buf, size_t cap, int timeout_ms, long *got);
  * reset, -ETIMEDOUT if still open; *data gets the bytes that came first.
  */
 int h_wait_close(int fd, int timeout_ms, long *data);
+/*
+ * Connect to host:port and read the first line (a name-sending backend
+ * answers with its name).  0, or -errno.  With fdp the connection stays
+ * open in *fdp; otherwise it is closed.
+ */
+int h_get_name(const char *host, int port, char *name, size_t cap, int *fdp);
 /* Local port of a socket, or -1. */
 int h_local_port(int fd);
 /* Close with SO_LINGER 0: the peer gets a RST. */
