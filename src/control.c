@@ -91,6 +91,36 @@ addr_in(const struct runtime *rt, const struct cfg_addr *a)
 	return false;
 }
 
+/*
+ * How long a start waits for a busy listen address. A ringlb that was
+ * killed leaves its listening sockets open for a few milliseconds after it
+ * has been reaped, until the kernel tears its rings down (6-9 ms measured
+ * here after SIGKILL, longer on a loaded machine): a restart right after it
+ * must not fail on them. A reload does not wait; it fails at once.
+ */
+#define START_BUSY_WAIT_MS 2000
+
+static int
+listen_probe(const struct cfg_listener *l, bool starting, char *err,
+	     size_t errlen)
+{
+	struct timespec pause = { 0, 20 * 1000 * 1000 };
+	int waited = 0;
+
+	for (;;) {
+		int rc = worker_listen_probe(l, err, errlen);
+
+		if (rc == 0 || !starting || waited >= START_BUSY_WAIT_MS)
+			return rc;
+		if (waited == 0)
+			log_info("listener %s: %s is in use; waiting up to "
+				 "%d ms for it to be released", l->name,
+				 l->addr.text, START_BUSY_WAIT_MS);
+		nanosleep(&pause, NULL);
+		waited += 20;
+	}
+}
+
 /* Open one socket per worker for every listener that prev does not have. */
 static int
 open_sockets(struct runtime *rt, const struct runtime *prev, char *err,
@@ -103,7 +133,7 @@ open_sockets(struct runtime *rt, const struct runtime *prev, char *err,
 			continue;
 		/* Unless one of ours holds the address (a renamed listener). */
 		if (!addr_in(prev, &p->cfg->addr) &&
-		    worker_listen_probe(p->cfg, err, errlen) < 0)
+		    listen_probe(p->cfg, prev == NULL, err, errlen) < 0)
 			return -EADDRINUSE;
 		for (unsigned w = 0; w < rt->nworkers; w++) {
 			int rc = worker_listen_open(p->cfg, &p->fds[w], err,

@@ -1574,6 +1574,8 @@ START_TEST(test_second_instance)
 	ck_assert_msg(h_lb_log_count(&lb2, " error ", "the address is in use")
 			      == 1,
 		      "no 'address is in use' error from the second ringlb");
+	/* It waited for a dying predecessor to let go first. */
+	ck_assert_int_eq(h_lb_log_count(&lb2, " info ", "waiting up to"), 1);
 	/* The first one goes on serving every client. */
 	for (int i = 0; i < 4; i++) {
 		char name[NAME_MAX_LEN];
@@ -1585,6 +1587,77 @@ START_TEST(test_second_instance)
 		close(fd);
 	}
 	ck_assert(h_lb_running(&lb));
+}
+END_TEST
+
+/*
+ * A killed ringlb's listening sockets outlive it by some milliseconds, until
+ * the kernel tears its rings down. A restart at once (a supervisor's) must
+ * wait them out rather than fail on "address in use".
+ */
+START_TEST(test_restart_after_kill)
+{
+	struct h_backend e;
+	struct spec s = { .b = { &e }, .nb = 1 };
+	struct h_lb lb;
+
+	backend_up(&e, H_NAME, "first");
+	lb_up(&lb, &s);
+	for (int i = 0; i < 3; i++) {
+		char name[NAME_MAX_LEN];
+		int rc, fd;
+
+		h_lb_signal(&lb, SIGKILL);
+		ck_assert_int_eq(h_lb_wait_exit(&lb, 5000), 0);
+		rc = h_lb_launch(&lb, s.port, NULL);
+		ck_assert_msg(rc == 0, "restart %d: %s", i, errstr(rc));
+		/* The log is appended to: one start line per run. */
+		ck_assert_msg(h_lb_log_wait(&lb, i + 2, 5000, "ringlb started"),
+			      "restart %d right after SIGKILL did not start",
+			      i);
+		ck_assert_msg(h_lb_running(&lb), "restart %d exited", i);
+		rc = h_get_name("127.0.0.1", s.port, name, sizeof(name), &fd);
+		ck_assert_msg(rc == 0, "restart %d: %s", i, errstr(rc));
+		ck_assert_str_eq(name, "first");
+		close(fd);
+	}
+	ck_assert_int_eq(h_lb_log_count(&lb, " error "), 0);
+
+	/*
+	 * How long the kernel keeps them varies; hold the port ourselves for
+	 * 300 ms to stand for a slow teardown: ringlb waits, then starts.
+	 */
+	{
+		struct sockaddr_in a = { .sin_family = AF_INET,
+					 .sin_port = htons((uint16_t)s.port) };
+		char name[NAME_MAX_LEN];
+		int one = 1, ls, rc, fd;
+
+		h_lb_signal(&lb, SIGKILL);
+		ck_assert_int_eq(h_lb_wait_exit(&lb, 5000), 0);
+		a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		ls = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		ck_assert_int_ge(ls, 0);
+		setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		for (int i = 0; i < 100 && bind(ls, (struct sockaddr *)&a,
+						sizeof(a)) < 0; i++)
+			h_sleep_ms(20);
+		ck_assert_int_eq(listen(ls, 8), 0);
+		ck_assert_int_eq(h_lb_launch(&lb, 0, NULL), 0);
+		ck_assert_msg(h_lb_log_wait(&lb, 1, 5000, " info ",
+					    "waiting up to"),
+			      "no word that ringlb waits for a busy port");
+		h_sleep_ms(300);
+		ck_assert_msg(h_lb_running(&lb), "ringlb gave up on a port "
+			      "busy for 300 ms");
+		close(ls);
+		ck_assert_msg(h_lb_log_wait(&lb, 5, 5000, "ringlb started"),
+			      "ringlb did not start once the port was free");
+		rc = h_get_name("127.0.0.1", s.port, name, sizeof(name), &fd);
+		ck_assert_msg(rc == 0, "after the wait: %s", errstr(rc));
+		ck_assert_str_eq(name, "first");
+		close(fd);
+	}
 }
 END_TEST
 
@@ -1887,6 +1960,7 @@ integration_suite(void)
 	tcase_add_test(tc, test_second_sigterm);
 	tcase_add_test(tc, test_port_in_use);
 	tcase_add_test(tc, test_second_instance);
+	tcase_add_test(tc, test_restart_after_kill);
 
 	tc = h_tcase(s, "stress", 240, teardown);
 	tcase_add_test(tc, test_fd_leak_20k);

@@ -1135,7 +1135,7 @@ h_lb_wait_exit(struct h_lb *lb, int timeout_ms)
 			return 0;
 		if (left_ms(deadline) == 0)
 			return -ETIMEDOUT;
-		h_sleep_ms(5);
+		h_sleep_ms(1);
 	}
 }
 
