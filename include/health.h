@@ -37,5 +37,11 @@ const char *health_result_name(enum health_result r);
 /* Start / stop the checker thread for every pool of rt. 0 or -errno. */
 int health_start(struct runtime *rt);
 void health_stop(struct runtime *rt);
+/*
+ * Move cur's checker to rt at a reload, keeping each carried backend's
+ * probe schedule, probe in flight and rise/fall run.  0 or -errno (then rt
+ * has no checker).
+ */
+int health_reload(struct runtime *cur, struct runtime *rt);
 
 #endif

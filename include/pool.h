@@ -62,6 +62,7 @@ struct backend {
 
 	/* Control thread only. */
 	bool weight_override;		/* set at runtime, not from the file */
+	size_t hprobe;			/* health_reload's scratch */
 	unsigned refs;			/* runtimes holding it */
 };
 

@@ -346,16 +346,16 @@ control_reload(char *err, size_t errlen)
 
 	if (!log_verbose)
 		log_set_level(rt->cfg->log_level);
-	health_stop(cur);
+	/* The checker goes on with what it knew of every carried backend. */
+	rc = health_reload(cur, rt);
+	if (rc < 0)
+		log_error("reload: cannot restart the health checker: %s",
+			  strerror(-rc));
 	atomic_store_explicit(&current, rt, memory_order_release);
 	for (unsigned i = 0; i < nworkers; i++) {
 		worker_set_grace(workers[i], rt->cfg->shutdown_grace_ms);
 		worker_wake(workers[i]);
 	}
-	rc = health_start(rt);
-	if (rc < 0)
-		log_error("reload: cannot restart the health checker: %s",
-			  strerror(-rc));
 	cur->retired_next = retired;
 	retired = cur;
 	reloads++;

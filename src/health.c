@@ -494,6 +494,37 @@ health_free(struct health_checker *hc)
 	free(hc);
 }
 
+/* Wakes the thread at once, even mid-probe, and waits for it to end. */
+static void
+health_join(struct health_checker *hc)
+{
+	uint64_t one = 1;
+
+	/* Only a counter overflow can fail, and then the fd is readable. */
+	if (write(hc->wake_fd, &one, sizeof(one)) < 0)
+		log_error("health: waking thread: %s", strerror(errno));
+	pthread_join(hc->thread, NULL);
+	/* Drain it, so a thread started again does not stop at once. */
+	if (read(hc->wake_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		log_error("health: draining wake fd: %s", strerror(errno));
+}
+
+static int
+health_spawn(struct health_checker *hc)
+{
+	sigset_t all, old;
+	int rc;
+
+	/* Signals stay with the threads that handle them, never this one. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	rc = -pthread_create(&hc->thread, NULL, health_thread, hc);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (rc < 0)
+		log_error("health: starting thread: %s", strerror(-rc));
+	return rc;
+}
+
 /*
  * Each backend's state machine starts from its current b->up (true after
  * runtime_init), so stopping and starting the checker keeps what it knew.
@@ -526,7 +557,6 @@ int
 health_start(struct runtime *rt)
 {
 	struct health_checker *hc;
-	sigset_t all, old;
 	size_t n = 0;
 	uint64_t now;
 	int rc;
@@ -569,15 +599,9 @@ health_start(struct runtime *rt)
 		if (rt->pools[i].cfg->health.enabled)
 			health_add_pool(hc, &rt->pools[i], now);
 
-	/* Signals stay with the threads that handle them, never this one. */
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	rc = -pthread_create(&hc->thread, NULL, health_thread, hc);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (rc < 0) {
-		log_error("health: starting thread: %s", strerror(-rc));
+	rc = health_spawn(hc);
+	if (rc < 0)
 		goto out_free;
-	}
 	rt->health = hc;
 	log_info("health: checking %zu backends", n);
 	return 0;
@@ -587,19 +611,168 @@ out_free:
 	return rc;
 }
 
-/* Wakes the thread at once, even mid-probe; in-flight probes are dropped. */
+/* In-flight probes are dropped. */
 void
 health_stop(struct runtime *rt)
 {
 	struct health_checker *hc = rt->health;
-	uint64_t one = 1;
 
 	if (!hc)
 		return;
-	/* Only a counter overflow can fail, and then the fd is readable. */
-	if (write(hc->wake_fd, &one, sizeof(one)) < 0)
-		log_error("health: waking thread: %s", strerror(errno));
-	pthread_join(hc->thread, NULL);
+	health_join(hc);
 	health_free(hc);
 	rt->health = NULL;
+}
+
+/* Would a probe started under a send, expect or time out differently? */
+static bool
+health_probe_same(const struct cfg_health *a, const struct cfg_health *b)
+{
+	return a->timeout_ms == b->timeout_ms &&
+	       a->send_len == b->send_len && a->expect_len == b->expect_len &&
+	       (a->send_len == 0 || memcmp(a->send, b->send, a->send_len) == 0) &&
+	       (a->expect_len == 0 ||
+		memcmp(a->expect, b->expect, a->expect_len) == 0);
+}
+
+/*
+ * Carry old's state for backend b (same struct, carried by the reload) into
+ * the new probe p, which already has its pool, backend and config.  A probe
+ * in flight goes on if it would run the same; its result counts.
+ */
+static void
+health_carry(struct health_checker *hc, struct health_probe *p,
+	     struct health_probe *old, uint64_t now)
+{
+	const struct cfg_health *h = p->cfg;
+	struct health_sm *sm = &p->b->hsm;
+	uint64_t interval = health_interval_ns(p);
+
+	if (old->phase != HP_IDLE && !health_probe_same(old->cfg, h)) {
+		close(old->fd);
+		old->fd = -1;
+		old->phase = HP_IDLE;
+		old->due = now;
+	}
+	p->due = old->due;
+	p->start = old->start;
+	p->deadline = old->deadline;
+	p->fd = old->fd;
+	p->phase = old->phase;
+	p->done = old->done;
+	p->err = old->err;
+	p->error_logged = old->error_logged;
+	old->fd = -1;
+	old->b = NULL;
+	/* New thresholds count afresh; the state itself stands. */
+	if (sm->rise != h->rise || sm->fall != h->fall)
+		health_sm_init(sm, h->rise, h->fall, sm->up);
+	/* A shorter interval takes effect now, not after the old one. */
+	if (p->phase == HP_IDLE && p->due > now + interval)
+		p->due = now + health_random(hc, interval);
+}
+
+/*
+ * Hand the checker of cur over to rt.  Backends rt carried from cur keep
+ * their probe as it was: the next one due at the same time, a probe in
+ * flight going on, the rise/fall run so far.  Frequent reloads therefore
+ * do not delay marking a backend up or down.  New backends start as in
+ * health_start().  The thread is stopped for the handover and started
+ * again; if that fails, rt runs without health checks, as it logs.
+ */
+int
+health_reload(struct runtime *cur, struct runtime *rt)
+{
+	struct health_checker *hc = cur->health;
+	struct health_probe *probes, **heap, *oldp;
+	size_t n = 0, oldn;
+	uint64_t now;
+	int rc;
+
+	if (!hc)
+		return health_start(rt);
+	for (size_t i = 0; i < rt->npools; i++)
+		if (rt->pools[i].cfg->health.enabled)
+			n += rt->pools[i].nbackends;
+	if (n == 0) {
+		health_stop(cur);
+		return health_start(rt);
+	}
+	probes = calloc(n, sizeof(*probes));
+	heap = calloc(n, sizeof(*heap));
+	if (!probes || !heap) {
+		free(probes);
+		free(heap);
+		health_stop(cur);
+		return -ENOMEM;
+	}
+	health_join(hc);
+	cur->health = NULL;
+
+	/* Each backend's slot in the old array, checked by its b. */
+	oldp = hc->probes;
+	oldn = hc->nprobes;
+	for (size_t i = 0; i < oldn; i++)
+		oldp[i].b->hprobe = i;
+	hc->probes = probes;
+	hc->nprobes = 0;
+	free(hc->heap);
+	hc->heap = heap;
+	hc->nheap = 0;
+	hc->nflight = 0;
+	now = health_now();
+	for (size_t i = 0; i < rt->npools; i++) {
+		struct pool *pool = &rt->pools[i];
+
+		if (!pool->cfg->health.enabled)
+			continue;
+		for (size_t j = 0; j < pool->nbackends; j++) {
+			struct backend *b = pool->backends[j];
+			struct health_probe *p = &hc->probes[hc->nprobes++];
+			size_t k = b->hprobe;
+
+			p->pool = pool;
+			p->b = b;
+			p->cfg = &pool->cfg->health;
+			p->fd = -1;
+			p->phase = HP_IDLE;
+			if (k < oldn && oldp[k].b == b) {
+				health_carry(hc, p, &oldp[k], now);
+			} else {
+				health_sm_init(&b->hsm, p->cfg->rise,
+					       p->cfg->fall,
+					       atomic_load_explicit(
+						       &b->up,
+						       memory_order_acquire));
+				p->due = now + health_random(
+						       hc, health_interval_ns(p));
+			}
+			if (p->phase == HP_IDLE)
+				health_heap_push(hc, p);
+			else if (hc->nflight < HEALTH_MAX_INFLIGHT)
+				hc->flight[hc->nflight++] = p;
+			else {
+				/* Cannot happen: at most that many were. */
+				close(p->fd);
+				p->fd = -1;
+				p->phase = HP_IDLE;
+				p->due = now;
+				health_heap_push(hc, p);
+			}
+		}
+	}
+	/* Probes of backends that are gone. */
+	for (size_t i = 0; i < oldn; i++)
+		if (oldp[i].b && oldp[i].fd >= 0)
+			close(oldp[i].fd);
+	free(oldp);
+
+	rc = health_spawn(hc);
+	if (rc < 0) {
+		health_free(hc);
+		return rc;
+	}
+	rt->health = hc;
+	log_debug("health: checking %zu backends", n);
+	return 0;
 }

@@ -784,6 +784,125 @@ START_TEST(start_stop_no_leak)
 }
 END_TEST
 
+/* The fd count once it is want, or as it is after a second. */
+static int
+fds_settle(int want)
+{
+	int n = count_fds();
+
+	for (int i = 0; i < 200 && n != want; i++) {
+		sleep_ms(5);
+		n = count_fds();
+	}
+	return n;
+}
+
+/*
+ * A reload hands the checker over: a probe in flight to a carried backend
+ * goes on (no new connection), the probe of a dropped backend is closed,
+ * and one whose expect changed starts again.  The fd count proves
+ * ownership at each step.
+ */
+START_TEST(reload_carries_probes)
+{
+	static char x[] = "x", y[] = "y";
+	struct fixture *fx = fx_new(2, 40, 10000, 2, 2);
+	struct fixture *fx2 = fx_new(1, 40, 10000, 2, 2);
+	struct runtime rt2 = { 0 }, rt3 = { 0 };
+	struct pool pool2, pool3;
+	struct cfg_listener l3;
+	struct backend *only_b1[1];
+	struct srv silent;
+	int fds, n;
+
+	srv_start(&silent, SRV_SILENT, 0);
+	fx_port(fx, 0, silent.port);
+	fx_port(fx, 1, silent.port);
+	fx->lcfg.health.expect = x;
+	fx->lcfg.health.expect_len = 1;
+	fds = count_fds();
+
+	ck_assert_int_eq(health_start(&fx->rt), 0);
+	/* Both probes connect and wait for a reply that never comes. */
+	for (int i = 0; i < 200 && atomic_load(&silent.accepts) < 2; i++)
+		sleep_ms(5);
+	ck_assert_int_eq(atomic_load(&silent.accepts), 2);
+	/* The server is in this process and holds its end of each one. */
+	ck_assert_int_eq(fds_settle(fds + 1 + 2 + 2), fds + 1 + 2 + 2);
+
+	/* Same config, b2 dropped: b1's probe goes on, b2's is closed. */
+	only_b1[0] = fx->bp[0];
+	pool2 = fx->pool;
+	pool2.backends = only_b1;
+	pool2.nbackends = 1;
+	rt2.pools = &pool2;
+	rt2.npools = 1;
+	ck_assert_int_eq(health_reload(&fx->rt, &rt2), 0);
+	ck_assert_ptr_null(fx->rt.health);
+	ck_assert_ptr_nonnull(rt2.health);
+	sleep_ms(200);
+	ck_assert_int_eq(atomic_load(&silent.accepts), 2);
+	ck_assert_int_eq(fds_settle(fds + 1 + 1 + 2), fds + 1 + 1 + 2);
+
+	/* A new expect: the probe in flight ran the old one; start again. */
+	l3 = fx->lcfg;
+	l3.health.expect = y;
+	pool3 = pool2;
+	pool3.cfg = &l3;
+	rt3.pools = &pool3;
+	rt3.npools = 1;
+	ck_assert_int_eq(health_reload(&rt2, &rt3), 0);
+	ck_assert_ptr_null(rt2.health);
+	for (int i = 0; i < 200 && atomic_load(&silent.accepts) < 3; i++)
+		sleep_ms(5);
+	n = atomic_load(&silent.accepts);
+	ck_assert_int_eq(n, 3);
+	ck_assert_int_eq(fds_settle(fds + 1 + 1 + 3), fds + 1 + 1 + 3);
+
+	/* To a runtime with nothing to check: no thread, nothing open. */
+	fx2->lcfg.health.enabled = false;
+	ck_assert_int_eq(health_reload(&rt3, &fx2->rt), 0);
+	ck_assert_ptr_null(rt3.health);
+	ck_assert_ptr_null(fx2->rt.health);
+	ck_assert_int_eq(fds_settle(fds + 3), fds + 3);
+	ck_assert(backend_is_up(fx->bp[0]));
+
+	srv_stop(&silent);
+	free(fx2);
+	free(fx);
+}
+END_TEST
+
+/*
+ * The rise/fall run goes on across a reload: two failures before it and
+ * one after mark a fall-3 backend down at the third probe.
+ */
+START_TEST(reload_keeps_fall_run)
+{
+	struct fixture *fx = fx_new(1, 200, 50, 3, 3);
+	struct runtime rt2 = { 0 };
+	struct pool pool2;
+	long t;
+
+	fx_port(fx, 0, closed_port());
+	ck_assert_int_eq(health_start(&fx->rt), 0);
+	/* Wait for two failures, then reload before the third. */
+	for (int i = 0; i < 800 && fx->b[0].hsm.fail_run < 2; i++)
+		sleep_ms(1);
+	ck_assert_uint_eq(fx->b[0].hsm.fail_run, 2);
+	pool2 = fx->pool;
+	rt2.pools = &pool2;
+	rt2.npools = 1;
+	ck_assert_int_eq(health_reload(&fx->rt, &rt2), 0);
+	t = wait_state(&fx->b[0], false, 1000);
+	/* Afresh, it would take 3 probes: at least 360 ms. */
+	ck_assert_msg(t >= 0 && t <= 330, "down %ld ms after a reload that "
+		      "came after 2 of 3 failures (interval 200 ms)", t);
+	health_stop(&rt2);
+	free(fx);
+}
+END_TEST
+
 /*
  * 300 backends that all time out, due at once: no more than the in-flight
  * cap of sockets is ever open, and every backend is still probed.
@@ -953,6 +1072,8 @@ health_suite(void)
 	tc = tcase_create("lifecycle");
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, start_stop_no_leak);
+	tcase_add_test(tc, reload_carries_probes);
+	tcase_add_test(tc, reload_keeps_fall_run);
 	suite_add_tcase(s, tc);
 	return s;
 }

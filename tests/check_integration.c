@@ -1203,6 +1203,83 @@ END_TEST
 
 /* ---- resets ---- */
 
+/*
+ * Wait for a log line with both needles while reloading (SIGHUP) every
+ * 120 ms; the time it took in ms, or -1 after bound_ms.
+ */
+static long
+wait_reloading(struct h_lb *lb, const char *a, const char *b, int bound_ms,
+	       int *reloads)
+{
+	uint64_t t0 = h_now_ms();
+
+	for (;;) {
+		if (h_lb_log_count(lb, a, b) > 0)
+			return (long)(h_now_ms() - t0);
+		if (h_now_ms() - t0 > (uint64_t)bound_ms)
+			return -1;
+		h_lb_signal(lb, SIGHUP);
+		(*reloads)++;
+		h_sleep_ms(120);
+	}
+}
+
+/*
+ * Reloads more often than rise or fall can complete, and more often than
+ * a probe times out: the checker must go on counting across them.  A
+ * checker that starts afresh at every reload never marks these down.
+ */
+START_TEST(test_health_across_reloads)
+{
+	struct h_backend a, b, hole = { 0 };
+	struct spec s = {
+		.attempts = 1,
+		.health = "{ \"enabled\": true, \"interval_ms\": 200, "
+			  "\"timeout_ms\": 200, \"rise\": 3, \"fall\": 3 }",
+		.b = { &a, &b, &hole }, .nb = 3 };
+	struct h_lb lb;
+	int reloads = 0;
+	long dt;
+
+	backend_up(&a, H_NAME, "hr-a");
+	backend_up(&b, H_NAME, "hr-b");
+	snprintf(hole.name, sizeof(hole.name), "hr-hole");
+	hole.port = h_blackhole();
+	ck_assert_msg(hole.port > 0, "cannot make a black-hole port: %s",
+		      strerror(-hole.port));
+	lb_up(&lb, &s);
+
+	/* 3 timeouts of 200 ms, back to back. */
+	dt = wait_reloading(&lb, "backend=hr-hole ", "state=down", 3000,
+			    &reloads);
+	ck_assert_msg(dt >= 0, "the black hole was not marked down in 3 s "
+		      "with a reload every 120 ms");
+	fprintf(stderr, "black hole down after %ld ms, %d reloads\n", dt,
+		reloads);
+
+	h_backend_kill(&b);
+	reloads = 0;
+	dt = wait_reloading(&lb, "backend=hr-b ", "state=down", 2500,
+			    &reloads);
+	ck_assert_msg(dt >= 0, "hr-b was not marked down within 2.5 s of the "
+		      "kill with a reload every 120 ms");
+	fprintf(stderr, "hr-b down %ld ms after the kill, %d reloads\n", dt,
+		reloads);
+
+	ck_assert_int_eq(h_backend_restart(&b), 0);
+	reloads = 0;
+	dt = wait_reloading(&lb, "backend=hr-b ", "state=up", 2500, &reloads);
+	ck_assert_msg(dt >= 0, "hr-b was not marked up within 2.5 s of the "
+		      "restart with a reload every 120 ms");
+	fprintf(stderr, "hr-b up %ld ms after the restart, %d reloads\n", dt,
+		reloads);
+	ck_assert_msg(h_lb_log_wait(&lb, 10, 2000, "reloaded "),
+		      "fewer than 10 reloads took place");
+	ck_assert_int_eq(h_lb_log_count(&lb, " error "), 0);
+	ck_assert(h_lb_running(&lb));
+}
+END_TEST
+
 START_TEST(test_resets)
 {
 	struct h_backend hold, rst;
@@ -1951,6 +2028,7 @@ integration_suite(void)
 	tcase_add_test(tc, test_all_down_no_health);
 	tcase_add_test(tc, test_all_down_health);
 	tcase_add_test(tc, test_resets);
+	tcase_add_test(tc, test_health_across_reloads);
 
 	tc = h_tcase(s, "lifecycle", 60, teardown);
 	tcase_add_test(tc, test_idle_timeout);
