@@ -23,11 +23,14 @@ POST /reload on the admin socket, and alternating two configs (the second
 gives b1 weight 3 and removes b4 from the round-robin listener).
 
 Expected errors: a connection may end early (reset, EOF before its echo,
-or no greeting) only if its backend was SIGKILLed while it was open.  Its
+or no greeting) only if its backend was down while it was open.  Its
 backend is the one named by its greeting, or, when it got none, the one that
 ringlb's log line for its client port names (ringlb had connected to it);
 "while open" is from its greeting (or, without one, its start) to its end,
-with 0.2 s of slack on both sides.
+with 0.2 s of slack on both sides.  "Down" is from the SIGKILL until the
+restarted backend answers a connection of the script's own with its
+greeting: a process that has started but is not serving yet can still
+reset a connection ringlb made to it.
 Everything else is an unexpected error: a refused or failed connect to
 ringlb, a stall of 30 s, an early end with no kill of its backend to explain
 it, a connection ringlb never logged, and any corrupted byte.
@@ -116,6 +119,22 @@ def free_port():
             continue
         finally:
             s.close()
+
+
+def backend_ready(port, name):
+    """Does the backend on port accept and greet as name?"""
+    try:
+        with socket.create_connection(("127.0.0.1", port), 0.5) as s:
+            s.settimeout(0.5)
+            data = b""
+            while not data.endswith(b"\n") and len(data) < 64:
+                chunk = s.recv(64)
+                if not chunk:
+                    break
+                data += chunk
+            return data == name.encode() + b"\n"
+    except OSError:
+        return False
 
 
 def fd_count(pid):
@@ -216,7 +235,10 @@ class Soak:
             if p not in self.ports.values() and p not in self.lports:
                 self.lports.append(p)
         self.procs = {}
-        self.kills = []         # (t, name)
+        self.kills = []         # [t killed, name, t answering again]
+        self.restart_s = []     # restart to answering, seconds
+        self.restart_deaths = 0
+        self.while_restarting = 0
         self.conns_done = []
         self.open = set()
         self.seed = 0
@@ -444,6 +466,7 @@ class Soak:
     # ---- faults and sampling ----
 
     async def chaos(self):
+        loop = asyncio.get_running_loop()
         while not self.stop:
             await asyncio.sleep(4)
             if self.stop:
@@ -452,15 +475,27 @@ class Soak:
             p = self.procs[name]
             p.kill()
             p.wait()
-            self.kills.append((time.monotonic(), name))
+            kill = [time.monotonic(), name, None]
+            self.kills.append(kill)
             await asyncio.sleep(random.uniform(0.3, 1.5))
-            for attempt in range(10):
-                self.start_backend(name)
-                await asyncio.sleep(0.3)
-                if self.procs[name].poll() is None:
+            # Down until it answers a connection of our own with its
+            # greeting: a process that has started is not yet a backend.
+            t_restart = time.monotonic()
+            self.start_backend(name)
+            while True:
+                if await loop.run_in_executor(None, backend_ready,
+                                              self.ports[name], name):
+                    kill[2] = time.monotonic()
+                    self.restart_s.append(kill[2] - t_restart)
                     break
-            else:
-                self.fail(f"backend {name} does not restart")
+                if time.monotonic() - t_restart > 30:
+                    self.fail(f"backend {name} not back 30 s after its "
+                              "restart")
+                    break
+                if self.procs[name].poll() is not None:
+                    self.restart_deaths += 1
+                    self.start_backend(name)
+                await asyncio.sleep(0.05)
 
     async def reloader(self):
         loop = asyncio.get_running_loop()
@@ -559,8 +594,16 @@ class Soak:
             return False
         # A named connection's backend can only have died after it spoke.
         start = c.t_greet if c.backend is not None else c.t0
-        for t, name in self.kills:
-            if name == backend and start - 0.2 <= t <= c.t1 + 0.2:
+        # Its backend was down (from the kill until it answered again) at
+        # some time while it was open.
+        for t, name, back in self.kills:
+            if name != backend:
+                continue
+            if back is None:
+                back = float("inf")
+            if t <= c.t1 + 0.2 and back >= start - 0.2:
+                if not start - 0.2 <= t:
+                    self.while_restarting += 1
                 return True
         return False
 
@@ -585,8 +628,15 @@ class Soak:
               f"bytes echoed and verified: {nbytes} "
               f"({nbytes / MIB:.0f} MiB)")
         print(f"backend kills: {len(self.kills)}, reloads: {self.reloads}")
+        if self.restart_s:
+            r = sorted(self.restart_s)
+            print(f"restart to answering: median {r[len(r) // 2]:.2f} s, "
+                  f"max {r[-1]:.2f} s; restarted processes that died: "
+                  f"{self.restart_deaths}")
         lost = sum(c.sent - c.verified for c in unexpected)
-        print(f"ended early, explained by a kill: {len(expected)}; "
+        print(f"ended early, explained by a kill: {len(expected)} "
+              f"({self.while_restarting} of them while the backend was "
+              f"coming back); "
               f"unexpected: {len(unexpected)}; corrupted: {len(corrupt)}; "
               f"bytes lost outside kills: {lost}")
         for c in (corrupt + unexpected)[:20]:
