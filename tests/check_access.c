@@ -554,6 +554,47 @@ close_all(int *fds, int n)
 		}
 }
 
+/* ringlbctl next to the ringlb under test, or $RINGLBCTL_BIN. */
+static const char *
+ctl_bin(void)
+{
+	static char path[PATH_MAX + 16];
+	const char *env = getenv("RINGLBCTL_BIN");
+	char *slash;
+
+	if (env != NULL && env[0] != '\0')
+		return env;
+	ck_assert_msg(realpath(h_lb_bin(), path) != NULL, "%s: %s",
+		      h_lb_bin(), strerror(errno));
+	slash = strrchr(path, '/');
+	snprintf(slash + 1, sizeof(path) - (size_t)(slash + 1 - path),
+		 "ringlbctl");
+	return path;
+}
+
+/* `ringlbctl status` shows each line given among its listener totals. */
+static void
+assert_ctl_refused(const char *want1, const char *want2)
+{
+	static struct h_run r;
+	const char *argv[] = { ctl_bin(), "-s", sock, "status", NULL };
+	const char *want[] = { want1, want2 };
+	int rc = h_run(argv, 10000, &r);
+
+	ck_assert_msg(rc == 0 && !r.timed_out && WIFEXITED(r.status) &&
+			      WEXITSTATUS(r.status) == 0,
+		      "ringlbctl status: rc %d status 0x%x: %s", rc, r.status,
+		      r.err);
+	for (int i = 0; i < 2; i++) {
+		char line[256];
+
+		snprintf(line, sizeof(line), "\n%s\n", want[i]);
+		ck_assert_msg(strstr(r.out, line) != NULL,
+			      "ringlbctl status lacks '%s':\n%s", want[i],
+			      r.out);
+	}
+}
+
 /* ---- integration ---- */
 
 /*
@@ -634,6 +675,8 @@ START_TEST(test_acl)
 	ms = h_now_ms() - t0;
 	ck_assert_int_eq(denied, 40);
 	assert_refused("v4", "acl_denied", 43);
+	assert_ctl_refused("v4: 42 accepted, 0 active; refused: acl_denied 43",
+			   "v6d: 0 accepted, 0 active; refused: acl_denied 1");
 	lines = h_lb_log_count(&lb, "refused client=", "listener=v4") - lines0;
 	ck_assert_msg(lines <= 1 + (int)(ms / 1000),
 		      "%d refusal lines for 40 refusals in %llu ms", lines,

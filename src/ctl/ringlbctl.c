@@ -218,6 +218,29 @@ human_bytes(long long n, char *buf, size_t len)
 	return buf;
 }
 
+/*
+ * "web: 121 accepted, 3 active; refused: acl_denied 3, source_rate 9", the
+ * reasons in the order the API gives them, only those that happened.
+ */
+static void
+print_listener_totals(json_t *l)
+{
+	json_t *refused = json_object_get(l, "refused"), *v;
+	const char *reason;
+	int shown = 0;
+
+	printf("%s: %lld accepted, %lld active; refused:", str(l, "name"),
+	       num(l, "accepts"), num(l, "active"));
+	json_object_foreach(refused, reason, v) {
+		if (json_integer_value(v) <= 0)
+			continue;
+		printf("%s %s %lld", shown ? "," : "", reason,
+		       (long long)json_integer_value(v));
+		shown++;
+	}
+	puts(shown ? "" : " none");
+}
+
 static int
 cmd_status(bool as_json)
 {
@@ -263,6 +286,9 @@ cmd_status(bool as_json)
 			       check);
 		}
 	}
+	putchar('\n');
+	json_array_foreach(json_object_get(st, "listeners"), i, l)
+		print_listener_totals(l);
 	json_decref(st);
 	return 0;
 }
