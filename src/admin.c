@@ -194,14 +194,16 @@ backend_json(const struct backend *b, const struct pool *p, uint64_t now)
 			  "latency_ms",
 			  (json_int_t)atomic_load(&b->last_latency_ms));
 	return json_pack("{s:s,s:s,s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,"
-			 "s:I,s:o}",
+			 "s:I,s:I,s:o}",
 			 "name", b->cfg->name, "address", b->cfg->addr.text,
 			 "state", backend_state_name(b), "health",
 			 backend_is_up(b) ? "up" : "down", "admin",
 			 backend_admin_name(atomic_load(&b->admin)), "weight",
 			 (json_int_t)backend_weight(b), "config_weight",
 			 (json_int_t)b->cfg->weight, "active",
-			 (json_int_t)atomic_load(&b->active), "total",
+			 (json_int_t)atomic_load(&b->active),
+			 "max_connections",
+			 (json_int_t)atomic_load(&b->max_conns), "total",
 			 (json_int_t)atomic_load(&b->total), "bytes_in",
 			 (json_int_t)atomic_load(&b->bytes_in), "bytes_out",
 			 (json_int_t)atomic_load(&b->bytes_out),
@@ -236,12 +238,14 @@ listener_json(const struct pool *p, uint64_t now)
 
 	for (size_t i = 0; i < p->nbackends; i++)
 		json_array_append_new(bs, backend_json(p->backends[i], p, now));
-	return json_pack("{s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:o,s:o}",
+	return json_pack("{s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:o,s:o}",
 			 "name",
 			 p->cfg->name, "listen", p->cfg->addr.text,
 			 "algorithm", cfg_algorithm_name(p->cfg->algorithm),
 			 "accepts", (json_int_t)atomic_load(&st->accepts),
 			 "active", (json_int_t)atomic_load(&st->active),
+			 "max_connections",
+			 (json_int_t)p->cfg->max_connections,
 			 "bytes_in", (json_int_t)atomic_load(&st->bytes_in),
 			 "bytes_out", (json_int_t)atomic_load(&st->bytes_out),
 			 "no_backend", (json_int_t)atomic_load(&st->no_backend),

@@ -720,6 +720,7 @@ START_TEST(test_listener_max)
 					  NULL),
 				 RESET);
 	assert_refused("web", "listener_full", 5);
+	ck_assert_int_eq(listener_int("web", "max_connections"), 3);
 	ck_assert_int_eq(listener_int("web", "active"), 3);
 	ck_assert_int_eq(listener_int("web", "accepts"), 3);
 	close(fds[0]);
@@ -880,6 +881,25 @@ END_TEST
  * Backend max_connections: a full backend is skipped (round-robin and
  * least-connections); with all full the client is closed as backend_full.
  */
+/* GET /listeners/L/backends/B shows its limit and how many it has. */
+static void
+assert_backend_max(const char *l, const char *b, long long max,
+		   long long active)
+{
+	char path[128];
+	json_t *j;
+
+	snprintf(path, sizeof(path), "/listeners/%s/backends/%s", l, b);
+	j = api_json("GET", path, 200);
+	ck_assert_msg(json_integer_value(json_object_get(j, "max_connections"))
+				      == max &&
+			      json_integer_value(json_object_get(j, "active"))
+				      == active,
+		      "%s: want max_connections %lld, active %lld", path, max,
+		      active);
+	json_decref(j);
+}
+
 START_TEST(test_backend_max)
 {
 	static const char *const algs[] = { "round-robin",
@@ -934,6 +954,8 @@ START_TEST(test_backend_max)
 				 CLOSED);
 		assert_refused(lname, "backend_full", 2);
 		assert_refused(lname, "no_backend", 0);
+		assert_backend_max(lname, "b1", 1, 1);
+		assert_backend_max(lname, "b2", 2, 2);
 		ck_assert_int_ge(h_lb_log_count(&lb, "end=backend-full"), 2);
 		/* b1 has room again: the next client goes there. */
 		ck_assert_int_ge(b1k, 0);
