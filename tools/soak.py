@@ -25,7 +25,9 @@ gives b1 weight 3 and removes b4 from the round-robin listener).
 Expected errors: a connection may end early (reset, EOF before its echo,
 or no greeting) only if its backend was down while it was open.  Its
 backend is the one named by its greeting, or, when it got none, the one that
-ringlb's log line for its client port names (ringlb had connected to it);
+ringlb's log line for its client port names (ringlb had connected to it; of
+the lines for that port, the one logged nearest to the connection's end,
+since ports are reused within seconds);
 "while open" is from its greeting (or, without one, its start) to its end,
 with 0.2 s of slack on both sides.  "Down" is from the SIGKILL until the
 restarted backend answers a connection of the script's own with its
@@ -579,11 +581,16 @@ class Soak:
                             tzinfo=datetime.timezone.utc).timestamp()
                     self.logmap.setdefault(int(m.group(2)), []).append(
                         (t, m.group(3)))
-        lo, hi = c.wall0 - 1, c.wall0 + (c.t1 - c.t0) + 5
+        # ringlb logs a connection when it ends.  Client ports come round
+        # again within a second or two at this rate, so take the line
+        # nearest to this connection's end, and none from before it began.
+        end = c.wall0 + (c.t1 - c.t0)
+        best = None
         for t, name in self.logmap.get(c.port, []):
-            if lo <= t <= hi:
-                return name
-        return None
+            if c.wall0 - 0.05 <= t <= end + 1.0:
+                if best is None or abs(t - end) < best[0]:
+                    best = (abs(t - end), name)
+        return best[1] if best else None
 
     def expected(self, c):
         backend = c.backend
@@ -640,7 +647,8 @@ class Soak:
               f"unexpected: {len(unexpected)}; corrupted: {len(corrupt)}; "
               f"bytes lost outside kills: {lost}")
         for c in (corrupt + unexpected)[:20]:
-            print(f"  {c.kind} seed {c.seed} backend {c.backend}: "
+            print(f"  {c.kind} seed {c.seed} client port {c.port} "
+                  f"backend {c.backend}: "
                   f"{c.result} {c.detail} ({c.verified} of {c.sent} "
                   f"bytes, {c.t1 - c.t0:.2f} s, from "
                   f"t={c.t0 - self.t_start:.1f})")
