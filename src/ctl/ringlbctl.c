@@ -225,17 +225,19 @@ human_bytes(long long n, char *buf, size_t len)
 static void
 print_listener_totals(json_t *l)
 {
-	json_t *refused = json_object_get(l, "refused"), *v;
-	const char *reason;
+	json_t *refused = json_object_get(l, "refused");
 	int shown = 0;
 
 	printf("%s: %lld accepted, %lld active; refused:", str(l, "name"),
 	       num(l, "accepts"), num(l, "active"));
-	json_object_foreach(refused, reason, v) {
-		if (json_integer_value(v) <= 0)
+	for (void *it = json_object_iter(refused); it;
+	     it = json_object_iter_next(refused, it)) {
+		json_int_t n = json_integer_value(json_object_iter_value(it));
+
+		if (n <= 0)
 			continue;
-		printf("%s %s %lld", shown ? "," : "", reason,
-		       (long long)json_integer_value(v));
+		printf("%s %s %lld", shown ? "," : "", json_object_iter_key(it),
+		       (long long)n);
 		shown++;
 	}
 	puts(shown ? "" : " none");
@@ -287,8 +289,9 @@ cmd_status(bool as_json)
 		}
 	}
 	putchar('\n');
-	json_array_foreach(json_object_get(st, "listeners"), i, l)
+	json_array_foreach(json_object_get(st, "listeners"), i, l) {
 		print_listener_totals(l);
+	}
 	json_decref(st);
 	return 0;
 }
