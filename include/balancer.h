@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "config.h"
 
@@ -20,11 +21,12 @@ struct balancer_ops {
 	int (*init)(struct pool *p);
 	void (*fini)(struct pool *p);
 	/*
-	 * Return a backend that is up and not in tried[0..ntried), or NULL.
+	 * Return a backend that is eligible, not in tried[0..ntried) and,
+	 * unless now_ms is 0, not passively marked at now_ms; or NULL.
 	 * Called concurrently from every worker: lock-free.
 	 */
 	struct backend *(*pick)(struct pool *p, struct backend *const *tried,
-				size_t ntried);
+				size_t ntried, uint64_t now_ms);
 	/*
 	 * Optional: weights changed at runtime.  Swap in new state and return
 	 * the old allocation, which the caller frees once no worker can still
@@ -38,8 +40,11 @@ extern const struct balancer_ops balancer_lc_ops;
 
 const struct balancer_ops *balancer_find(enum cfg_algorithm alg);
 
-/* Helper for pick(): is b eligible (up, ready, not yet tried)? */
+/*
+ * Helper for pick(): is b eligible (up, ready, room), not yet tried, and
+ * (now_ms != 0) free of a passive mark?
+ */
 bool balancer_eligible(const struct backend *b, struct backend *const *tried,
-		       size_t ntried);
+		       size_t ntried, uint64_t now_ms);
 
 #endif

@@ -79,6 +79,7 @@ struct cfg_listener {
 	struct cfg_health health;
 	unsigned connect_ms;	/* timeouts.connect_ms */
 	unsigned idle_ms;	/* timeouts.idle_ms, 0 = never */
+	unsigned fail_ms;	/* timeouts.fail_ms, 0 = no passive marks */
 	unsigned connect_attempts; /* backends tried per client, 1..10 */
 	int backlog;
 	unsigned max_connections; /* open client connections, 0: no limit */

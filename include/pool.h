@@ -53,6 +53,12 @@ struct backend {
 	atomic_uint_fast64_t bytes_out;	/* backend -> client */
 	atomic_uint kill_gen;		/* bump: workers close its conns */
 	atomic_uint_fast64_t since_ms;	/* last state change, monotonic */
+	/*
+	 * Passive mark: a connect to it failed, so it takes no new client
+	 * until this time (monotonic ms) unless no other is left; 0: none.
+	 * Set by workers, cleared by a good connect or health probe.
+	 */
+	atomic_uint_fast64_t fail_until_ms;
 
 	/* Written by the health thread, read by the admin API. */
 	struct health_sm hsm;
@@ -147,12 +153,26 @@ struct backend *pool_backend(const struct pool *p, const char *name);
 
 /*
  * Choose a backend for a new connection, skipping the `ntried` backends
- * already tried for it.  Takes an active reference on success (release with
- * pool_release()); NULL when no eligible untried backend is left.
+ * already tried for it.  Backends passively marked at now_ms are taken only
+ * when no other is left (now_ms 0: marks are not looked at).  Takes an
+ * active reference on success (release with pool_release()); NULL when no
+ * eligible untried backend is left.
  */
 struct backend *pool_pick(struct pool *p, struct backend *const *tried,
-			  size_t ntried);
+			  size_t ntried, uint64_t now_ms);
 void pool_release(struct backend *b);
+/* A connect to b failed at now_ms: mark it for its listener's fail_ms. */
+void backend_mark_failed(struct backend *b, const struct cfg_listener *l,
+			 uint64_t now_ms);
+/* A connect or a health probe to b succeeded: lift its mark. */
+static inline void
+backend_mark_clear(struct backend *b)
+{
+	/* Read first: the common case writes nothing to a shared line. */
+	if (atomic_load_explicit(&b->fail_until_ms, memory_order_relaxed))
+		atomic_store_explicit(&b->fail_until_ms, 0,
+				      memory_order_relaxed);
+}
 /*
  * After pool_pick() found nothing for a new client: true if a backend was
  * up and ready but at its max_connections (backend_full, not no_backend).
@@ -184,6 +204,14 @@ backend_eligible(const struct backend *b)
 	       atomic_load_explicit(&b->admin, memory_order_relaxed) ==
 		       ADMIN_READY &&
 	       backend_has_room(b);
+}
+
+/* Passively marked at now_ms (a recent connect to it failed)? */
+static inline bool
+backend_marked(const struct backend *b, uint64_t now_ms)
+{
+	return atomic_load_explicit(&b->fail_until_ms, memory_order_relaxed) >
+	       now_ms;
 }
 
 static inline unsigned

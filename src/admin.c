@@ -186,6 +186,7 @@ backend_json(const struct backend *b, const struct pool *p, uint64_t now)
 	const struct cfg_health *h = &p->cfg->health;
 	json_t *check;
 	bool checked = atomic_load(&b->checked);
+	uint64_t until = atomic_load(&b->fail_until_ms);
 
 	check = json_pack("{s:b,s:s,s:I}", "enabled", h->enabled, "result",
 			  checked ? health_result_name(atomic_load(
@@ -194,7 +195,7 @@ backend_json(const struct backend *b, const struct pool *p, uint64_t now)
 			  "latency_ms",
 			  (json_int_t)atomic_load(&b->last_latency_ms));
 	return json_pack("{s:s,s:s,s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,"
-			 "s:I,s:I,s:o}",
+			 "s:I,s:I,s:I,s:o}",
 			 "name", b->cfg->name, "address", b->cfg->addr.text,
 			 "state", backend_state_name(b), "health",
 			 backend_is_up(b) ? "up" : "down", "admin",
@@ -209,6 +210,8 @@ backend_json(const struct backend *b, const struct pool *p, uint64_t now)
 			 (json_int_t)atomic_load(&b->bytes_out),
 			 "connect_failures",
 			 (json_int_t)atomic_load(&b->connect_failures),
+			 "fail_mark_ms",
+			 (json_int_t)(until > now ? until - now : 0),
 			 "in_state_ms",
 			 (json_int_t)(now - atomic_load(&b->since_ms)),
 			 "check", check);

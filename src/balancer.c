@@ -18,9 +18,9 @@ balancer_find(enum cfg_algorithm alg)
 
 bool
 balancer_eligible(const struct backend *b, struct backend *const *tried,
-		  size_t ntried)
+		  size_t ntried, uint64_t now_ms)
 {
-	if (!backend_eligible(b))
+	if (!backend_eligible(b) || (now_ms && backend_marked(b, now_ms)))
 		return false;
 	for (size_t i = 0; i < ntried; i++)
 		if (tried[i] == b)

@@ -78,7 +78,7 @@ static const char *const health_keys[] = {
 };
 
 static const char *const timeout_keys[] = {
-	"connect_ms", "idle_ms", NULL,
+	"connect_ms", "idle_ms", "fail_ms", NULL,
 };
 
 /*
@@ -588,7 +588,9 @@ parse_timeouts(const struct cfg_ctx *x, const char *parent, const json_t *lst,
 	if (get_uint(x, path, v, "connect_ms", 1, 600000, 3000,
 		     &l->connect_ms) < 0 ||
 	    get_uint(x, path, v, "idle_ms", 0, 86400000, 600000,
-		     &l->idle_ms) < 0)
+		     &l->idle_ms) < 0 ||
+	    get_uint(x, path, v, "fail_ms", 0, 3600000, 10000,
+		     &l->fail_ms) < 0)
 		return -1;
 	return 0;
 }

@@ -416,7 +416,9 @@ conn_connect_next(struct conn *c)
 
 		for (unsigned i = 0; i < c->ntried; i++)
 			tried[i] = c->pool->backends[c->tried[i]];
-		b = pool_pick(c->pool, tried, c->ntried);
+		/* fail_ms 0: marks left from before a reload count for nothing. */
+		b = pool_pick(c->pool, tried, c->ntried,
+			      lc->fail_ms ? c->w->now_ms : 0);
 	}
 	if (!b && !c->ntried && pool_full(c->pool)) {
 		/* Backends are up but all at max_connections. */
@@ -473,6 +475,25 @@ conn_connect_next(struct conn *c)
 	c->inflight += 2;
 }
 
+/*
+ * Did the backend (or the way to it) fail the connect, rather than this
+ * host (no local port, no memory)?  Only the former marks it.
+ */
+static bool
+connect_err_remote(int res)
+{
+	switch (-res) {
+	case ECANCELED:		/* our connect timeout */
+	case ECONNREFUSED:
+	case ECONNRESET:
+	case ETIMEDOUT:
+	case EHOSTUNREACH:
+	case ENETUNREACH:
+		return true;
+	}
+	return false;
+}
+
 static void
 handle_connect(struct conn *c, int res)
 {
@@ -487,6 +508,8 @@ handle_connect(struct conn *c, int res)
 
 		atomic_fetch_add_explicit(&b->connect_failures, 1,
 					  memory_order_relaxed);
+		if (connect_err_remote(res))
+			backend_mark_failed(b, c->pool->cfg, c->w->now_ms);
 		log_warn("conn=%llu listener=%s backend=%s addr=%s: connect "
 			 "%s (attempt %u of %u)",
 			 (unsigned long long)c->id, c->pool->cfg->name,
@@ -504,6 +527,7 @@ handle_connect(struct conn *c, int res)
 		return;
 	}
 	atomic_fetch_add_explicit(&b->total, 1, memory_order_relaxed);
+	backend_mark_clear(b);
 	c->last_ms = c->w->now_ms;
 	conn_set_state(c, CONN_PROXYING);
 	want_read(c, CLIENT);

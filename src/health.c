@@ -354,6 +354,8 @@ health_probe_finish(struct health_checker *hc, struct health_probe *p,
 	atomic_store(&b->last_latency_ms,
 		     (unsigned)((now - p->start) / NSEC_PER_MSEC));
 	atomic_store(&b->checked, true);
+	if (r == HC_OK)
+		backend_mark_clear(b);
 	health_log_result(p, r);
 	p->error_logged = r == HC_ERROR;
 
@@ -673,6 +675,38 @@ health_carry(struct health_checker *hc, struct health_probe *p,
 }
 
 /*
+ * A pool whose checks are off counts every backend as up; one a reload
+ * carried over while down would otherwise stay down for good.  Call with
+ * no checker thread running.
+ */
+static void
+health_unchecked_up(struct runtime *rt)
+{
+	uint64_t now_ms = health_now() / NSEC_PER_MSEC;
+
+	for (size_t i = 0; i < rt->npools; i++) {
+		struct pool *pool = &rt->pools[i];
+
+		if (pool->cfg->health.enabled)
+			continue;
+		for (size_t j = 0; j < pool->nbackends; j++) {
+			struct backend *b = pool->backends[j];
+
+			if (atomic_load_explicit(&b->up, memory_order_acquire))
+				continue;
+			health_sm_init(&b->hsm, b->hsm.rise, b->hsm.fall, true);
+			atomic_store(&b->since_ms, now_ms);
+			atomic_store_explicit(&b->up, true,
+					      memory_order_release);
+			log_info("health listener=%s backend=%s addr=%s "
+				 "state=up reason=checks-off",
+				 pool->cfg->name, b->cfg->name,
+				 b->cfg->addr.text);
+		}
+	}
+}
+
+/*
  * Hand the checker of cur over to rt.  Backends rt carried from cur keep
  * their probe as it was: the next one due at the same time, a probe in
  * flight going on, the rise/fall run so far.  Frequent reloads therefore
@@ -689,13 +723,16 @@ health_reload(struct runtime *cur, struct runtime *rt)
 	uint64_t now;
 	int rc;
 
-	if (!hc)
+	if (!hc) {
+		health_unchecked_up(rt);
 		return health_start(rt);
+	}
 	for (size_t i = 0; i < rt->npools; i++)
 		if (rt->pools[i].cfg->health.enabled)
 			n += rt->pools[i].nbackends;
 	if (n == 0) {
 		health_stop(cur);
+		health_unchecked_up(rt);
 		return health_start(rt);
 	}
 	probes = calloc(n, sizeof(*probes));
@@ -708,6 +745,7 @@ health_reload(struct runtime *cur, struct runtime *rt)
 	}
 	health_join(hc);
 	cur->health = NULL;
+	health_unchecked_up(rt);
 
 	/* Each backend's slot in the old array, checked by its b. */
 	oldp = hc->probes;

@@ -79,6 +79,9 @@ backend_carry(const struct runtime *prev, const struct cfg_listener *l,
 		b->weight_override = false;
 	}
 	b->conf.weight = cb->weight;
+	/* A mark made under another fail_ms would run on its old length. */
+	if (l->fail_ms != p->cfg->fail_ms)
+		atomic_store(&b->fail_until_ms, 0);
 	return b;
 }
 
@@ -298,18 +301,17 @@ backend_reserve(struct backend *b)
 /* Backends that filled up between pick and reserve; then we give up. */
 #define PICK_RACES 8
 
-struct backend *
-pool_pick(struct pool *p, struct backend *const *tried, size_t ntried)
+static struct backend *
+pick_reserve(struct pool *p, struct backend *const *tried, size_t ntried,
+	     uint64_t now_ms)
 {
 	struct backend *skip[CFG_ATTEMPTS_MAX + PICK_RACES];
 	size_t nskip = ntried;
 
-	if (ntried > CFG_ATTEMPTS_MAX)
-		return NULL;
 	if (ntried)
 		memcpy(skip, tried, ntried * sizeof(*skip));
 	for (unsigned i = 0; i <= PICK_RACES; i++) {
-		struct backend *b = p->ops->pick(p, skip, nskip);
+		struct backend *b = p->ops->pick(p, skip, nskip, now_ms);
 
 		if (!b || backend_reserve(b))
 			return b;
@@ -317,6 +319,37 @@ pool_pick(struct pool *p, struct backend *const *tried, size_t ntried)
 			skip[nskip++] = b;
 	}
 	return NULL;
+}
+
+struct backend *
+pool_pick(struct pool *p, struct backend *const *tried, size_t ntried,
+	  uint64_t now_ms)
+{
+	struct backend *b;
+
+	if (ntried > CFG_ATTEMPTS_MAX)
+		return NULL;
+	b = pick_reserve(p, tried, ntried, now_ms);
+	if (b || !now_ms)
+		return b;
+	/* Better a backend that failed a moment ago than none at all. */
+	for (size_t i = 0; i < p->nbackends; i++) {
+		struct backend *m = p->backends[i];
+
+		if (backend_marked(m, now_ms) &&
+		    balancer_eligible(m, tried, ntried, 0))
+			return pick_reserve(p, tried, ntried, 0);
+	}
+	return NULL;
+}
+
+void
+backend_mark_failed(struct backend *b, const struct cfg_listener *l,
+		    uint64_t now_ms)
+{
+	if (l->fail_ms)
+		atomic_store_explicit(&b->fail_until_ms, now_ms + l->fail_ms,
+				      memory_order_relaxed);
 }
 
 bool

@@ -1797,6 +1797,65 @@ START_TEST(test_reload_valid)
 }
 END_TEST
 
+/*
+ * A reload that turns checks off brings a backend they had marked down
+ * back up (with checks off every backend counts as up).  Then passive
+ * marks: the dead backend costs one failed connect, not one per other
+ * client, shows its mark in the API, and a good connect lifts it.
+ */
+START_TEST(test_checks_off_and_marks)
+{
+	struct h_backend a, b, *bs[] = { &a, &b };
+	struct cfg c;
+	struct h_lb lb;
+	int counts[2], fd;
+	char name[64];
+
+	backend_up(&a, H_NAME, "app1");
+	backend_up(&b, H_NAME, "app2");
+	web(&c, bs, 2);
+	c.l[0].health = FAST_HEALTH;
+	lb_up(&lb, &c);
+	h_backend_kill(&b);
+	ck_assert_msg(bwait_str("app2", "state", "down", 3000),
+		      "app2 not marked down by checks: %s", bstr("app2",
+								"state"));
+
+	c.l[0].health = NULL;
+	cfg_write(&lb, &c);
+	json_decref(api_ok("POST", "/reload", NULL));
+	assert_state("app2", "up");
+	ck_assert_int_eq(h_lb_log_count(&lb, "backend=app2 ", "state=up",
+					"reason=checks-off"),
+			 1);
+
+	/* app2 is dead: the first client to try it marks it. */
+	spread(c.l[0].port, 8, bs, 2, counts);
+	ck_assert_msg(counts[0] == 8, "app1 served %d of 8", counts[0]);
+	ck_assert_msg(bint("app2", "connect_failures") == 1,
+		      "app2 was tried %lld times by 8 clients, want once",
+		      bint("app2", "connect_failures"));
+	ck_assert_msg(bint("app2", "fail_mark_ms") > 5000,
+		      "app2's fail_mark_ms is %lld, want most of 10000",
+		      bint("app2", "fail_mark_ms"));
+
+	/* Back, but still marked: only a client with no choice tries it. */
+	ck_assert_int_eq(h_backend_restart(&b), 0);
+	spread(c.l[0].port, 4, bs, 2, counts);
+	ck_assert_int_eq(counts[0], 4);
+	backend_set("app1", "maint", "maintenance");
+	ck_assert_int_eq(h_get_name("127.0.0.1", c.l[0].port, name,
+				    sizeof(name), &fd), 0);
+	close(fd);
+	ck_assert_str_eq(name, "app2");
+	ck_assert_int_eq(bint("app2", "fail_mark_ms"), 0);
+	backend_set("app1", "ready", "up");
+	spread(c.l[0].port, 8, bs, 2, counts);
+	ck_assert_msg(counts[0] == 4 && counts[1] == 4,
+		      "unmarked: app1 %d, app2 %d of 8", counts[0], counts[1]);
+}
+END_TEST
+
 /* ---- 9. reload with an invalid file ---- */
 
 START_TEST(test_reload_invalid)
@@ -2742,6 +2801,7 @@ admin_suite(void)
 
 	tc = h_tcase(s, "reload", 90, teardown);
 	tcase_add_test(tc, test_reload_valid);
+	tcase_add_test(tc, test_checks_off_and_marks);
 	tcase_add_test(tc, test_reload_invalid);
 	tcase_add_test(tc, test_reload_under_load);
 

@@ -53,12 +53,91 @@ pool_drop(struct fixture *f)
 static size_t
 pick_index(struct pool *p, struct backend *const *tried, size_t ntried)
 {
-	struct backend *b = pool_pick(p, tried, ntried);
+	struct backend *b = pool_pick(p, tried, ntried, 0);
 
 	ck_assert_ptr_nonnull(b);
 	pool_release(b);
 	return b->index;
 }
+
+/*
+ * A passive mark keeps a backend out of both algorithms until it expires
+ * or is cleared, except when every other backend is out too.
+ */
+START_TEST(passive_mark_skips_until_expiry)
+{
+	static const enum cfg_algorithm algs[] = { ALG_ROUND_ROBIN,
+						   ALG_LEAST_CONN };
+	unsigned w[] = { 1, 1, 1 };
+
+	for (size_t a = 0; a < 2; a++) {
+		struct fixture *f = pool_make(algs[a], w, 3);
+		struct pool *p = &f->rt.pools[0];
+		struct backend *b1 = p->backends[1], *b;
+		unsigned count[3] = { 0 };
+
+		f->l.fail_ms = 5000;
+		backend_mark_failed(b1, &f->l, 1000);
+		for (int i = 0; i < 60; i++) {
+			b = pool_pick(p, NULL, 0, 1000 + (uint64_t)i * 10);
+			ck_assert_ptr_nonnull(b);
+			count[b->index]++;
+			pool_release(b);
+		}
+		ck_assert_uint_eq(count[1], 0);
+		ck_assert_uint_eq(count[0] + count[2], 60);
+		/* now_ms 0 looks at no mark. */
+		for (int i = 0; i < 6; i++)
+			count[pick_index(p, NULL, 0)]++;
+		ck_assert_uint_gt(count[1], 0);
+		/* Expired at 6000. */
+		memset(count, 0, sizeof(count));
+		for (int i = 0; i < 30; i++) {
+			b = pool_pick(p, NULL, 0, 6000);
+			count[b->index]++;
+			pool_release(b);
+		}
+		ck_assert_uint_eq(count[1], 10);
+		/* The others down: the marked one rather than nothing. */
+		backend_mark_failed(b1, &f->l, 7000);
+		atomic_store(&p->backends[0]->up, false);
+		atomic_store(&p->backends[2]->up, false);
+		b = pool_pick(p, NULL, 0, 7001);
+		ck_assert_ptr_eq(b, b1);
+		pool_release(b);
+		/* ...but not after it was tried. */
+		ck_assert_ptr_null(pool_pick(p, &b1, 1, 7001));
+		/* A good connect lifts the mark. */
+		atomic_store(&p->backends[0]->up, true);
+		backend_mark_clear(b1);
+		memset(count, 0, sizeof(count));
+		for (int i = 0; i < 20; i++) {
+			b = pool_pick(p, NULL, 0, 7002);
+			count[b->index]++;
+			pool_release(b);
+		}
+		ck_assert_uint_gt(count[1], 0);
+		/* fail_ms 0: no mark at all. */
+		f->l.fail_ms = 0;
+		backend_mark_failed(p->backends[0], &f->l, 8000);
+		ck_assert(!backend_marked(p->backends[0], 8000));
+		/* The unmarked ones full: the marked one rather than none. */
+		f->l.fail_ms = 5000;
+		backend_mark_failed(b1, &f->l, 9000);
+		atomic_store(&p->backends[2]->up, true);
+		for (int k = 0; k <= 2; k += 2) {
+			atomic_store(&p->backends[k]->max_conns, 1);
+			atomic_store(&p->backends[k]->active, 1);
+		}
+		b = pool_pick(p, NULL, 0, 9001);
+		ck_assert_ptr_eq(b, b1);
+		pool_release(b);
+		for (int k = 0; k <= 2; k += 2)
+			atomic_store(&p->backends[k]->active, 0);
+		pool_drop(f);
+	}
+}
+END_TEST
 
 START_TEST(rr_equal_weights_take_turns)
 {
@@ -152,9 +231,9 @@ START_TEST(rr_respects_tried_and_none_left)
 	for (int i = 0; i < 20; i++)
 		ck_assert_uint_eq(pick_index(p, tried, 1), 0);
 	atomic_store(&p->backends[0]->up, false);
-	ck_assert_ptr_null(pool_pick(p, tried, 1));
+	ck_assert_ptr_null(pool_pick(p, tried, 1, 0));
 	atomic_store(&p->backends[1]->up, false);
-	ck_assert_ptr_null(pool_pick(p, NULL, 0));
+	ck_assert_ptr_null(pool_pick(p, NULL, 0, 0));
 	pool_drop(f);
 }
 END_TEST
@@ -189,7 +268,7 @@ START_TEST(admin_state_blocks_picks)
 	for (int i = 0; i < 10; i++)
 		ck_assert_uint_eq(pick_index(p, NULL, 0), 1);
 	atomic_store(&p->backends[1]->admin, ADMIN_MAINT);
-	ck_assert_ptr_null(pool_pick(p, NULL, 0));
+	ck_assert_ptr_null(pool_pick(p, NULL, 0, 0));
 	ck_assert_str_eq(backend_state_name(p->backends[0]), "draining");
 	ck_assert_str_eq(backend_state_name(p->backends[1]), "maintenance");
 	atomic_store(&p->backends[0]->admin, ADMIN_READY);
@@ -205,7 +284,7 @@ START_TEST(pick_counts_active)
 	unsigned w[] = { 1 };
 	struct fixture *f = pool_make(ALG_ROUND_ROBIN, w, 1);
 	struct pool *p = &f->rt.pools[0];
-	struct backend *b = pool_pick(p, NULL, 0);
+	struct backend *b = pool_pick(p, NULL, 0, 0);
 
 	ck_assert_uint_eq(atomic_load(&b->active), 1);
 	pool_release(b);
@@ -224,7 +303,7 @@ START_TEST(lc_prefers_fewest_active)
 
 	/* Held connections spread 2/2/2. */
 	for (int i = 0; i < 6; i++) {
-		held[i] = pool_pick(p, NULL, 0);
+		held[i] = pool_pick(p, NULL, 0, 0);
 		ck_assert_ptr_nonnull(held[i]);
 		count[held[i]->index]++;
 	}
@@ -238,7 +317,7 @@ START_TEST(lc_prefers_fewest_active)
 		}
 	}
 	for (int k = 0; k < 2; k++) {
-		struct backend *b = pool_pick(p, NULL, 0);
+		struct backend *b = pool_pick(p, NULL, 0, 0);
 
 		ck_assert_uint_eq(b->index, 1);
 		for (int i = 0; i < 6; i++) {
@@ -263,7 +342,7 @@ START_TEST(lc_weighted)
 	unsigned count[2] = { 0 };
 
 	for (int i = 0; i < 40; i++) {
-		held[i] = pool_pick(p, NULL, 0);
+		held[i] = pool_pick(p, NULL, 0, 0);
 		count[held[i]->index]++;
 	}
 	/* active/weight stays level: 30 on weight 3, 10 on weight 1. */
@@ -301,6 +380,7 @@ balancer_suite(void)
 	TCase *tc = tcase_create("core");
 
 	tcase_add_test(tc, rr_equal_weights_take_turns);
+	tcase_add_test(tc, passive_mark_skips_until_expiry);
 	tcase_add_test(tc, rr_weighted_is_smooth);
 	tcase_add_test(tc, rr_weights_reduced_by_gcd);
 	tcase_add_test(tc, rr_skips_down_backend_evenly);

@@ -146,7 +146,7 @@ static const char full_config[] =
 	"      'health_check': { 'enabled': false, 'interval_ms': 500,\n"
 	"          'timeout_ms': 500, 'rise': 4, 'fall': 5,\n"
 	"          'send': 'A\\u0000B\\r\\n', 'expect': '+PONG\\r\\n' },\n"
-	"      'timeouts': { 'connect_ms': 1500, 'idle_ms': 0 } },\n"
+	"      'timeouts': { 'connect_ms': 1500, 'idle_ms': 0, 'fail_ms': 0 } },\n"
 	"    { 'name': 'v6', 'listen': '[::1]:8080',\n"
 	"      'backends': [ { 'name': 'app1', 'address': '10.0.0.1:1' } ] },\n"
 	"    { 'name': 'any', 'listen': '*:65535',\n"
@@ -175,6 +175,7 @@ START_TEST(test_full_valid)
 	ck_assert_int_eq(l->backlog, 128);
 	ck_assert_uint_eq(l->connect_ms, 1500);
 	ck_assert_uint_eq(l->idle_ms, 0);
+	ck_assert_uint_eq(l->fail_ms, 0);
 	ck_assert(!l->health.enabled);
 	ck_assert_uint_eq(l->health.interval_ms, 500);
 	ck_assert_uint_eq(l->health.timeout_ms, 500);
@@ -217,6 +218,7 @@ START_TEST(test_full_valid)
 	ck_assert_int_eq(l->backlog, 511);
 	ck_assert_uint_eq(l->connect_ms, 3000);
 	ck_assert_uint_eq(l->idle_ms, 600000);
+	ck_assert_uint_eq(l->fail_ms, 10000);
 	ck_assert(l->health.enabled);
 	ck_assert_uint_eq(l->health.interval_ms, 2000);
 	ck_assert_uint_eq(l->health.timeout_ms, 1000);
@@ -280,7 +282,8 @@ START_TEST(test_range_edges_ok)
 	const struct cfg_listener *l;
 
 	cfg = parse_ok(LST(",'connect_attempts':10,'backlog':65535,"
-			   "'timeouts':{'connect_ms':600000,'idle_ms':86400000},"
+			   "'timeouts':{'connect_ms':600000,'idle_ms':86400000,"
+			   "'fail_ms':3600000},"
 			   "'health_check':{'interval_ms':3600000,"
 			   "'timeout_ms':600000,'rise':100,'fall':1}"));
 	l = &cfg->listeners[0];
@@ -288,6 +291,7 @@ START_TEST(test_range_edges_ok)
 	ck_assert_int_eq(l->backlog, 65535);
 	ck_assert_uint_eq(l->connect_ms, 600000);
 	ck_assert_uint_eq(l->idle_ms, 86400000);
+	ck_assert_uint_eq(l->fail_ms, 3600000);
 	ck_assert_uint_eq(l->health.interval_ms, 3600000);
 	ck_assert_uint_eq(l->health.timeout_ms, 600000);
 	ck_assert_uint_eq(l->health.rise, 100);
@@ -641,6 +645,10 @@ START_TEST(test_ranges)
 		      "bad.json: listeners[0].timeouts.connect_ms: must be an integer from 1 to 600000, got 0");
 	ck_assert_bad(LST(",'timeouts':{'idle_ms':86400001}"),
 		      "bad.json: listeners[0].timeouts.idle_ms: must be an integer from 0 to 86400000, got 86400001");
+	ck_assert_bad(LST(",'timeouts':{'fail_ms':3600001}"),
+		      "bad.json: listeners[0].timeouts.fail_ms: must be an integer from 0 to 3600000, got 3600001");
+	ck_assert_bad(LST(",'timeouts':{'fail_ms':-1}"),
+		      "bad.json: listeners[0].timeouts.fail_ms: must be an integer from 0 to 3600000, got -1");
 	ck_assert_bad(HC("'interval_ms':49"),
 		      "bad.json: listeners[0].health_check.interval_ms: must be an integer from 50 to 3600000, got 49");
 	ck_assert_bad(HC("'timeout_ms':9"),

@@ -750,7 +750,8 @@ END_TEST
  * are dropped; connect_ms is 800.  Connections that ringlb tries on the
  * hole first must wait the 800 ms (not less, and not much more), then be
  * served by "live"; the others are served at once.  Each timeout logs one
- * warning for the hole.
+ * warning for the hole.  Passive marks are off (fail_ms 0), so the hole
+ * is tried again and again; test_syn_drop_passive_mark has them on.
  */
 START_TEST(test_syn_drop_connect_timeout)
 {
@@ -759,7 +760,7 @@ START_TEST(test_syn_drop_connect_timeout)
 	struct lspec l = { .name = "web", .b = { &hole, &live }, .nb = 2,
 			   .attempts = 2,
 			   .timeouts = "{ \"connect_ms\": 800, "
-				       "\"idle_ms\": 0 }" };
+				       "\"idle_ms\": 0, \"fail_ms\": 0 }" };
 	char name[64];
 	struct h_lb lb;
 	int slow = 0, fast = 0, warns;
@@ -808,6 +809,61 @@ START_TEST(test_syn_drop_connect_timeout)
 		      "the hole, %d slow connections", warns, slow);
 	ck_assert_int_eq(h_lb_log_count(&lb, "conn=", "end=connect-failed"),
 			 0);
+	ck_assert(h_lb_running(&lb));
+}
+END_TEST
+
+/*
+ * With passive marks (fail_ms 1500) and no health checks, the hole costs
+ * one client its connect timeout; the next ones skip it at once, until the
+ * mark expires and one client finds it still dead.
+ */
+START_TEST(test_syn_drop_passive_mark)
+{
+	enum { N = 8, CONNECT_MS = 800 };
+	struct h_backend hole = { 0 }, live;
+	struct lspec l = { .name = "web", .b = { &hole, &live }, .nb = 2,
+			   .attempts = 2,
+			   .timeouts = "{ \"connect_ms\": 800, "
+				       "\"idle_ms\": 0, \"fail_ms\": 1500 }" };
+	struct h_lb lb;
+	int slow[2] = { 0 };
+
+	snprintf(hole.name, sizeof(hole.name), "hole");
+	hole.port = h_blackhole();
+	ck_assert_msg(hole.port > 0, "cannot make a black-hole port: %s",
+		      strerror(-hole.port));
+	backend_up(&live, H_NAME, "live");
+	lb_up(&lb, &l, 1);
+	for (int round = 0; round < 2; round++) {
+		for (int i = 0; i < N; i++) {
+			uint64_t t0 = h_now_ms(), dt;
+			int fd = h_connect("127.0.0.1", l.port, 3000), rc;
+			char name[64];
+
+			ck_assert_msg(fd >= 0, "connect: %s", strerror(-fd));
+			rc = h_read_line(fd, name, sizeof(name),
+					 CONNECT_MS + 5000);
+			dt = h_now_ms() - t0;
+			close(fd);
+			ck_assert_msg(rc > 0 && strcmp(name, "live") == 0,
+				      "round %d conn %d: rc %d name '%s'",
+				      round, i, rc, name);
+			if (dt >= CONNECT_MS - 20)
+				slow[round]++;
+		}
+		fprintf(stderr, "passive mark: round %d, %d of %d clients "
+			"waited for the hole\n", round, slow[round], N);
+		/* Let the mark expire (the round took under 1500 ms). */
+		h_sleep_ms(1600);
+	}
+	/* Without the mark, the hole was first for every client (above). */
+	ck_assert_msg(slow[0] == 1 && slow[1] == 1,
+		      "clients that waited for the hole: %d, then %d after "
+		      "the mark expired; want 1 and 1", slow[0], slow[1]);
+	ck_assert_int_eq(h_lb_log_count(&lb, "backend=hole",
+					"connect timed out"),
+			 2);
 	ck_assert(h_lb_running(&lb));
 }
 END_TEST
@@ -1530,6 +1586,7 @@ faults_suite(void)
 	tcase_add_test(tc, test_backend_reset_midstream);
 	tcase_add_test(tc, test_backend_never_reads);
 	tcase_add_test(tc, test_syn_drop_connect_timeout);
+	tcase_add_test(tc, test_syn_drop_passive_mark);
 
 	tc = h_tcase(s, "client", 120, teardown);
 	tcase_add_test(tc, test_client_reset_midtransfer);
