@@ -1838,6 +1838,14 @@ START_TEST(test_checks_off_and_marks)
 	ck_assert_msg(bint("app2", "fail_mark_ms") > 5000,
 		      "app2's fail_mark_ms is %lld, want most of 10000",
 		      bint("app2", "fail_mark_ms"));
+	{
+		struct h_run *r = ctl("status");
+		char *line = strstr(r->out, "app2");
+
+		ck_assert_msg(line != NULL && strstr(line, " up/marked "),
+			      "ringlbctl status does not show app2 as "
+			      "up/marked:\n%s", r->out);
+	}
 
 	/* Back, but still marked: only a client with no choice tries it. */
 	ck_assert_int_eq(h_backend_restart(&b), 0);

@@ -268,7 +268,7 @@ cmd_status(bool as_json)
 	json_array_foreach(json_object_get(st, "listeners"), i, l) {
 		json_array_foreach(json_object_get(l, "backends"), j, b) {
 			json_t *c = json_object_get(b, "check");
-			char in[32], out[32], check[64];
+			char in[32], out[32], check[64], state[32];
 
 			if (json_is_true(json_object_get(c, "enabled")))
 				snprintf(check, sizeof(check), "%s %lld ms",
@@ -276,10 +276,13 @@ cmd_status(bool as_json)
 					 num(c, "latency_ms"));
 			else
 				snprintf(check, sizeof(check), "disabled");
+			/* A passive mark: new clients skip it for now. */
+			snprintf(state, sizeof(state), "%s%s", str(b, "state"),
+				 num(b, "fail_mark_ms") > 0 ? "/marked" : "");
 			printf("%-12s %-12s %-22s %-12s %6lld %7lld %9lld "
 			       "%10s %10s %s\n",
 			       str(l, "name"), str(b, "name"),
-			       str(b, "address"), str(b, "state"),
+			       str(b, "address"), state,
 			       num(b, "weight"), num(b, "active"),
 			       num(b, "total"),
 			       human_bytes(num(b, "bytes_in"), in, sizeof(in)),
