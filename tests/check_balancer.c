@@ -60,6 +60,20 @@ pick_index(struct pool *p, struct backend *const *tried, size_t ntried)
 	return b->index;
 }
 
+/* n picks at now_ms, counted per backend index into count[3]. */
+static void
+count_picks(struct pool *p, int n, uint64_t now_ms, unsigned *count)
+{
+	memset(count, 0, 3 * sizeof(*count));
+	for (int i = 0; i < n; i++) {
+		struct backend *b = pool_pick(p, NULL, 0, now_ms);
+
+		ck_assert_ptr_nonnull(b);
+		count[b->index]++;
+		pool_release(b);
+	}
+}
+
 /*
  * A passive mark keeps a backend out of both algorithms until it expires
  * or is cleared, except when every other backend is out too.
@@ -78,12 +92,7 @@ START_TEST(passive_mark_skips_until_expiry)
 
 		f->l.fail_ms = 5000;
 		backend_mark_failed(b1, &f->l, 1000);
-		for (int i = 0; i < 60; i++) {
-			b = pool_pick(p, NULL, 0, 1000 + (uint64_t)i * 10);
-			ck_assert_ptr_nonnull(b);
-			count[b->index]++;
-			pool_release(b);
-		}
+		count_picks(p, 60, 1000, count);
 		ck_assert_uint_eq(count[1], 0);
 		ck_assert_uint_eq(count[0] + count[2], 60);
 		/* now_ms 0 looks at no mark. */
@@ -91,12 +100,7 @@ START_TEST(passive_mark_skips_until_expiry)
 			count[pick_index(p, NULL, 0)]++;
 		ck_assert_uint_gt(count[1], 0);
 		/* Expired at 6000. */
-		memset(count, 0, sizeof(count));
-		for (int i = 0; i < 30; i++) {
-			b = pool_pick(p, NULL, 0, 6000);
-			count[b->index]++;
-			pool_release(b);
-		}
+		count_picks(p, 30, 6000, count);
 		ck_assert_uint_eq(count[1], 10);
 		/* The others down: the marked one rather than nothing. */
 		backend_mark_failed(b1, &f->l, 7000);
@@ -110,12 +114,7 @@ START_TEST(passive_mark_skips_until_expiry)
 		/* A good connect lifts the mark. */
 		atomic_store(&p->backends[0]->up, true);
 		backend_mark_clear(b1);
-		memset(count, 0, sizeof(count));
-		for (int i = 0; i < 20; i++) {
-			b = pool_pick(p, NULL, 0, 7002);
-			count[b->index]++;
-			pool_release(b);
-		}
+		count_picks(p, 20, 7002, count);
 		ck_assert_uint_gt(count[1], 0);
 		/* fail_ms 0: no mark at all. */
 		f->l.fail_ms = 0;

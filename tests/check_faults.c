@@ -745,6 +745,19 @@ END_TEST
 
 /* ---- 3. a backend that swallows SYNs ---- */
 
+/* Backends "hole" (a black hole) and "live" behind l, and ringlb up. */
+static void
+hole_and_live(struct h_backend *hole, struct h_backend *live,
+	      struct lspec *l, struct h_lb *lb)
+{
+	snprintf(hole->name, sizeof(hole->name), "hole");
+	hole->port = h_blackhole();
+	ck_assert_msg(hole->port > 0, "cannot make a black-hole port: %s",
+		      strerror(-hole->port));
+	backend_up(live, H_NAME, "live");
+	lb_up(lb, l, 1);
+}
+
 /*
  * Backend "hole" is a listener whose accept queue is full, so SYNs to it
  * are dropped; connect_ms is 800.  Connections that ringlb tries on the
@@ -765,12 +778,7 @@ START_TEST(test_syn_drop_connect_timeout)
 	struct h_lb lb;
 	int slow = 0, fast = 0, warns;
 
-	snprintf(hole.name, sizeof(hole.name), "hole");
-	hole.port = h_blackhole();
-	ck_assert_msg(hole.port > 0, "cannot make a black-hole port: %s",
-		      strerror(-hole.port));
-	backend_up(&live, H_NAME, "live");
-	lb_up(&lb, &l, 1);
+	hole_and_live(&hole, &live, &l, &lb);
 	for (int i = 0; i < N; i++) {
 		uint64_t t0 = h_now_ms(), dt;
 		int fd = h_connect("127.0.0.1", l.port, 3000), rc;
@@ -829,12 +837,7 @@ START_TEST(test_syn_drop_passive_mark)
 	struct h_lb lb;
 	int slow[2] = { 0 };
 
-	snprintf(hole.name, sizeof(hole.name), "hole");
-	hole.port = h_blackhole();
-	ck_assert_msg(hole.port > 0, "cannot make a black-hole port: %s",
-		      strerror(-hole.port));
-	backend_up(&live, H_NAME, "live");
-	lb_up(&lb, &l, 1);
+	hole_and_live(&hole, &live, &l, &lb);
 	for (int round = 0; round < 2; round++) {
 		for (int i = 0; i < N; i++) {
 			uint64_t t0 = h_now_ms(), dt;
