@@ -527,105 +527,6 @@ health_spawn(struct health_checker *hc)
 	return rc;
 }
 
-/*
- * Each backend's state machine starts from its current b->up (true after
- * runtime_init), so stopping and starting the checker keeps what it knew.
- * The first probes are spread over one interval so a big pool does not
- * stampede its backends.
- */
-static void
-health_add_pool(struct health_checker *hc, struct pool *pool, uint64_t now)
-{
-	const struct cfg_health *h = &pool->cfg->health;
-
-	for (size_t i = 0; i < pool->nbackends; i++) {
-		struct backend *b = pool->backends[i];
-		struct health_probe *p = &hc->probes[hc->nprobes++];
-
-		p->pool = pool;
-		p->b = b;
-		p->cfg = h;
-		p->fd = -1;
-		p->phase = HP_IDLE;
-		health_sm_init(&b->hsm, h->rise, h->fall,
-			       atomic_load_explicit(&b->up,
-						    memory_order_acquire));
-		p->due = now + health_random(hc, health_interval_ns(p));
-		health_heap_push(hc, p);
-	}
-}
-
-int
-health_start(struct runtime *rt)
-{
-	struct health_checker *hc;
-	size_t n = 0;
-	uint64_t now;
-	int rc;
-
-	if (rt->health)
-		return -EBUSY;
-	for (size_t i = 0; i < rt->npools; i++)
-		if (rt->pools[i].cfg->health.enabled)
-			n += rt->pools[i].nbackends;
-	if (n == 0) {
-		/* Nothing to probe: no thread, and health_stop() is a no-op. */
-		log_debug("health: no pool has health checks enabled");
-		return 0;
-	}
-
-	hc = calloc(1, sizeof(*hc));
-	if (!hc)
-		return -ENOMEM;
-	hc->wake_fd = -1;
-	hc->probes = calloc(n, sizeof(*hc->probes));
-	hc->heap = calloc(n, sizeof(struct health_probe *));
-	if (!hc->probes || !hc->heap) {
-		rc = -ENOMEM;
-		goto out_free;
-	}
-	hc->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (hc->wake_fd < 0) {
-		rc = -errno;
-		log_error("health: eventfd: %s", strerror(errno));
-		goto out_free;
-	}
-	hc->pfd[0].fd = hc->wake_fd;
-	hc->pfd[0].events = POLLIN;
-
-	now = health_now();
-	hc->rng = now ^ ((uint64_t)(uintptr_t)hc << 17);
-	if (hc->rng == 0)
-		hc->rng = 0x9e3779b97f4a7c15ULL;
-	for (size_t i = 0; i < rt->npools; i++)
-		if (rt->pools[i].cfg->health.enabled)
-			health_add_pool(hc, &rt->pools[i], now);
-
-	rc = health_spawn(hc);
-	if (rc < 0)
-		goto out_free;
-	rt->health = hc;
-	log_info("health: checking %zu backends", n);
-	return 0;
-
-out_free:
-	health_free(hc);
-	return rc;
-}
-
-/* In-flight probes are dropped. */
-void
-health_stop(struct runtime *rt)
-{
-	struct health_checker *hc = rt->health;
-
-	if (!hc)
-		return;
-	health_join(hc);
-	health_free(hc);
-	rt->health = NULL;
-}
-
 /* Would a probe started under a send, expect or time out differently? */
 static bool
 health_probe_same(const struct cfg_health *a, const struct cfg_health *b)
@@ -674,6 +575,134 @@ health_carry(struct health_checker *hc, struct health_probe *p,
 		p->due = now + health_random(hc, interval);
 }
 
+/* Backends of rt that are to be checked. */
+static size_t
+health_count(const struct runtime *rt)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < rt->npools; i++)
+		if (rt->pools[i].cfg->health.enabled)
+			n += rt->pools[i].nbackends;
+	return n;
+}
+
+/*
+ * Add a probe for every backend of pool.  One that old[0..nold) probed
+ * (a reload carried it) goes on as it was (health_carry).  Any other
+ * starts from its current b->up (true after runtime_init), its first probe
+ * at a random point of one interval so a big pool does not stampede its
+ * backends.
+ */
+static void
+health_add_pool(struct health_checker *hc, struct pool *pool, uint64_t now,
+		struct health_probe *old, size_t nold)
+{
+	const struct cfg_health *h = &pool->cfg->health;
+
+	for (size_t i = 0; i < pool->nbackends; i++) {
+		struct backend *b = pool->backends[i];
+		struct health_probe *p = &hc->probes[hc->nprobes++];
+		size_t k = b->hprobe;
+
+		p->pool = pool;
+		p->b = b;
+		p->cfg = h;
+		p->fd = -1;
+		p->phase = HP_IDLE;
+		if (k < nold && old[k].b == b) {
+			health_carry(hc, p, &old[k], now);
+		} else {
+			health_sm_init(&b->hsm, h->rise, h->fall,
+				       atomic_load_explicit(
+					       &b->up, memory_order_acquire));
+			p->due = now + health_random(hc,
+						     health_interval_ns(p));
+		}
+		if (p->phase == HP_IDLE)
+			health_heap_push(hc, p);
+		else if (hc->nflight < HEALTH_MAX_INFLIGHT)
+			hc->flight[hc->nflight++] = p;
+		else {
+			/* Cannot happen: at most that many were. */
+			close(p->fd);
+			p->fd = -1;
+			p->phase = HP_IDLE;
+			p->due = now;
+			health_heap_push(hc, p);
+		}
+	}
+}
+
+int
+health_start(struct runtime *rt)
+{
+	struct health_checker *hc;
+	size_t n;
+	uint64_t now;
+	int rc;
+
+	if (rt->health)
+		return -EBUSY;
+	n = health_count(rt);
+	if (n == 0) {
+		/* Nothing to probe: no thread, and health_stop() is a no-op. */
+		log_debug("health: no pool has health checks enabled");
+		return 0;
+	}
+
+	hc = calloc(1, sizeof(*hc));
+	if (!hc)
+		return -ENOMEM;
+	hc->wake_fd = -1;
+	hc->probes = calloc(n, sizeof(*hc->probes));
+	hc->heap = calloc(n, sizeof(struct health_probe *));
+	if (!hc->probes || !hc->heap) {
+		rc = -ENOMEM;
+		goto out_free;
+	}
+	hc->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (hc->wake_fd < 0) {
+		rc = -errno;
+		log_error("health: eventfd: %s", strerror(errno));
+		goto out_free;
+	}
+	hc->pfd[0].fd = hc->wake_fd;
+	hc->pfd[0].events = POLLIN;
+
+	now = health_now();
+	hc->rng = now ^ ((uint64_t)(uintptr_t)hc << 17);
+	if (hc->rng == 0)
+		hc->rng = 0x9e3779b97f4a7c15ULL;
+	for (size_t i = 0; i < rt->npools; i++)
+		if (rt->pools[i].cfg->health.enabled)
+			health_add_pool(hc, &rt->pools[i], now, NULL, 0);
+
+	rc = health_spawn(hc);
+	if (rc < 0)
+		goto out_free;
+	rt->health = hc;
+	log_info("health: checking %zu backends", n);
+	return 0;
+
+out_free:
+	health_free(hc);
+	return rc;
+}
+
+/* In-flight probes are dropped. */
+void
+health_stop(struct runtime *rt)
+{
+	struct health_checker *hc = rt->health;
+
+	if (!hc)
+		return;
+	health_join(hc);
+	health_free(hc);
+	rt->health = NULL;
+}
+
 /*
  * A pool whose checks are off counts every backend as up; one a reload
  * carried over while down would otherwise stay down for good.  Call with
@@ -719,7 +748,7 @@ health_reload(struct runtime *cur, struct runtime *rt)
 {
 	struct health_checker *hc = cur->health;
 	struct health_probe *probes, **heap, *oldp;
-	size_t n = 0, oldn;
+	size_t n, oldn;
 	uint64_t now;
 	int rc;
 
@@ -727,9 +756,7 @@ health_reload(struct runtime *cur, struct runtime *rt)
 		health_unchecked_up(rt);
 		return health_start(rt);
 	}
-	for (size_t i = 0; i < rt->npools; i++)
-		if (rt->pools[i].cfg->health.enabled)
-			n += rt->pools[i].nbackends;
+	n = health_count(rt);
 	if (n == 0) {
 		health_stop(cur);
 		health_unchecked_up(rt);
@@ -759,46 +786,9 @@ health_reload(struct runtime *cur, struct runtime *rt)
 	hc->nheap = 0;
 	hc->nflight = 0;
 	now = health_now();
-	for (size_t i = 0; i < rt->npools; i++) {
-		struct pool *pool = &rt->pools[i];
-
-		if (!pool->cfg->health.enabled)
-			continue;
-		for (size_t j = 0; j < pool->nbackends; j++) {
-			struct backend *b = pool->backends[j];
-			struct health_probe *p = &hc->probes[hc->nprobes++];
-			size_t k = b->hprobe;
-
-			p->pool = pool;
-			p->b = b;
-			p->cfg = &pool->cfg->health;
-			p->fd = -1;
-			p->phase = HP_IDLE;
-			if (k < oldn && oldp[k].b == b) {
-				health_carry(hc, p, &oldp[k], now);
-			} else {
-				health_sm_init(&b->hsm, p->cfg->rise,
-					       p->cfg->fall,
-					       atomic_load_explicit(
-						       &b->up,
-						       memory_order_acquire));
-				p->due = now + health_random(
-						       hc, health_interval_ns(p));
-			}
-			if (p->phase == HP_IDLE)
-				health_heap_push(hc, p);
-			else if (hc->nflight < HEALTH_MAX_INFLIGHT)
-				hc->flight[hc->nflight++] = p;
-			else {
-				/* Cannot happen: at most that many were. */
-				close(p->fd);
-				p->fd = -1;
-				p->phase = HP_IDLE;
-				p->due = now;
-				health_heap_push(hc, p);
-			}
-		}
-	}
+	for (size_t i = 0; i < rt->npools; i++)
+		if (rt->pools[i].cfg->health.enabled)
+			health_add_pool(hc, &rt->pools[i], now, oldp, oldn);
 	/* Probes of backends that are gone. */
 	for (size_t i = 0; i < oldn; i++)
 		if (oldp[i].b && oldp[i].fd >= 0)
