@@ -340,24 +340,6 @@ END_TEST
 static char sock[160];
 static struct h_lb lb;
 
-static void
-teardown(void)
-{
-	h_passed();
-	h_cleanup();
-}
-
-static void
-backend_up(struct h_backend *b, const char *name)
-{
-	int rc;
-
-	h_label(tcase_name());
-	rc = h_backend_start(b, H_NAME, name);
-	ck_assert_msg(rc == 0, "backend %s did not start: %s", name,
-		      strerror(-rc));
-}
-
 /* Start ringlb on json ("@DIR@" is its temp dir); wait for port. */
 static void
 lb_up(const char *json, int port)
@@ -554,33 +536,17 @@ close_all(int *fds, int n)
 		}
 }
 
-/* ringlbctl next to the ringlb under test, or $RINGLBCTL_BIN. */
-static const char *
-ctl_bin(void)
-{
-	static char path[PATH_MAX + 16];
-	const char *env = getenv("RINGLBCTL_BIN");
-	char *slash;
-
-	if (env != NULL && env[0] != '\0')
-		return env;
-	ck_assert_msg(realpath(h_lb_bin(), path) != NULL, "%s: %s",
-		      h_lb_bin(), strerror(errno));
-	slash = strrchr(path, '/');
-	snprintf(slash + 1, sizeof(path) - (size_t)(slash + 1 - path),
-		 "ringlbctl");
-	return path;
-}
-
 /* `ringlbctl status` shows each line given among its listener totals. */
 static void
 assert_ctl_refused(const char *want1, const char *want2)
 {
 	static struct h_run r;
-	const char *argv[] = { ctl_bin(), "-s", sock, "status", NULL };
+	const char *argv[] = { h_ctl_bin(), "-s", sock, "status", NULL };
 	const char *want[] = { want1, want2 };
-	int rc = h_run(argv, 10000, &r);
+	int rc;
 
+	ck_assert_msg(argv[0] != NULL, "ringlbctl: %s", strerror(errno));
+	rc = h_run(argv, 10000, &r);
 	ck_assert_msg(rc == 0 && !r.timed_out && WIFEXITED(r.status) &&
 			      WEXITSTATUS(r.status) == 0,
 		      "ringlbctl status: rc %d status 0x%x: %s", rc, r.status,
@@ -609,7 +575,7 @@ START_TEST(test_acl)
 	uint64_t t0, ms;
 	int denied = 0, lines, lines0;
 
-	backend_up(&b, "b1");
+	h_backend_up(&b, H_NAME, "b1");
 	cfg_head(&j, NULL);
 	h_str_printf(&j,
 		     "{ \"name\": \"v4\", \"listen\": \"127.0.0.1:%d\",\n"
@@ -695,7 +661,7 @@ START_TEST(test_listener_max)
 	int port = h_free_port(), fds[4];
 	char name[64];
 
-	backend_up(&b, "b1");
+	h_backend_up(&b, H_NAME, "b1");
 	cfg_head_admin(&j, NULL, ", \"mode\": \"0666\"");
 	h_str_printf(&j,
 		     "{ \"name\": \"web\", \"listen\": \"127.0.0.1:%d\",\n"
@@ -749,7 +715,7 @@ START_TEST(test_source_limit)
 	json_t *st, *ws, *w;
 	size_t i;
 
-	backend_up(&b, "b1");
+	h_backend_up(&b, H_NAME, "b1");
 	cfg_head(&j, NULL);
 	h_str_printf(&j,
 		     "{ \"name\": \"web\", \"listen\": \"127.0.0.1:%d\",\n"
@@ -823,7 +789,7 @@ START_TEST(test_source_rate)
 	int port = h_free_port(), served = 0, reset = 0;
 	uint64_t t0, ms;
 
-	backend_up(&b, "b1");
+	h_backend_up(&b, H_NAME, "b1");
 	cfg_head(&j, NULL);
 	h_str_printf(&j,
 		     "{ \"name\": \"web\", \"listen\": \"127.0.0.1:%d\",\n"
@@ -909,8 +875,8 @@ START_TEST(test_backend_max)
 	int port[2] = { h_free_port(), h_free_port() };
 	char name[64], lname[8];
 
-	backend_up(&b1, "b1");
-	backend_up(&b2, "b2");
+	h_backend_up(&b1, H_NAME, "b1");
+	h_backend_up(&b2, H_NAME, "b2");
 	cfg_head(&j, NULL);
 	for (int l = 0; l < 2; l++)
 		h_str_printf(&j,
@@ -1076,8 +1042,8 @@ START_TEST(test_privdrop)
 		fprintf(stderr, "test_privdrop: skipped: needs root\n");
 		return;
 	}
-	backend_up(&b1, "b1");
-	backend_up(&b2, "b2");
+	h_backend_up(&b1, H_NAME, "b1");
+	h_backend_up(&b2, H_NAME, "b2");
 	h_label(tcase_name());
 	ck_assert_int_eq(h_lb_mkdir(&lb), 0);
 	/* nobody must read the config to reload it. */
@@ -1198,21 +1164,21 @@ access_suite(void)
 	Suite *s = suite_create("access");
 	TCase *tc;
 
-	tc = h_tcase(s, "unit", 60, teardown);
+	tc = h_tcase(s, "unit", 60, h_teardown);
 	tcase_add_test(tc, test_acl_match);
 	tcase_add_test(tc, test_srctab_limit);
 	tcase_add_test(tc, test_srctab_rate);
 	tcase_add_test(tc, test_srctab_full);
 	tcase_add_test(tc, test_srctab_threads);
 
-	tc = h_tcase(s, "limits", 90, teardown);
+	tc = h_tcase(s, "limits", 90, h_teardown);
 	tcase_add_test(tc, test_acl);
 	tcase_add_test(tc, test_listener_max);
 	tcase_add_test(tc, test_source_limit);
 	tcase_add_test(tc, test_source_rate);
 	tcase_add_test(tc, test_backend_max);
 
-	tc = h_tcase(s, "privileges", 90, teardown);
+	tc = h_tcase(s, "privileges", 90, h_teardown);
 	tcase_add_test(tc, test_privdrop);
 	return s;
 }

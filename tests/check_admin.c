@@ -161,24 +161,6 @@ lb_up(struct h_lb *lb, struct cfg *c)
 		      "%s", sock, strerror(-rc));
 }
 
-static void
-backend_up(struct h_backend *b, enum h_mode mode, const char *name)
-{
-	int rc;
-
-	h_label(tcase_name());
-	rc = h_backend_start(b, mode, name);
-	ck_assert_msg(rc == 0, "backend %s did not start: %s", name,
-		      strerror(-rc));
-}
-
-static void
-teardown(void)
-{
-	h_passed();
-	h_cleanup();
-}
-
 /* ---- the admin API ---- */
 
 static char last_body[8192];	/* body of the last api() reply */
@@ -794,8 +776,8 @@ START_TEST(test_api_basics)
 		"weight=3",
 	};
 
-	backend_up(&a, H_NAME, "app1");
-	backend_up(&b, H_NAME, "app2");
+	h_backend_up(&a, H_NAME, "app1");
+	h_backend_up(&b, H_NAME, "app2");
 	web(&c, bs, 2);
 	lb_up(&lb, &c);
 	spread(c.l[0].port, 2, bs, 2, counts);
@@ -1036,8 +1018,8 @@ START_TEST(test_ctl_verbs)
 	size_t i;
 	int fd;
 
-	backend_up(&a, H_NAME, "app1");
-	backend_up(&b, H_NAME, "app2");
+	h_backend_up(&a, H_NAME, "app1");
+	h_backend_up(&b, H_NAME, "app2");
 	web(&c, bs, 2);
 	lb_up(&lb, &c);
 
@@ -1237,8 +1219,8 @@ START_TEST(test_drain_open)
 	int fa[3], fb[3], na = 0, nb = 0, counts[2], fd;
 	char name[64], what[64];
 
-	backend_up(&a, H_NAME, "app1");
-	backend_up(&b, H_NAME, "app2");
+	h_backend_up(&a, H_NAME, "app1");
+	h_backend_up(&b, H_NAME, "app2");
 	web(&c, bs, 2);
 	lb_up(&lb, &c);
 	for (int i = 0; i < 6; i++) {
@@ -1338,8 +1320,8 @@ START_TEST(test_drain_wait)
 	uint64_t t0, t1, t2;
 	pid_t pid;
 
-	backend_up(&a, H_NAME, "app1");
-	backend_up(&b, H_NAME, "app2");
+	h_backend_up(&a, H_NAME, "app1");
+	h_backend_up(&b, H_NAME, "app2");
 	web(&c, bs, 2);
 	lb_up(&lb, &c);
 	for (int i = 0; i < 4; i++) {
@@ -1419,8 +1401,8 @@ START_TEST(test_drain_timeout)
 	uint64_t t0, el;
 	json_t *j;
 
-	backend_up(&a, H_HOLD, "app1");
-	backend_up(&b, H_HOLD, "app2");
+	h_backend_up(&a, H_HOLD, "app1");
+	h_backend_up(&b, H_HOLD, "app2");
 	web(&c, bs, 2);
 	lb_up(&lb, &c);
 	for (int i = 0; i < 4; i++) {
@@ -1507,8 +1489,8 @@ START_TEST(test_maint_health)
 	int counts[2];
 	json_t *j, *chk;
 
-	backend_up(&a, H_NAME, "app1");
-	backend_up(&b, H_NAME, "app2");
+	h_backend_up(&a, H_NAME, "app1");
+	h_backend_up(&b, H_NAME, "app2");
 	web(&c, bs, 2);
 	c.l[0].health = FAST_HEALTH;
 	lb_up(&lb, &c);
@@ -1621,8 +1603,8 @@ START_TEST(test_weight)
 	int counts[2];
 	json_t *j;
 
-	backend_up(&a, H_NAME, "app1");
-	backend_up(&b, H_NAME, "app2");
+	h_backend_up(&a, H_NAME, "app1");
+	h_backend_up(&b, H_NAME, "app2");
 	web(&c, bs, 2);
 	lb_up(&lb, &c);
 	weight_set("app1", 3);
@@ -1669,7 +1651,7 @@ START_TEST(test_weight)
 	/* Same name, new address: a new backend, nothing carried over. */
 	backend_set("app2", "maint", "maintenance");
 	weight_set("app2", 9);
-	backend_up(&b2, H_NAME, "app2");
+	h_backend_up(&b2, H_NAME, "app2");
 	c.l[0].b[1] = &b2;
 	cfg_write(&lb, &c);
 	j = api_ok("POST", "/reload", NULL);
@@ -1697,9 +1679,9 @@ START_TEST(test_reload_valid)
 	char socks[256], now[256];
 	long long gen;
 
-	backend_up(&a, H_NAME, "app1");
-	backend_up(&b, H_NAME, "app2");
-	backend_up(&c3, H_NAME, "app3");
+	h_backend_up(&a, H_NAME, "app1");
+	h_backend_up(&b, H_NAME, "app2");
+	h_backend_up(&c3, H_NAME, "app3");
 	web(&c, bs, 2);
 	lb_up(&lb, &c);
 	port = c.l[0].port;
@@ -1811,8 +1793,8 @@ START_TEST(test_checks_off_and_marks)
 	int counts[2], fd;
 	char name[64];
 
-	backend_up(&a, H_NAME, "app1");
-	backend_up(&b, H_NAME, "app2");
+	h_backend_up(&a, H_NAME, "app1");
+	h_backend_up(&b, H_NAME, "app2");
 	web(&c, bs, 2);
 	c.l[0].health = FAST_HEALTH;
 	lb_up(&lb, &c);
@@ -1878,8 +1860,8 @@ START_TEST(test_reload_invalid)
 	int fd, counts[2], status;
 	long long gen;
 
-	backend_up(&a, H_NAME, "app1");
-	backend_up(&b, H_NAME, "app2");
+	h_backend_up(&a, H_NAME, "app1");
+	h_backend_up(&b, H_NAME, "app2");
 	web(&c, bs, 2);
 	lb_up(&lb, &c);
 	ck_assert_int_eq(h_get_name("127.0.0.1", c.l[0].port, name, sizeof(name), &fd), 0);
@@ -2085,8 +2067,8 @@ START_TEST(test_reload_under_load)
 	char socks[256], now[256];
 	long long gen;
 
-	backend_up(&a, H_ECHO, "e1");
-	backend_up(&b, H_ECHO, "e2");
+	h_backend_up(&a, H_ECHO, "e1");
+	h_backend_up(&b, H_ECHO, "e2");
 	web(&cx, bs, 2);
 	lb_up(&lb, &cx);
 	cy = cx;
@@ -2487,7 +2469,7 @@ START_TEST(test_metrics)
 	int nworkers = 0;
 	json_t *st;
 
-	backend_up(&e1, H_ECHO, "e1");
+	h_backend_up(&e1, H_ECHO, "e1");
 	h_backend_dead(&e2, H_ECHO, "e2");
 	web(&c, bs, 2);
 	c.l[0].health = "{ \"interval_ms\": 200, \"timeout_ms\": 100, "
@@ -2627,7 +2609,7 @@ START_TEST(test_socket_file)
 	unsigned mode;
 	int rc;
 
-	backend_up(&a, H_NAME, "app1");
+	h_backend_up(&a, H_NAME, "app1");
 	web(&c, bs, 1);
 	lb_up(&lb, &c);
 	snprintf(path, sizeof(path), "%s", sock);
@@ -2720,8 +2702,8 @@ START_TEST(test_slow_admin_client)
 	uint64_t t0;
 	json_t *j;
 
-	backend_up(&a, H_NAME, "app1");
-	backend_up(&b, H_NAME, "app2");
+	h_backend_up(&a, H_NAME, "app1");
+	h_backend_up(&b, H_NAME, "app2");
 	web(&c, bs, 2);
 	lb_up(&lb, &c);
 	/* Half a request, a request line only, and nothing at all. */
@@ -2767,7 +2749,7 @@ START_TEST(test_admin_tcp)
 	json_error_t e;
 	int port = h_free_port(), rc;
 
-	backend_up(&a, H_NAME, "app1");
+	h_backend_up(&a, H_NAME, "app1");
 	web(&c, bs, 1);
 	snprintf(extra, sizeof(extra), "\"listen\": \"127.0.0.1:%d\"", port);
 	c.admin_extra = extra;
@@ -2795,25 +2777,25 @@ admin_suite(void)
 	Suite *s = suite_create("admin");
 	TCase *tc;
 
-	tc = h_tcase(s, "api", 60, teardown);
+	tc = h_tcase(s, "api", 60, h_teardown);
 	tcase_add_test(tc, test_api_basics);
 	tcase_add_test(tc, test_ctl_verbs);
 	tcase_add_test(tc, test_metrics);
 
-	tc = h_tcase(s, "states", 60, teardown);
+	tc = h_tcase(s, "states", 60, h_teardown);
 	tcase_add_test(tc, test_drain_open);
 	tcase_add_test(tc, test_drain_wait);
 	tcase_add_test(tc, test_drain_timeout);
 	tcase_add_test(tc, test_maint_health);
 	tcase_add_test(tc, test_weight);
 
-	tc = h_tcase(s, "reload", 90, teardown);
+	tc = h_tcase(s, "reload", 90, h_teardown);
 	tcase_add_test(tc, test_reload_valid);
 	tcase_add_test(tc, test_checks_off_and_marks);
 	tcase_add_test(tc, test_reload_invalid);
 	tcase_add_test(tc, test_reload_under_load);
 
-	tc = h_tcase(s, "socket", 60, teardown);
+	tc = h_tcase(s, "socket", 60, h_teardown);
 	tcase_add_test(tc, test_socket_file);
 	tcase_add_test(tc, test_slow_admin_client);
 	tcase_add_test(tc, test_admin_tcp);
@@ -2823,30 +2805,15 @@ admin_suite(void)
 int
 main(void)
 {
-	char abs[PATH_MAX], ctl_path[PATH_MAX + 16];
-	const char *env = getenv("RINGLBCTL_BIN");
+	const char *ctl = h_ctl_bin();
 
-	if (realpath(h_lb_bin(), abs) == NULL || access(abs, X_OK) != 0) {
-		fprintf(stderr, "check_admin: %s is not an executable (set "
-			"RINGLB_BIN)\n", h_lb_bin());
+	if (ctl == NULL || access(ctl, X_OK) != 0) {
+		fprintf(stderr, "check_admin: no ringlbctl executable next to "
+			"%s (set RINGLBCTL_BIN): %s\n", h_lb_bin(),
+			strerror(errno));
 		return 1;
 	}
-	if (env != NULL && env[0] != '\0') {
-		if (realpath(env, ctl_path) == NULL) {
-			fprintf(stderr, "check_admin: RINGLBCTL_BIN=%s: %s\n",
-				env, strerror(errno));
-			return 1;
-		}
-	} else {
-		snprintf(ctl_path, sizeof(ctl_path), "%s", abs);
-		*strrchr(ctl_path, '/') = '\0';
-		strcat(ctl_path, "/ringlbctl");
-	}
-	if (access(ctl_path, X_OK) != 0) {
-		fprintf(stderr, "check_admin: %s is not an executable (set "
-			"RINGLBCTL_BIN)\n", ctl_path);
-		return 1;
-	}
-	setenv("RINGLBCTL_BIN", ctl_path, 1);
+	/* Absolute, for children that run elsewhere. */
+	setenv("RINGLBCTL_BIN", ctl, 1);
 	return h_run_suite("check_admin", admin_suite());
 }

@@ -141,17 +141,6 @@ lb_up(struct h_lb *lb, struct lspec *l, size_t nl)
 		}
 }
 
-static void
-backend_up(struct h_backend *b, enum h_mode mode, const char *name)
-{
-	int rc;
-
-	h_label(tcase_name());
-	rc = h_backend_start(b, mode, name);
-	ck_assert_msg(rc == 0, "backend %s did not start: %s", name,
-		      strerror(-rc));
-}
-
 /* ringlb's fd count once it has been the same for 300 ms. */
 static int
 stable_fds(const struct h_lb *lb)
@@ -167,13 +156,6 @@ stable_fds(const struct h_lb *lb)
 		h_sleep_ms(300);
 	}
 	return last;
-}
-
-static void
-teardown(void)
-{
-	h_passed();
-	h_cleanup();
 }
 
 /* ---- many echo connections through one poll loop ---- */
@@ -523,8 +505,8 @@ START_TEST(test_backend_reset_midstream)
 	struct h_lb lb;
 	int idle, n;
 
-	backend_up(&a, H_CMD, "a");
-	backend_up(&b, H_CMD, "b");
+	h_backend_up(&a, H_CMD, "a");
+	h_backend_up(&b, H_CMD, "b");
 	lb_up(&lb, &l, 1);
 	idle = stable_fds(&lb);
 	for (unsigned i = 0; i < N; i++) {
@@ -691,8 +673,8 @@ START_TEST(test_backend_never_reads)
 	struct h_lb lb;
 	long rss0, rss1, rss2;
 
-	backend_up(&st, H_STALL, "stall");
-	backend_up(&e, H_ECHO, "echo");
+	h_backend_up(&st, H_STALL, "stall");
+	h_backend_up(&e, H_ECHO, "echo");
 	lb_up(&lb, l, 2);
 	h_sleep_ms(300);
 	rss0 = h_lb_rss_kb(&lb);
@@ -754,7 +736,7 @@ hole_and_live(struct h_backend *hole, struct h_backend *live,
 	hole->port = h_blackhole();
 	ck_assert_msg(hole->port > 0, "cannot make a black-hole port: %s",
 		      strerror(-hole->port));
-	backend_up(live, H_NAME, "live");
+	h_backend_up(live, H_NAME, "live");
 	lb_up(lb, l, 1);
 }
 
@@ -888,8 +870,8 @@ START_TEST(test_client_reset_midtransfer)
 	struct h_lb lb;
 	int idle, n;
 
-	backend_up(&a, H_ECHO, "a");
-	backend_up(&b, H_ECHO, "b");
+	h_backend_up(&a, H_ECHO, "a");
+	h_backend_up(&b, H_ECHO, "b");
 	lb_up(&lb, &l, 1);
 	idle = stable_fds(&lb);
 	for (unsigned i = 0; i < N; i++) {
@@ -967,8 +949,8 @@ START_TEST(test_client_never_reads)
 	ck_assert(buf);
 	src.source_seed = 4242;
 	src.source_len = 1024ULL * MIB;
-	backend_up(&src, H_SOURCE, "src");
-	backend_up(&e, H_ECHO, "echo");
+	h_backend_up(&src, H_SOURCE, "src");
+	h_backend_up(&e, H_ECHO, "echo");
 	lb_up(&lb, l, 2);
 	idle = stable_fds(&lb);
 	rss0 = h_lb_rss_kb(&lb);
@@ -1175,7 +1157,7 @@ START_TEST(test_trickle_1000)
 			"UNDER_TSAN)\n");
 		return;
 	}
-	backend_up(&e, H_ECHO, "echo");
+	h_backend_up(&e, H_ECHO, "echo");
 	lb_up(&lb, &l, 1);
 	idle = stable_fds(&lb);
 	probe = h_connect("127.0.0.1", l.port, 3000);
@@ -1275,8 +1257,8 @@ START_TEST(test_fd_exhaustion_bulk)
 	struct rlimit rl;
 	struct h_lb lb;
 
-	backend_up(&e, H_ECHO, "echo");
-	backend_up(&hold, H_HOLD, "hold");
+	h_backend_up(&e, H_ECHO, "echo");
+	h_backend_up(&hold, H_HOLD, "hold");
 	lb_up(&lb, l, 2);
 	idle = stable_fds(&lb);
 	for (unsigned i = 0; i < NB; i++) {
@@ -1429,9 +1411,9 @@ START_TEST(test_flapping_backend)
 	int idle, n;
 
 	ck_assert(c);
-	backend_up(&a, H_NAME, "a");
-	backend_up(&b, H_NAME, "b");
-	backend_up(&cc, H_NAME, "c");
+	h_backend_up(&a, H_NAME, "a");
+	h_backend_up(&b, H_NAME, "b");
+	h_backend_up(&cc, H_NAME, "c");
 	lb_up(&lb, &l, 1);
 	idle = stable_fds(&lb);
 	for (unsigned i = 0; i < N; i++) {
@@ -1534,9 +1516,9 @@ START_TEST(test_kill9_during_200)
 	struct h_lb lb;
 	int idle, n;
 
-	backend_up(&a, H_NAME, "a");
-	backend_up(&b, H_NAME, "b");
-	backend_up(&cc, H_NAME, "c");
+	h_backend_up(&a, H_NAME, "a");
+	h_backend_up(&b, H_NAME, "b");
+	h_backend_up(&cc, H_NAME, "c");
 	lb_up(&lb, &l, 1);
 	idle = stable_fds(&lb);
 	for (unsigned i = 0; i < N; i++) {
@@ -1585,21 +1567,21 @@ faults_suite(void)
 	Suite *s = suite_create("faults");
 	TCase *tc;
 
-	tc = h_tcase(s, "backend", 120, teardown);
+	tc = h_tcase(s, "backend", 120, h_teardown);
 	tcase_add_test(tc, test_backend_reset_midstream);
 	tcase_add_test(tc, test_backend_never_reads);
 	tcase_add_test(tc, test_syn_drop_connect_timeout);
 	tcase_add_test(tc, test_syn_drop_passive_mark);
 
-	tc = h_tcase(s, "client", 120, teardown);
+	tc = h_tcase(s, "client", 120, h_teardown);
 	tcase_add_test(tc, test_client_reset_midtransfer);
 	tcase_add_test(tc, test_client_never_reads);
 	tcase_add_test(tc, test_trickle_1000);
 
-	tc = h_tcase(s, "fds", 120, teardown);
+	tc = h_tcase(s, "fds", 120, h_teardown);
 	tcase_add_test(tc, test_fd_exhaustion_bulk);
 
-	tc = h_tcase(s, "death", 150, teardown);
+	tc = h_tcase(s, "death", 150, h_teardown);
 	tcase_add_test(tc, test_flapping_backend);
 	tcase_add_test(tc, test_kill9_during_200);
 	return s;

@@ -115,17 +115,6 @@ lb_up(struct h_lb *lb, struct spec *s)
 		      rc == -ECHILD ? "it exited" : strerror(-rc));
 }
 
-static void
-backend_up(struct h_backend *b, enum h_mode mode, const char *name)
-{
-	int rc;
-
-	h_label(tcase_name());
-	rc = h_backend_start(b, mode, name);
-	ck_assert_msg(rc == 0, "backend %s did not start: %s", name,
-		      strerror(-rc));
-}
-
 static const char *
 errstr(int rc)
 {
@@ -198,13 +187,6 @@ count_lines(const char *s)
 		if (*s == '\n')
 			n++;
 	return n;
-}
-
-static void
-teardown(void)
-{
-	h_passed();
-	h_cleanup();
 }
 
 /* ---- 1. configuration ---- */
@@ -458,7 +440,7 @@ START_TEST(test_verbose_flag)
 	char name[NAME_MAX_LEN], *json;
 	int rc;
 
-	backend_up(&a, H_NAME, "app1");
+	h_backend_up(&a, H_NAME, "app1");
 	lb_up(&quiet, &s);
 	rc = h_get_name("127.0.0.1", s.port, name, sizeof(name), NULL);
 	ck_assert_msg(rc == 0, "connect: %s", errstr(rc));
@@ -489,9 +471,9 @@ START_TEST(test_rr_equal)
 	char name[NAME_MAX_LEN], seq[64];
 	int count[3] = { 0 }, prev = -1;
 
-	backend_up(&a, H_NAME, "rr-a");
-	backend_up(&b, H_NAME, "rr-b");
-	backend_up(&c, H_NAME, "rr-c");
+	h_backend_up(&a, H_NAME, "rr-a");
+	h_backend_up(&b, H_NAME, "rr-b");
+	h_backend_up(&c, H_NAME, "rr-c");
 	lb_up(&lb, &s);
 	for (int i = 0; i < 30; i++) {
 		int rc = h_get_name("127.0.0.1", s.port, name, sizeof(name),
@@ -525,8 +507,8 @@ START_TEST(test_rr_weighted)
 	char name[NAME_MAX_LEN], seq[64];
 	int count[2] = { 0 }, run = 0, maxrun = 0, lrun = 0, maxlrun = 0;
 
-	backend_up(&heavy, H_NAME, "heavy");
-	backend_up(&light, H_NAME, "light");
+	h_backend_up(&heavy, H_NAME, "heavy");
+	h_backend_up(&light, H_NAME, "light");
 	lb_up(&lb, &s);
 	for (int i = 0; i < 40; i++) {
 		int rc = h_get_name("127.0.0.1", s.port, name, sizeof(name),
@@ -583,9 +565,9 @@ START_TEST(test_lc_hold)
 	char name[NAME_MAX_LEN];
 	int fd[10], on[10], count[3] = { 0 }, x, y, z, closed_x = 0;
 
-	backend_up(&a, H_HOLD, "lc-a");
-	backend_up(&b, H_HOLD, "lc-b");
-	backend_up(&c, H_HOLD, "lc-c");
+	h_backend_up(&a, H_HOLD, "lc-a");
+	h_backend_up(&b, H_HOLD, "lc-b");
+	h_backend_up(&c, H_HOLD, "lc-c");
 	lb_up(&lb, &s);
 
 	/* Six held connections opened one by one spread 2/2/2. */
@@ -670,8 +652,8 @@ START_TEST(test_lc_weighted)
 	char name[NAME_MAX_LEN];
 	int fd[6], count[2] = { 0 };
 
-	backend_up(&a, H_HOLD, "lcw-a");
-	backend_up(&b, H_HOLD, "lcw-b");
+	h_backend_up(&a, H_HOLD, "lcw-a");
+	h_backend_up(&b, H_HOLD, "lcw-b");
 	lb_up(&lb, &s);
 	/* Fewest active/weight first: any tie order ends at 4/2. */
 	for (int i = 0; i < 6; i++) {
@@ -718,7 +700,7 @@ START_TEST(test_bulk_echo_64m)
 	uint64_t t0;
 	int fd;
 
-	backend_up(&e, H_ECHO, "echo");
+	h_backend_up(&e, H_ECHO, "echo");
 	lb_up(&lb, &s);
 	fd = connect_lb(&s);
 	t0 = h_now_ms();
@@ -745,7 +727,7 @@ START_TEST(test_bulk_upload_64m)
 	struct h_lb lb;
 	int fd;
 
-	backend_up(&k, H_SINK, "sink");
+	h_backend_up(&k, H_SINK, "sink");
 	lb_up(&lb, &s);
 	fd = connect_lb(&s);
 	ck_assert_msg(h_xfer(fd, &x) == 0, "64 MiB upload: %s", x.err);
@@ -768,7 +750,7 @@ START_TEST(test_bulk_download_64m)
 	struct h_lb lb;
 	int fd;
 
-	backend_up(&src, H_SOURCE, "source");
+	h_backend_up(&src, H_SOURCE, "source");
 	lb_up(&lb, &s);
 	fd = connect_lb(&s);
 	ck_assert_msg(h_xfer(fd, &x) == 0, "64 MiB download: %s", x.err);
@@ -787,8 +769,8 @@ START_TEST(test_concurrent_200)
 			     .hold = true, .timeout_ms = 60000 };
 	struct h_lb lb;
 
-	backend_up(&a, H_ECHO, "echo-a");
-	backend_up(&b, H_ECHO, "echo-b");
+	h_backend_up(&a, H_ECHO, "echo-a");
+	h_backend_up(&b, H_ECHO, "echo-b");
 	lb_up(&lb, &s);
 	m.port = s.port;
 	ck_assert_msg(h_multi_echo(&m) == 0, "200 concurrent echoes: %s "
@@ -813,7 +795,7 @@ START_TEST(test_half_close_echo)
 	struct h_lb lb;
 	int fd;
 
-	backend_up(&e, H_ECHO, "echo");
+	h_backend_up(&e, H_ECHO, "echo");
 	lb_up(&lb, &s);
 	fd = connect_lb(&s);
 	/* The echo backend shuts down only after it saw our FIN. */
@@ -833,7 +815,7 @@ START_TEST(test_half_close_sink)
 	long got;
 	int fd, rc;
 
-	backend_up(&k, H_SINK, "sink");
+	h_backend_up(&k, H_SINK, "sink");
 	lb_up(&lb, &s);
 	fd = connect_lb(&s);
 	{
@@ -870,7 +852,7 @@ START_TEST(test_log_line)
 	regex_t re;
 	int fd, rc, cport;
 
-	backend_up(&a, H_NAME, "app1");
+	h_backend_up(&a, H_NAME, "app1");
 	lb_up(&lb, &s);
 	rc = h_get_name("127.0.0.1", s.port, name, sizeof(name), &fd);
 	ck_assert_msg(rc == 0, "connect: %s", errstr(rc));
@@ -916,9 +898,9 @@ START_TEST(test_health_down_up)
 	uint64_t t0, dt;
 	struct h_lb lb;
 
-	backend_up(&a, H_NAME, "hc-a");
-	backend_up(&b, H_NAME, "hc-b");
-	backend_up(&c, H_NAME, "hc-c");
+	h_backend_up(&a, H_NAME, "hc-a");
+	h_backend_up(&b, H_NAME, "hc-b");
+	h_backend_up(&c, H_NAME, "hc-c");
 	lb_up(&lb, &s);
 	h_sleep_ms(500);
 	for (int i = 0; i < 3; i++) {
@@ -1005,7 +987,7 @@ START_TEST(test_retry_refused)
 
 	h_backend_dead(&dead, H_NAME, "dead");
 	ck_assert_int_gt(dead.port, 0);
-	backend_up(&live, H_NAME, "live");
+	h_backend_up(&live, H_NAME, "live");
 	lb_up(&lb, &s);
 	for (int i = 0; i < 20; i++) {
 		int rc = h_get_name("127.0.0.1", s.port, name, sizeof(name),
@@ -1037,7 +1019,7 @@ START_TEST(test_retry_timeout)
 	hole.port = h_blackhole();
 	ck_assert_msg(hole.port > 0, "cannot make a black-hole port: %s",
 		      strerror(-hole.port));
-	backend_up(&live, H_NAME, "live");
+	h_backend_up(&live, H_NAME, "live");
 	lb_up(&lb, &s);
 	for (int i = 0; i < 6; i++) {
 		uint64_t t0 = h_now_ms(), dt;
@@ -1241,8 +1223,8 @@ START_TEST(test_health_across_reloads)
 	int reloads = 0;
 	long dt;
 
-	backend_up(&a, H_NAME, "hr-a");
-	backend_up(&b, H_NAME, "hr-b");
+	h_backend_up(&a, H_NAME, "hr-a");
+	h_backend_up(&b, H_NAME, "hr-b");
 	snprintf(hole.name, sizeof(hole.name), "hr-hole");
 	hole.port = h_blackhole();
 	ck_assert_msg(hole.port > 0, "cannot make a black-hole port: %s",
@@ -1289,8 +1271,8 @@ START_TEST(test_resets)
 	struct h_lb lb1, lb2;
 	int fd, rc;
 
-	backend_up(&hold, H_HOLD, "holder");
-	backend_up(&rst, H_RESET, "resetter");
+	h_backend_up(&hold, H_HOLD, "holder");
+	h_backend_up(&rst, H_RESET, "resetter");
 	lb_up(&lb1, &s1);
 	lb_up(&lb2, &s2);
 
@@ -1339,7 +1321,7 @@ START_TEST(test_idle_timeout)
 	int fd, idle, n, rc;
 	long data;
 
-	backend_up(&e, H_ECHO, "echo");
+	h_backend_up(&e, H_ECHO, "echo");
 	lb_up(&lb, &s);
 	h_sleep_ms(300);
 	idle = h_lb_fd_count(&lb);
@@ -1415,7 +1397,7 @@ START_TEST(test_sigterm_drain)
 	uint64_t t0;
 	int fd, r = 0, rc;
 
-	backend_up(&e, H_ECHO, "echo");
+	h_backend_up(&e, H_ECHO, "echo");
 	lb_up(&lb, &s);
 	fd = connect_lb(&s);
 	ck_assert_int_eq(echo_once(fd, "before\n"), 0);
@@ -1458,7 +1440,7 @@ START_TEST(test_sigterm_grace)
 	long data;
 	int fd, rc;
 
-	backend_up(&e, H_ECHO, "echo");
+	h_backend_up(&e, H_ECHO, "echo");
 	lb_up(&lb, &s);
 	fd = connect_lb(&s);
 	ck_assert_int_eq(echo_once(fd, "hello\n"), 0);
@@ -1489,7 +1471,7 @@ START_TEST(test_sigint_idle)
 	struct spec s = { .b = { &e }, .nb = 1 };
 	struct h_lb lb;
 
-	backend_up(&e, H_ECHO, "echo");
+	h_backend_up(&e, H_ECHO, "echo");
 	lb_up(&lb, &s);
 	h_lb_signal(&lb, SIGINT);
 	ck_assert_msg(h_lb_wait_exit(&lb, 3000) == 0,
@@ -1510,7 +1492,7 @@ START_TEST(test_second_sigterm)
 	long data;
 	int fd, rc;
 
-	backend_up(&e, H_ECHO, "echo");
+	h_backend_up(&e, H_ECHO, "echo");
 	lb_up(&lb, &s);
 	fd = connect_lb(&s);
 	ck_assert_int_eq(echo_once(fd, "one\n"), 0);
@@ -1546,7 +1528,7 @@ START_TEST(test_port_in_use)
 	char *json;
 	int lfd, rc;
 
-	backend_up(&e, H_ECHO, "echo");
+	h_backend_up(&e, H_ECHO, "echo");
 	s.port = h_free_port();
 	lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	ck_assert_int_ge(lfd, 0);
@@ -1584,7 +1566,7 @@ START_TEST(test_backpressure)
 	long rss0, rss1;
 	int fd;
 
-	backend_up(&st, H_STALL, "stall");
+	h_backend_up(&st, H_STALL, "stall");
 	lb_up(&lb, &s);
 	h_sleep_ms(300);
 	rss0 = h_lb_rss_kb(&lb);
@@ -1636,7 +1618,7 @@ START_TEST(test_second_instance)
 	char *json;
 	int rc;
 
-	backend_up(&e, H_NAME, "first");
+	h_backend_up(&e, H_NAME, "first");
 	lb_up(&lb, &s);
 	json = spec_json(&s);
 	rc = h_lb_start_in(&lb2, json, 0, NULL);
@@ -1678,7 +1660,7 @@ START_TEST(test_restart_after_kill)
 	struct spec s = { .b = { &e }, .nb = 1 };
 	struct h_lb lb;
 
-	backend_up(&e, H_NAME, "first");
+	h_backend_up(&e, H_NAME, "first");
 	lb_up(&lb, &s);
 	for (int i = 0; i < 3; i++) {
 		char name[NAME_MAX_LEN];
@@ -1755,7 +1737,7 @@ START_TEST(test_fd_leak_20k)
 		char name[32];
 
 		snprintf(name, sizeof(name), "echo-%d", i);
-		backend_up(&e[i], H_ECHO, name);
+		h_backend_up(&e[i], H_ECHO, name);
 	}
 	lb_up(&lb, &s);
 	h_sleep_ms(500);
@@ -1981,7 +1963,7 @@ START_TEST(test_ipv6)
 		fprintf(stderr, "SKIP test_ipv6: no ::1 on this machine\n");
 		return;
 	}
-	backend_up(&a, H_NAME, "v4-backend");
+	h_backend_up(&a, H_NAME, "v4-backend");
 	lb_up(&lb, &s);
 	rc = h_get_name("::1", s.port, name, sizeof(name), &fd);
 	ck_assert_msg(rc == 0, "connect to [::1]:%d: %s", s.port, errstr(rc));
@@ -1997,19 +1979,19 @@ integration_suite(void)
 	Suite *s = suite_create("integration");
 	TCase *tc;
 
-	tc = h_tcase(s, "config", 60, teardown);
+	tc = h_tcase(s, "config", 60, h_teardown);
 	tcase_add_test(tc, test_config_check);
 	tcase_add_test(tc, test_config_error_lines);
 	tcase_add_test(tc, test_config_bad_start);
 	tcase_add_test(tc, test_verbose_flag);
 
-	tc = h_tcase(s, "balance", 60, teardown);
+	tc = h_tcase(s, "balance", 60, h_teardown);
 	tcase_add_test(tc, test_rr_equal);
 	tcase_add_test(tc, test_rr_weighted);
 	tcase_add_test(tc, test_lc_hold);
 	tcase_add_test(tc, test_lc_weighted);
 
-	tc = h_tcase(s, "data", 150, teardown);
+	tc = h_tcase(s, "data", 150, h_teardown);
 	tcase_add_loop_test(tc, test_bulk_echo_64m, 0, ENGINE_MODES);
 	tcase_add_loop_test(tc, test_bulk_upload_64m, 0, ENGINE_MODES);
 	tcase_add_loop_test(tc, test_bulk_download_64m, 0, ENGINE_MODES);
@@ -2019,7 +2001,7 @@ integration_suite(void)
 	tcase_add_loop_test(tc, test_half_close_sink, 0, ENGINE_MODES);
 	tcase_add_test(tc, test_log_line);
 
-	tc = h_tcase(s, "failure", 60, teardown);
+	tc = h_tcase(s, "failure", 60, h_teardown);
 	tcase_add_test(tc, test_health_down_up);
 	tcase_add_test(tc, test_retry_refused);
 	tcase_add_test(tc, test_retry_timeout);
@@ -2030,7 +2012,7 @@ integration_suite(void)
 	tcase_add_test(tc, test_resets);
 	tcase_add_test(tc, test_health_across_reloads);
 
-	tc = h_tcase(s, "lifecycle", 60, teardown);
+	tc = h_tcase(s, "lifecycle", 60, h_teardown);
 	tcase_add_test(tc, test_idle_timeout);
 	tcase_add_test(tc, test_sigterm_drain);
 	tcase_add_test(tc, test_sigterm_grace);
@@ -2040,14 +2022,14 @@ integration_suite(void)
 	tcase_add_test(tc, test_second_instance);
 	tcase_add_test(tc, test_restart_after_kill);
 
-	tc = h_tcase(s, "stress", 240, teardown);
+	tc = h_tcase(s, "stress", 240, h_teardown);
 	tcase_add_test(tc, test_fd_leak_20k);
 
-	tc = h_tcase(s, "redis", 120, teardown);
+	tc = h_tcase(s, "redis", 120, h_teardown);
 	tcase_add_test(tc, test_redis);
 	tcase_add_test(tc, test_redis_bad_expect);
 
-	tc = h_tcase(s, "ipv6", 60, teardown);
+	tc = h_tcase(s, "ipv6", 60, h_teardown);
 	tcase_add_test(tc, test_ipv6);
 	return s;
 }

@@ -40,6 +40,24 @@ h_tcase(Suite *s, const char *name, double timeout, void (*teardown)(void))
 	return tc;
 }
 
+void
+h_teardown(void)
+{
+	h_passed();
+	h_cleanup();
+}
+
+void
+h_backend_up(struct h_backend *b, enum h_mode mode, const char *name)
+{
+	int rc;
+
+	h_label(tcase_name());
+	rc = h_backend_start(b, mode, name);
+	ck_assert_msg(rc == 0, "backend %s did not start: %s", name,
+		      strerror(-rc));
+}
+
 int
 h_run_suite(const char *prog, Suite *s)
 {
@@ -1000,6 +1018,26 @@ h_lb_bin(void)
 	const char *bin = getenv("RINGLB_BIN");
 
 	return bin != NULL && bin[0] != '\0' ? bin : "build/ringlb";
+}
+
+const char *
+h_ctl_bin(void)
+{
+	static char path[PATH_MAX];
+	const char *env = getenv("RINGLBCTL_BIN");
+	char *slash;
+
+	if (env != NULL && env[0] != '\0')
+		return realpath(env, path);
+	if (realpath(h_lb_bin(), path) == NULL)
+		return NULL;
+	slash = strrchr(path, '/');
+	if ((size_t)(slash + 1 - path) + sizeof("ringlbctl") > sizeof(path)) {
+		errno = ENAMETOOLONG;
+		return NULL;
+	}
+	strcpy(slash + 1, "ringlbctl");
+	return path;
 }
 
 int

@@ -18,7 +18,10 @@
 #include <sys/types.h>
 
 /* Suites. */
-/* A test case of s whose every test runs `teardown` after it. */
+/*
+ * A test case of s whose every test runs `teardown` after it; h_teardown
+ * (below) is the usual one.
+ */
 TCase *h_tcase(Suite *s, const char *name, double timeout,
 	       void (*teardown)(void));
 /*
@@ -85,6 +88,8 @@ struct h_backend {
  * b->port); b->source_* are kept.  Returns 0 once it listens, or -errno.
  */
 int h_backend_start(struct h_backend *b, enum h_mode mode, const char *name);
+/* h_backend_start() under the running test's label, asserting it works. */
+void h_backend_up(struct h_backend *b, enum h_mode mode, const char *name);
 /* SIGKILL and reap; its connections die with it.  Idempotent. */
 void h_backend_kill(struct h_backend *b);
 /* Serve again on the same port (kill first if running). 0 or -errno. */
@@ -103,6 +108,11 @@ struct h_lb {
 
 /* Path of the binary under test: $RINGLB_BIN or build/ringlb. */
 const char *h_lb_bin(void);
+/*
+ * Absolute path of ringlbctl: $RINGLBCTL_BIN, else the one next to
+ * h_lb_bin().  NULL (errno set) if it cannot be resolved.
+ */
+const char *h_ctl_bin(void);
 /* Make a temp dir and write `json` as its config.json.  0 or -errno. */
 int h_lb_prepare(struct h_lb *lb, const char *json);
 /*
@@ -171,6 +181,8 @@ void h_cleanup(void);
  */
 void h_label(const char *name);
 void h_passed(void);
+/* The usual teardown: the test passed (else it would not get here), clean. */
+void h_teardown(void);
 
 /* Client side.  Sockets are non-blocking and close-on-exec. */
 /* Connect to host ("127.0.0.1", "::1") with a deadline: fd or -errno. */
