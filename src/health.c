@@ -610,7 +610,7 @@ health_add_pool(struct health_checker *hc, struct pool *pool, uint64_t now,
 		p->cfg = h;
 		p->fd = -1;
 		p->phase = HP_IDLE;
-		if (k < nold && old[k].b == b) {
+		if (old != NULL && k < nold && old[k].b == b) {
 			health_carry(hc, p, &old[k], now);
 		} else {
 			health_sm_init(&b->hsm, h->rise, h->fall,
