@@ -16,7 +16,7 @@
 
 struct cfg_cidr;
 struct cfg_listener;
-struct pool;
+struct listener;
 
 /* Why a client was turned away; indexes lstats.refused[]. */
 enum refuse_reason {
@@ -49,19 +49,19 @@ int access_source(const struct sockaddr *sa, uint8_t out[16]);
 bool access_acl_ok(const struct cfg_listener *l, const struct sockaddr *sa);
 
 /*
- * A new client fd on pool p.  On admission returns 0 and holds the
+ * A new client fd on listener l.  On admission returns 0 and holds the
  * listener's active count (and, with per_source, a source slot in *slot,
  * 0 when none) until access_release().  Otherwise counts the refusal,
  * logs it (rate-limited), closes fd with a RST and returns -1.  *peer gets
  * the client's address if it had to be read (else sin6_family is
  * AF_UNSPEC).
  */
-int access_admit(struct pool *p, int fd, uint64_t now_ms,
+int access_admit(struct listener *l, int fd, uint64_t now_ms,
 		 struct sockaddr_in6 *peer, uint32_t *slot);
 /* Give back what access_admit() took. */
-void access_release(struct pool *p, uint32_t slot);
+void access_release(struct listener *l, uint32_t slot);
 /* Count and log (rate-limited) a refusal made later, e.g. backend_full. */
-void access_refused(struct pool *p, enum refuse_reason r,
+void access_refused(struct listener *l, enum refuse_reason r,
 		    const struct sockaddr_in6 *peer, uint64_t now_ms);
 
 #endif

@@ -14,6 +14,7 @@
 
 struct pool;
 struct backend;
+struct pick_ctx;
 
 struct balancer_ops {
 	const char *name;
@@ -21,12 +22,12 @@ struct balancer_ops {
 	int (*init)(struct pool *p);
 	void (*fini)(struct pool *p);
 	/*
-	 * Return a backend that is eligible, not in tried[0..ntried) and,
-	 * unless now_ms is 0, not passively marked at now_ms; or NULL.
-	 * Called concurrently from every worker: lock-free.
+	 * Return a backend that is eligible, not in ctx->tried and, unless
+	 * ctx->now_ms is 0, not passively marked at ctx->now_ms; or NULL.
+	 * ctx also says what is known of the client, for algorithms that
+	 * hash on it.  Called concurrently from every worker: lock-free.
 	 */
-	struct backend *(*pick)(struct pool *p, struct backend *const *tried,
-				size_t ntried, uint64_t now_ms);
+	struct backend *(*pick)(struct pool *p, const struct pick_ctx *ctx);
 	/*
 	 * Optional: weights changed at runtime.  Swap in new state and return
 	 * the old allocation, which the caller frees once no worker can still
@@ -41,10 +42,9 @@ extern const struct balancer_ops balancer_lc_ops;
 const struct balancer_ops *balancer_find(enum cfg_algorithm alg);
 
 /*
- * Helper for pick(): is b eligible (up, ready, room), not yet tried, and
- * (now_ms != 0) free of a passive mark?
+ * Helper for pick(): is b eligible (up, ready, room), not in ctx->tried,
+ * and (ctx->now_ms != 0) free of a passive mark?
  */
-bool balancer_eligible(const struct backend *b, struct backend *const *tried,
-		       size_t ntried, uint64_t now_ms);
+bool balancer_eligible(const struct backend *b, const struct pick_ctx *ctx);
 
 #endif

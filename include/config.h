@@ -44,11 +44,20 @@ struct cfg_health {
 	size_t expect_len;
 };
 
+/* PROXY protocol header sent to a backend (send_proxy). */
+enum cfg_send_proxy {
+	SEND_PROXY_POOL,	/* a backend's default: as its pool says */
+	SEND_PROXY_OFF,
+	SEND_PROXY_V1,
+	SEND_PROXY_V2,
+};
+
 struct cfg_backend {
 	char name[CFG_NAME_MAX];
 	struct cfg_addr addr;
 	unsigned weight;	/* 1..CFG_WEIGHT_MAX */
 	unsigned max_connections; /* 0: no limit */
+	enum cfg_send_proxy send_proxy;	/* SEND_PROXY_POOL unless set */
 };
 
 /* One allow/deny entry.  An IPv4 range is AF_INET with the address in
@@ -70,17 +79,38 @@ struct cfg_per_source {
 	unsigned table_size;	/* sources tracked at most (power of 2) */
 };
 
-struct cfg_listener {
+/*
+ * A set of backends and how to reach them.  Named in "pools", or made from
+ * a listener's own "backends" (then named after the listener: inline).
+ */
+struct cfg_pool {
 	char name[CFG_NAME_MAX];
-	struct cfg_addr addr;
 	enum cfg_algorithm algorithm;
 	struct cfg_backend *backends;
 	size_t nbackends;
 	struct cfg_health health;
 	unsigned connect_ms;	/* timeouts.connect_ms */
-	unsigned idle_ms;	/* timeouts.idle_ms, 0 = never */
 	unsigned fail_ms;	/* timeouts.fail_ms, 0 = no passive marks */
 	unsigned connect_attempts; /* backends tried per client, 1..10 */
+	enum cfg_send_proxy send_proxy;	/* OFF, V1 or V2 */
+	bool is_inline;		/* a listener's own backends */
+	unsigned nusers;	/* listeners that name it */
+};
+
+/* listeners[].accept_proxy; off when the object is absent. */
+struct cfg_accept_proxy {
+	bool enabled;
+	struct cfg_cidr *from;	/* peers that must send a header */
+	size_t nfrom;
+	unsigned timeout_ms;	/* for the whole header */
+	bool allow_direct;	/* others are served without one */
+};
+
+struct cfg_listener {
+	char name[CFG_NAME_MAX];
+	struct cfg_addr addr;
+	size_t pool;		/* index in config.pools */
+	unsigned idle_ms;	/* timeouts.idle_ms, 0 = never */
 	int backlog;
 	unsigned max_connections; /* open client connections, 0: no limit */
 	struct cfg_cidr *allow;	/* NULL: everyone not denied */
@@ -88,6 +118,7 @@ struct cfg_listener {
 	struct cfg_cidr *deny;
 	size_t ndeny;
 	struct cfg_per_source per_source;
+	struct cfg_accept_proxy accept_proxy;
 };
 
 #define CFG_ADMIN_SOCKET_DEFAULT "/run/ringlb/admin.sock"
@@ -108,6 +139,8 @@ struct config {
 	int log_level;		/* enum log_level */
 	unsigned shutdown_grace_ms;
 	unsigned recv_buffers;	/* per worker; 0: poll + recv(2) only */
+	struct cfg_pool *pools;	/* "pools", then the listeners' inline ones */
+	size_t npools;
 	struct cfg_listener *listeners;
 	size_t nlisteners;
 	bool has_user;		/* "user" given: drop to uid/gid at start */
@@ -136,5 +169,19 @@ void cfg_free(struct config *cfg);
 int cfg_parse_addr(const char *s, struct cfg_addr *a, char *err, size_t errlen);
 
 const char *cfg_algorithm_name(enum cfg_algorithm alg);
+
+/* What backend b of pool p sends: SEND_PROXY_OFF, _V1 or _V2. */
+static inline enum cfg_send_proxy
+cfg_backend_send_proxy(const struct cfg_pool *p, const struct cfg_backend *b)
+{
+	return b->send_proxy == SEND_PROXY_POOL ? p->send_proxy : b->send_proxy;
+}
+
+/* The pool that listener l sends its clients to. */
+static inline const struct cfg_pool *
+cfg_listener_pool(const struct config *cfg, const struct cfg_listener *l)
+{
+	return &cfg->pools[l->pool];
+}
 
 #endif

@@ -44,7 +44,7 @@ void control_reclaim(void);
 void control_defer_free(void *p);
 
 /*
- * Operator changes on backend B of listener L.  0, -ENOENT (unknown L or B,
+ * Operator changes on backend B of pool P.  0, -ENOENT (unknown P or B,
  * err says which) or -EINVAL.  With close_conns, *closing gets the number
  * of open connections being closed.
  */

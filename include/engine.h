@@ -1,6 +1,7 @@
 /*
- * engine.h: what worker.c (the ring and its loop) and conn.c (one proxied
- * connection) share.  Not for the rest of the program.
+ * engine.h: what worker.c (the ring and its loop), listen.c (its listening
+ * sockets) and conn.c (one proxied connection) share.  Not for the rest of
+ * the program.
  */
 #ifndef RINGLB_ENGINE_H
 #define RINGLB_ENGINE_H
@@ -42,18 +43,18 @@ enum op {
 #define OP_ALIGN 16
 _Static_assert(OP_SEND1 <= OP_MASK, "op kinds must fit in user_data's low bits");
 
-struct pool;
-struct backend;
+struct listener;
+struct runtime;
 struct worker;
 
 /*
  * A worker's socket for one listener.  It lives across reloads while the
- * listener keeps its name and address (same lid); `pool` then moves to the
- * new generation's pool.  Freed once closed with nothing in flight.
+ * listener keeps its name and address (same lid); `lsn` then moves to the
+ * new generation's listener.  Freed once closed with nothing in flight.
  */
 struct wlistener {
 	struct worker *w;
-	struct pool *pool;
+	struct listener *lsn;
 	struct wlistener *next;
 	uint64_t lid;
 	char name[CFG_NAME_MAX];
@@ -140,8 +141,18 @@ op_data(void *obj, enum op op)
 	return (uint64_t)(uintptr_t)obj | (uint64_t)op;
 }
 
+/* listen.c */
+void listen_handle_accept(struct wlistener *l, int res, unsigned flags);
+void listen_handle_retry(struct wlistener *l);
+/* Move the worker's sockets to runtime rt (see listen.c). */
+void listen_follow(struct worker *w, struct runtime *rt);
+/* Stop accepting on every socket (shutdown). */
+void listen_close_all(struct worker *w);
+/* Free every socket left, once the ring is gone. */
+void listen_free_all(struct worker *w);
+
 /* conn.c */
-/* A new client on l; the connection joins l->pool of generation w->rt. */
+/* A new client on l; the connection belongs to generation w->rt. */
 void conn_accept(struct wlistener *l, int fd);
 void conn_handle(struct conn *c, enum op op, int res, unsigned flags);
 /* Close connections idle too long; with `all`, close every connection. */

@@ -10,19 +10,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct cfg_listener;
 struct worker;
 
 /* Probe the kernel for every io_uring feature the engine needs. 0 or -errno,
  * with the missing piece named in `err`. */
 int worker_probe(char *err, size_t errlen);
-
-/* Open one SO_REUSEPORT listening socket for l.  0 or -errno with err. */
-int worker_listen_open(const struct cfg_listener *l, int *out, char *err,
-		       size_t errlen);
-/* -EADDRINUSE with err if some socket is already bound to l's address. */
-int worker_listen_probe(const struct cfg_listener *l, char *err,
-			size_t errlen);
 
 /* recv_bufs: provided buffers for RECV (0: poll + recv(2) only). */
 int worker_create(unsigned id, unsigned grace_ms, unsigned recv_bufs,

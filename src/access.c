@@ -15,7 +15,7 @@
 #include "access.h"
 #include "config.h"
 #include "log.h"
-#include "pool.h"
+#include "runtime.h"
 #include "srctab.h"
 
 /* At most one "refused" line per listener per this many ms. */
@@ -179,10 +179,10 @@ access_acl_ok(const struct cfg_listener *l, const struct sockaddr *sa)
 }
 
 void
-access_refused(struct pool *p, enum refuse_reason r,
+access_refused(struct listener *l, enum refuse_reason r,
 	       const struct sockaddr_in6 *peer, uint64_t now_ms)
 {
-	struct lstats *st = p->stats;
+	struct lstats *st = l->stats;
 	uint_fast64_t last;
 	unsigned quiet;
 	char client[80];
@@ -202,10 +202,10 @@ access_refused(struct pool *p, enum refuse_reason r,
 	if (quiet)
 		log_warn("refused client=%s listener=%s reason=%s (and %u "
 			 "more refused since the last such line)",
-			 client, p->cfg->name, refuse_reason_name(r), quiet);
+			 client, l->cfg->name, refuse_reason_name(r), quiet);
 	else
 		log_warn("refused client=%s listener=%s reason=%s", client,
-			 p->cfg->name, refuse_reason_name(r));
+			 l->cfg->name, refuse_reason_name(r));
 }
 
 /* Refuse with a RST: the client learns at once, and no TIME_WAIT is left. */
@@ -221,16 +221,16 @@ close_reset(int fd)
 /* Log the 1st, 2nd, 4th, 8th... source admitted untracked: a full table
  * shows up in the log without flooding it. */
 static void
-untracked_warn(const struct pool *p)
+untracked_warn(const struct listener *l)
 {
-	uint64_t n = srctab_untracked(p->src);
+	uint64_t n = srctab_untracked(l->src);
 
 	if (n & (n - 1))
 		return;
 	log_warn("listener=%s per_source table full: %llu new sources "
 		 "admitted without per-source limits so far (raise "
 		 "per_source.table_size)",
-		 p->cfg->name, (unsigned long long)n);
+		 l->cfg->name, (unsigned long long)n);
 }
 
 static bool
@@ -245,11 +245,11 @@ peer_read(int fd, struct sockaddr_in6 *peer)
 }
 
 int
-access_admit(struct pool *p, int fd, uint64_t now_ms,
+access_admit(struct listener *ls, int fd, uint64_t now_ms,
 	     struct sockaddr_in6 *peer, uint32_t *slot)
 {
-	const struct cfg_listener *l = p->cfg;
-	struct lstats *st = p->stats;
+	const struct cfg_listener *l = ls->cfg;
+	struct lstats *st = ls->stats;
 	enum refuse_reason r;
 	uint8_t addr[16] = { 0 };
 	int family = 0;
@@ -257,7 +257,7 @@ access_admit(struct pool *p, int fd, uint64_t now_ms,
 
 	*slot = 0;
 	peer->sin6_family = AF_UNSPEC;
-	if (l->nallow || l->ndeny || p->src) {
+	if (l->nallow || l->ndeny || ls->src) {
 		/* Gone before we looked (ENOTCONN): nothing to admit. */
 		if (!peer_read(fd, peer)) {
 			close(fd);
@@ -274,13 +274,13 @@ access_admit(struct pool *p, int fd, uint64_t now_ms,
 		r = REFUSE_LISTENER_FULL;
 		goto undo_active;
 	}
-	if (p->src) {
-		switch (srctab_admit(p->src, family, addr, &l->per_source,
+	if (ls->src) {
+		switch (srctab_admit(ls->src, family, addr, &l->per_source,
 				     now_ms, slot)) {
 		case SRC_OK:
 			break;
 		case SRC_UNTRACKED:
-			untracked_warn(p);
+			untracked_warn(ls);
 			break;
 		case SRC_LIMIT:
 			r = REFUSE_SOURCE_LIMIT;
@@ -297,15 +297,15 @@ undo_active:
 refuse:
 	if (peer->sin6_family == AF_UNSPEC)
 		peer_read(fd, peer);
-	access_refused(p, r, peer, now_ms);
+	access_refused(ls, r, peer, now_ms);
 	close_reset(fd);
 	return -1;
 }
 
 void
-access_release(struct pool *p, uint32_t slot)
+access_release(struct listener *l, uint32_t slot)
 {
 	if (slot)
-		srctab_release(p->src, slot);
-	atomic_fetch_sub_explicit(&p->stats->active, 1, memory_order_relaxed);
+		srctab_release(l->src, slot);
+	atomic_fetch_sub_explicit(&l->stats->active, 1, memory_order_relaxed);
 }

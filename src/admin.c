@@ -26,7 +26,7 @@
 #include "control.h"
 #include "health.h"
 #include "log.h"
-#include "pool.h"
+#include "runtime.h"
 
 #ifndef RINGLB_VERSION
 #define RINGLB_VERSION "0.2.0"
@@ -194,11 +194,11 @@ backend_json(const struct backend *b, const struct pool *p, uint64_t now)
 				    "none",
 			  "latency_ms",
 			  (json_int_t)atomic_load(&b->last_latency_ms));
-	return json_pack("{s:s,s:s,s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,"
-			 "s:I,s:I,s:I,s:o}",
-			 "name", b->cfg->name, "address", b->cfg->addr.text,
-			 "state", backend_state_name(b), "health",
-			 backend_is_up(b) ? "up" : "down", "admin",
+	return json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I,"
+			 "s:I,s:I,s:I,s:I,s:o}",
+			 "name", b->cfg->name, "pool", p->cfg->name, "address",
+			 b->cfg->addr.text, "state", backend_state_name(b),
+			 "health", backend_is_up(b) ? "up" : "down", "admin",
 			 backend_admin_name(atomic_load(&b->admin)), "weight",
 			 (json_int_t)backend_weight(b), "config_weight",
 			 (json_int_t)b->cfg->weight, "active",
@@ -217,6 +217,16 @@ backend_json(const struct backend *b, const struct pool *p, uint64_t now)
 			 "check", check);
 }
 
+static json_t *
+backends_json(const struct pool *p, uint64_t now)
+{
+	json_t *bs = json_array();
+
+	for (size_t i = 0; i < p->nbackends; i++)
+		json_array_append_new(bs, backend_json(p->backends[i], p, now));
+	return bs;
+}
+
 /* Refusals by reason (access.h), with no_backend among them. */
 static json_t *
 refused_json(const struct lstats *st)
@@ -233,28 +243,54 @@ refused_json(const struct lstats *st)
 	return o;
 }
 
+/*
+ * A listener, with its pool's name and (as before pools existed) the
+ * pool's algorithm and backends.
+ */
 static json_t *
-listener_json(const struct pool *p, uint64_t now)
+listener_json(const struct listener *l, uint64_t now)
 {
-	const struct lstats *st = p->stats;
-	json_t *bs = json_array();
+	const struct lstats *st = l->stats;
 
-	for (size_t i = 0; i < p->nbackends; i++)
-		json_array_append_new(bs, backend_json(p->backends[i], p, now));
-	return json_pack("{s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:o,s:o}",
-			 "name",
-			 p->cfg->name, "listen", p->cfg->addr.text,
-			 "algorithm", cfg_algorithm_name(p->cfg->algorithm),
+	return json_pack("{s:s,s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:o,"
+			 "s:o}",
+			 "name", l->cfg->name, "listen", l->cfg->addr.text,
+			 "pool", l->pool->cfg->name, "algorithm",
+			 cfg_algorithm_name(l->pool->cfg->algorithm),
 			 "accepts", (json_int_t)atomic_load(&st->accepts),
 			 "active", (json_int_t)atomic_load(&st->active),
 			 "max_connections",
-			 (json_int_t)p->cfg->max_connections,
+			 (json_int_t)l->cfg->max_connections,
 			 "bytes_in", (json_int_t)atomic_load(&st->bytes_in),
 			 "bytes_out", (json_int_t)atomic_load(&st->bytes_out),
 			 "no_backend", (json_int_t)atomic_load(&st->no_backend),
 			 "connect_failed",
 			 (json_int_t)atomic_load(&st->connect_failed),
-			 "refused", refused_json(st), "backends", bs);
+			 "refused", refused_json(st), "backends",
+			 backends_json(l->pool, now));
+}
+
+/* A pool, the listeners that feed it, and its backends. */
+static json_t *
+pool_json(const struct runtime *rt, const struct pool *p, uint64_t now)
+{
+	json_t *ls = json_array();
+	uint64_t active = 0;
+
+	for (size_t i = 0; i < rt->nlisteners; i++)
+		if (rt->listeners[i].pool == p)
+			json_array_append_new(
+				ls, json_string(rt->listeners[i].cfg->name));
+	for (size_t i = 0; i < p->nbackends; i++)
+		active += atomic_load(&p->backends[i]->active);
+	return json_pack("{s:s,s:s,s:b,s:I,s:I,s:I,s:o,s:o}", "name",
+			 p->cfg->name, "algorithm",
+			 cfg_algorithm_name(p->cfg->algorithm), "inline",
+			 p->cfg->is_inline, "connect_attempts",
+			 (json_int_t)p->cfg->connect_attempts, "connect_ms",
+			 (json_int_t)p->cfg->connect_ms, "active",
+			 (json_int_t)active, "listeners", ls, "backends",
+			 backends_json(p, now));
 }
 
 static json_t *
@@ -263,22 +299,25 @@ status_json(void)
 	const struct runtime *rt = runtime_current();
 	struct control_stats st;
 	uint64_t now = control_now_ms();
-	json_t *ls = json_array(), *ws = json_array();
+	json_t *ls = json_array(), *ws = json_array(), *ps = json_array();
 
 	control_get_stats(&st);
 	for (unsigned i = 0; i < st.nworkers; i++)
 		json_array_append_new(ws, json_pack("{s:i,s:I}", "id", (int)i,
 						    "accepts",
 						    (json_int_t)control_worker_accepts(i)));
+	for (size_t i = 0; i < rt->nlisteners; i++)
+		json_array_append_new(ls,
+				      listener_json(&rt->listeners[i], now));
 	for (size_t i = 0; i < rt->npools; i++)
-		json_array_append_new(ls, listener_json(&rt->pools[i], now));
-	return json_pack("{s:s,s:s,s:I,s:I,s:I,s:I,s:o,s:o}", "version",
+		json_array_append_new(ps, pool_json(rt, &rt->pools[i], now));
+	return json_pack("{s:s,s:s,s:I,s:I,s:I,s:I,s:o,s:o,s:o}", "version",
 			 RINGLB_VERSION, "config", rt->cfg->path, "generation",
 			 (json_int_t)rt->gen, "uptime_ms",
 			 (json_int_t)(now - st.start_ms), "reloads",
 			 (json_int_t)st.reloads, "reload_failures",
 			 (json_int_t)st.reload_failures, "workers", ws,
-			 "listeners", ls);
+			 "listeners", ls, "pools", ps);
 }
 
 static void
@@ -286,6 +325,26 @@ metric_head(struct buf *b, const char *name, const char *type,
 	    const char *help)
 {
 	buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/*
+ * A backend's labels: pool and backend; a listener's own (inline) pool
+ * also keeps the listener label it had before pools existed.
+ */
+static const char *
+backend_labels(const struct pool *p, const struct backend *be, char *out,
+	       size_t size)
+{
+	char l1[256], l2[256];
+
+	label(p->cfg->name, l1, sizeof(l1));
+	label(be->cfg->name, l2, sizeof(l2));
+	if (p->cfg->is_inline)
+		snprintf(out, size, "listener=\"%s\",pool=\"%s\",backend=\"%s\"",
+			 l1, l1, l2);
+	else
+		snprintf(out, size, "pool=\"%s\",backend=\"%s\"", l1, l2);
+	return out;
 }
 
 static char *
@@ -296,128 +355,105 @@ metrics_text(size_t *len)
 	const struct runtime *rt = runtime_current();
 	struct control_stats st;
 	struct buf b = { 0 };
-	char l1[256], l2[256];
+	char l1[256], bl[800];
 
 	control_get_stats(&st);
 
 #define PER_LISTENER(metric, type, help, expr)                                  \
 	do {                                                                  \
 		metric_head(&b, metric, type, help);                            \
-		for (size_t i = 0; i < rt->npools; i++) {                     \
-			const struct pool *p = &rt->pools[i];                 \
+		for (size_t i = 0; i < rt->nlisteners; i++) {                 \
+			const struct listener *l = &rt->listeners[i];         \
 			buf_printf(&b, "%s{listener=\"%s\"} %llu\n", metric,   \
-				   label(p->cfg->name, l1, sizeof(l1)),       \
+				   label(l->cfg->name, l1, sizeof(l1)),       \
 				   (unsigned long long)(expr));               \
 		}                                                             \
 	} while (0)
-#define PER_BACKEND(metric, type, help, expr)                                   \
+#define FOR_EACH_BACKEND(p, be)                                                 \
+	for (size_t i_ = 0; i_ < rt->npools; i_++)                            \
+		for (const struct pool *p = &rt->pools[i_]; p; p = NULL)      \
+			for (size_t j_ = 0; j_ < p->nbackends; j_++)          \
+				for (const struct backend *be =               \
+					     p->backends[j_];                 \
+				     be; be = NULL)
+#define PER_BACKEND(metric, type, help, fmt, expr)                              \
 	do {                                                                  \
 		metric_head(&b, metric, type, help);                            \
-		for (size_t i = 0; i < rt->npools; i++) {                     \
-			const struct pool *p = &rt->pools[i];                 \
-			for (size_t j = 0; j < p->nbackends; j++) {           \
-				const struct backend *be = p->backends[j];    \
-				buf_printf(&b,                                \
-					   "%s{listener=\"%s\",backend=\"%s\"}" \
-					   " %llu\n",                          \
-					   metric,                            \
-					   label(p->cfg->name, l1, sizeof(l1)), \
-					   label(be->cfg->name, l2, sizeof(l2)), \
-					   (unsigned long long)(expr));       \
-			}                                                     \
-		}                                                             \
+		FOR_EACH_BACKEND(p, be)                                       \
+		buf_printf(&b, "%s{%s} " fmt "\n", metric,                     \
+			   backend_labels(p, be, bl, sizeof(bl)), (expr));     \
 	} while (0)
 
 	PER_LISTENER("ringlb_listener_accepts_total", "counter",
 		     "Client connections accepted.",
-		     atomic_load(&p->stats->accepts));
+		     atomic_load(&l->stats->accepts));
 	PER_LISTENER("ringlb_listener_active_connections", "gauge",
 		     "Client connections open now.",
-		     atomic_load(&p->stats->active));
+		     atomic_load(&l->stats->active));
 	PER_LISTENER("ringlb_listener_bytes_in_total", "counter",
 		     "Bytes from clients to backends, counted at close.",
-		     atomic_load(&p->stats->bytes_in));
+		     atomic_load(&l->stats->bytes_in));
 	PER_LISTENER("ringlb_listener_bytes_out_total", "counter",
 		     "Bytes from backends to clients, counted at close.",
-		     atomic_load(&p->stats->bytes_out));
+		     atomic_load(&l->stats->bytes_out));
 	PER_LISTENER("ringlb_listener_no_backend_total", "counter",
 		     "Clients closed because no backend was eligible.",
-		     atomic_load(&p->stats->no_backend));
+		     atomic_load(&l->stats->no_backend));
 	PER_LISTENER("ringlb_listener_connect_failed_total", "counter",
 		     "Clients closed after every connect attempt failed.",
-		     atomic_load(&p->stats->connect_failed));
+		     atomic_load(&l->stats->connect_failed));
 	metric_head(&b, "ringlb_listener_refused_total", "counter",
 		    "Clients refused, by reason (no_backend repeats "
 		    "ringlb_listener_no_backend_total).");
-	for (size_t i = 0; i < rt->npools; i++) {
-		const struct pool *p = &rt->pools[i];
+	for (size_t i = 0; i < rt->nlisteners; i++) {
+		const struct listener *l = &rt->listeners[i];
 
 		for (int r = 0; r <= REFUSE_MAX; r++)
 			buf_printf(&b,
 				   "ringlb_listener_refused_total{listener=\"%s\","
 				   "reason=\"%s\"} %llu\n",
-				   label(p->cfg->name, l1, sizeof(l1)),
+				   label(l->cfg->name, l1, sizeof(l1)),
 				   r < REFUSE_MAX ? refuse_reason_name(r)
 						  : "no_backend",
 				   (unsigned long long)atomic_load(
-					   r < REFUSE_MAX ? &p->stats->refused[r]
-							  : &p->stats->no_backend));
+					   r < REFUSE_MAX ? &l->stats->refused[r]
+							  : &l->stats->no_backend));
 	}
 	PER_BACKEND("ringlb_backend_up", "gauge",
-		    "1 if health checks say the backend is up.",
+		    "1 if health checks say the backend is up.", "%d",
 		    backend_is_up(be) ? 1 : 0);
 	metric_head(&b, "ringlb_backend_state", "gauge",
 		    "1 for the backend's current state.");
-	for (size_t i = 0; i < rt->npools; i++) {
-		const struct pool *p = &rt->pools[i];
+	FOR_EACH_BACKEND(p, be) {
+		const char *cur = backend_state_name(be);
 
-		for (size_t j = 0; j < p->nbackends; j++) {
-			const struct backend *be = p->backends[j];
-			const char *cur = backend_state_name(be);
-
-			for (size_t k = 0; k < 4; k++)
-				buf_printf(&b,
-					   "ringlb_backend_state{listener=\"%s\","
-					   "backend=\"%s\",state=\"%s\"} %d\n",
-					   label(p->cfg->name, l1, sizeof(l1)),
-					   label(be->cfg->name, l2, sizeof(l2)),
-					   states[k],
-					   strcmp(cur, states[k]) == 0);
-		}
+		backend_labels(p, be, bl, sizeof(bl));
+		for (size_t k = 0; k < 4; k++)
+			buf_printf(&b,
+				   "ringlb_backend_state{%s,state=\"%s\"} %d\n",
+				   bl, states[k], strcmp(cur, states[k]) == 0);
 	}
 	PER_BACKEND("ringlb_backend_weight", "gauge", "Effective weight.",
-		    backend_weight(be));
+		    "%u", backend_weight(be));
 	PER_BACKEND("ringlb_backend_active_connections", "gauge",
-		    "Connections open to the backend now.",
+		    "Connections open to the backend now.", "%u",
 		    atomic_load(&be->active));
 	PER_BACKEND("ringlb_backend_connections_total", "counter",
-		    "Connections established to the backend.",
-		    atomic_load(&be->total));
+		    "Connections established to the backend.", "%llu",
+		    (unsigned long long)atomic_load(&be->total));
 	PER_BACKEND("ringlb_backend_bytes_in_total", "counter",
 		    "Bytes from clients to the backend, counted at close.",
-		    atomic_load(&be->bytes_in));
+		    "%llu", (unsigned long long)atomic_load(&be->bytes_in));
 	PER_BACKEND("ringlb_backend_bytes_out_total", "counter",
 		    "Bytes from the backend to clients, counted at close.",
-		    atomic_load(&be->bytes_out));
+		    "%llu", (unsigned long long)atomic_load(&be->bytes_out));
 	PER_BACKEND("ringlb_backend_connect_errors_total", "counter",
 		    "Failed connect attempts (refused, timed out, ...).",
-		    atomic_load(&be->connect_failures));
-	metric_head(&b, "ringlb_backend_check_duration_seconds", "gauge",
-		    "Duration of the last health check.");
-	for (size_t i = 0; i < rt->npools; i++) {
-		const struct pool *p = &rt->pools[i];
-
-		for (size_t j = 0; j < p->nbackends; j++) {
-			const struct backend *be = p->backends[j];
-
-			buf_printf(&b,
-				   "ringlb_backend_check_duration_seconds{"
-				   "listener=\"%s\",backend=\"%s\"} %.3f\n",
-				   label(p->cfg->name, l1, sizeof(l1)),
-				   label(be->cfg->name, l2, sizeof(l2)),
-				   atomic_load(&be->last_latency_ms) / 1000.0);
-		}
-	}
+		    "%llu",
+		    (unsigned long long)atomic_load(&be->connect_failures));
+	PER_BACKEND("ringlb_backend_check_duration_seconds", "gauge",
+		    "Duration of the last health check.", "%.3f",
+		    atomic_load(&be->last_latency_ms) / 1000.0);
 	metric_head(&b, "ringlb_worker_accepts_total", "counter",
 		    "Connections accepted by each worker thread.");
 	for (unsigned i = 0; i < st.nworkers; i++)
@@ -435,6 +471,7 @@ metrics_text(size_t *len)
 		   (unsigned long long)st.reload_failures);
 #undef PER_LISTENER
 #undef PER_BACKEND
+#undef FOR_EACH_BACKEND
 	if (b.oom) {
 		free(b.s);
 		return NULL;
@@ -459,10 +496,47 @@ split_path(char *url, char **seg, int n)
 	return k;
 }
 
+/* The pool of listener l, copied out under the lock; -ENOENT if none. */
+static int
+listener_pool_name(const char *l, char *out, size_t size)
+{
+	const struct listener *ls;
+	int rc = -ENOENT;
+
+	control_lock();
+	ls = runtime_listener(runtime_current(), l);
+	if (ls) {
+		snprintf(out, size, "%s", ls->pool->cfg->name);
+		rc = 0;
+	}
+	control_unlock();
+	return rc;
+}
+
+/* Arguments of a request: the path's ':' segments, in order. */
+#define ROUTE_ARGS 4
+
+struct route;
+typedef enum MHD_Result route_fn(struct MHD_Connection *conn,
+				 const struct route *r, char **arg,
+				 const struct request *rq);
+
+/* One endpoint: method, path pattern, handler (routes[] below). */
+struct route {
+	const char *method;
+	const char *pattern;
+	route_fn *fn;
+	const char *action;	/* for backend_action() */
+};
+
+/*
+ * A change to backend b of pool p: drain, maint or ready (POST, optional
+ * body {"close": true}) or weight (PUT {"weight": N}).  The body is checked
+ * before the names, so a bad body is a 400 whatever it names.
+ */
 static enum MHD_Result
-handle_backend_action(struct MHD_Connection *conn, const char *method,
-		      const char *l, const char *b, const char *action,
-		      const struct request *rq)
+backend_action(struct MHD_Connection *conn, const char *p, const char *b,
+	       const char *action, const struct request *rq)
 {
 	char err[256];
 	unsigned closing = 0;
@@ -471,14 +545,6 @@ handle_backend_action(struct MHD_Connection *conn, const char *method,
 	json_error_t je;
 	int admin, rc;
 
-	if (strcmp(action, "weight") == 0) {
-		if (strcmp(method, "PUT") != 0)
-			return reply_error(conn, 405, "PUT",
-					   "use PUT for weight");
-	} else if (strcmp(method, "POST") != 0) {
-		return reply_error(conn, 405, "POST", "use POST for %s",
-				   action);
-	}
 	if (rq->len) {
 		body = json_loadb(rq->body, rq->len, 0, &je);
 		if (!body || !json_is_object(body)) {
@@ -499,7 +565,7 @@ handle_backend_action(struct MHD_Connection *conn, const char *method,
 					   "N an integer from 1 to %d",
 					   CFG_WEIGHT_MAX);
 		}
-		rc = control_set_weight(l, b, (unsigned)json_integer_value(w),
+		rc = control_set_weight(p, b, (unsigned)json_integer_value(w),
 					err, sizeof(err));
 	} else {
 		json_t *c = json_object_get(body, "close");
@@ -508,22 +574,15 @@ handle_backend_action(struct MHD_Connection *conn, const char *method,
 			admin = ADMIN_DRAIN;
 		else if (strcmp(action, "maint") == 0)
 			admin = ADMIN_MAINT;
-		else if (strcmp(action, "ready") == 0)
+		else
 			admin = ADMIN_READY;
-		else {
-			json_decref(body);
-			return reply_error(conn, 404, NULL,
-					   "unknown action \"%s\" (drain, "
-					   "maint, ready, weight)",
-					   action);
-		}
 		if (c && !json_is_boolean(c)) {
 			json_decref(body);
 			return reply_error(conn, 400, NULL,
 					   "\"close\" must be true or false");
 		}
 		close_conns = json_is_true(c);
-		rc = control_set_admin(l, b, admin, close_conns, &closing, err,
+		rc = control_set_admin(p, b, admin, close_conns, &closing, err,
 				       sizeof(err));
 	}
 	json_decref(body);
@@ -533,10 +592,11 @@ handle_backend_action(struct MHD_Connection *conn, const char *method,
 		return reply_error(conn, 400, NULL, "%s", err);
 	control_lock();
 	{
-		struct pool *p = runtime_pool(runtime_current(), l);
-		struct backend *be = p ? pool_backend(p, b) : NULL;
+		struct pool *pl = runtime_pool(runtime_current(), p);
+		struct backend *be = pl ? pool_backend(pl, b) : NULL;
 
-		out = be ? backend_json(be, p, control_now_ms()) : json_object();
+		out = be ? backend_json(be, pl, control_now_ms()) :
+			   json_object();
 	}
 	control_unlock();
 	if (close_conns)
@@ -545,90 +605,274 @@ handle_backend_action(struct MHD_Connection *conn, const char *method,
 }
 
 static enum MHD_Result
+pool_backend_action(struct MHD_Connection *conn, const struct route *r,
+	   char **arg, const struct request *rq)
+{
+	return backend_action(conn, arg[0], arg[1], r->action, rq);
+}
+
+/* /listeners/L/backends/B/...: the same on the pool listener L feeds. */
+static enum MHD_Result
+listener_backend_action(struct MHD_Connection *conn, const struct route *r,
+	   char **arg, const struct request *rq)
+{
+	char pool[CFG_NAME_MAX];
+
+	if (listener_pool_name(arg[0], pool, sizeof(pool)) < 0)
+		return reply_error(conn, 404, NULL, "unknown listener \"%s\"",
+				   arg[0]);
+	return backend_action(conn, pool, arg[1], r->action, rq);
+}
+
+static enum MHD_Result
+get_status(struct MHD_Connection *conn, const struct route *r,
+	   char **arg, const struct request *rq)
+{
+	json_t *j;
+
+	control_lock();
+	j = status_json();
+	control_unlock();
+	return reply_json(conn, 200, j, NULL);
+}
+
+static enum MHD_Result
+get_metrics(struct MHD_Connection *conn, const struct route *r,
+	   char **arg, const struct request *rq)
+{
+	size_t len = 0;
+	char *text;
+
+	control_lock();
+	text = metrics_text(&len);
+	control_unlock();
+	if (!text)
+		return reply_error(conn, 500, NULL, "out of memory");
+	return reply_text(conn, 200, text, len, "text/plain; version=0.0.4",
+			  NULL);
+}
+
+static enum MHD_Result
+post_reload(struct MHD_Connection *conn, const struct route *r,
+	   char **arg, const struct request *rq)
+{
+	char err[1024];
+	json_t *j;
+
+	if (control_reload(err, sizeof(err)) < 0)
+		return reply_error(conn, 400, NULL, "%s", err);
+	control_lock();
+	j = json_pack("{s:b,s:I}", "ok", 1, "generation",
+		      (json_int_t)runtime_current()->gen);
+	control_unlock();
+	return reply_json(conn, 200, j, NULL);
+}
+
+/*
+ * GET of a listener or pool, or one of its backends: arg[0] names it,
+ * arg[1] (if given) the backend.  Rendered under the lock.
+ */
+static enum MHD_Result
+get_object(struct MHD_Connection *conn, char **arg, bool pool)
+{
+	const struct runtime *rt;
+	const struct listener *l = NULL;
+	const struct pool *p = NULL;
+	const struct backend *be = NULL;
+	const char *what = pool ? "pool" : "listener";
+	uint64_t now = control_now_ms();
+	json_t *j = NULL;
+
+	control_lock();
+	rt = runtime_current();
+	if (pool) {
+		p = runtime_pool(rt, arg[0]);
+	} else {
+		l = runtime_listener(rt, arg[0]);
+		p = l ? l->pool : NULL;
+	}
+	if (p && arg[1])
+		be = pool_backend(p, arg[1]);
+	if (be)
+		j = backend_json(be, p, now);
+	else if (p && !arg[1])
+		j = pool ? pool_json(rt, p, now) : listener_json(l, now);
+	control_unlock();
+	if (!p)
+		return reply_error(conn, 404, NULL, "unknown %s \"%s\"", what,
+				   arg[0]);
+	if (arg[1] && !be)
+		return reply_error(conn, 404, NULL,
+				   "unknown backend \"%s\" in %s \"%s\"",
+				   arg[1], what, arg[0]);
+	if (!j)
+		return reply_error(conn, 500, NULL, "out of memory");
+	return reply_json(conn, 200, j, NULL);
+}
+
+static enum MHD_Result
+get_listener(struct MHD_Connection *conn, const struct route *r,
+	   char **arg, const struct request *rq)
+{
+	return get_object(conn, arg, false);
+}
+
+static enum MHD_Result
+get_pool(struct MHD_Connection *conn, const struct route *r,
+	   char **arg, const struct request *rq)
+{
+	return get_object(conn, arg, true);
+}
+
+/* GET /listeners or /pools: every one of them. */
+static enum MHD_Result
+get_all(struct MHD_Connection *conn, bool pools)
+{
+	const struct runtime *rt;
+	uint64_t now = control_now_ms();
+	json_t *a = json_array();
+
+	control_lock();
+	rt = runtime_current();
+	if (pools)
+		for (size_t i = 0; i < rt->npools; i++)
+			json_array_append_new(a, pool_json(rt, &rt->pools[i],
+							   now));
+	else
+		for (size_t i = 0; i < rt->nlisteners; i++)
+			json_array_append_new(
+				a, listener_json(&rt->listeners[i], now));
+	control_unlock();
+	return reply_json(conn, 200,
+			  json_pack("{s:o}", pools ? "pools" : "listeners", a),
+			  NULL);
+}
+
+static enum MHD_Result
+get_listeners(struct MHD_Connection *conn, const struct route *r,
+	   char **arg, const struct request *rq)
+{
+	return get_all(conn, false);
+}
+
+static enum MHD_Result
+get_pools(struct MHD_Connection *conn, const struct route *r,
+	   char **arg, const struct request *rq)
+{
+	return get_all(conn, true);
+}
+
+/*
+ * Every endpoint.  A ':' segment matches any one segment and is passed to
+ * the handler; its name only shows in the help text of a 404.
+ */
+static const struct route routes[] = {
+	{ "GET", "/status", get_status, NULL },
+	{ "GET", "/metrics", get_metrics, NULL },
+	{ "POST", "/reload", post_reload, NULL },
+	{ "GET", "/pools", get_pools, NULL },
+	{ "GET", "/pools/:P", get_pool, NULL },
+	{ "GET", "/pools/:P/backends/:B", get_pool, NULL },
+	{ "POST", "/pools/:P/backends/:B/drain", pool_backend_action,
+	  "drain" },
+	{ "POST", "/pools/:P/backends/:B/maint", pool_backend_action,
+	  "maint" },
+	{ "POST", "/pools/:P/backends/:B/ready", pool_backend_action,
+	  "ready" },
+	{ "PUT", "/pools/:P/backends/:B/weight", pool_backend_action,
+	  "weight" },
+	{ "GET", "/listeners", get_listeners, NULL },
+	{ "GET", "/listeners/:L", get_listener, NULL },
+	{ "GET", "/listeners/:L/backends/:B", get_listener, NULL },
+	{ "POST", "/listeners/:L/backends/:B/drain",
+	  listener_backend_action, "drain" },
+	{ "POST", "/listeners/:L/backends/:B/maint",
+	  listener_backend_action, "maint" },
+	{ "POST", "/listeners/:L/backends/:B/ready",
+	  listener_backend_action, "ready" },
+	{ "PUT", "/listeners/:L/backends/:B/weight",
+	  listener_backend_action, "weight" },
+};
+
+#define NROUTES (sizeof(routes) / sizeof(routes[0]))
+#define SEG_MAX 8
+
+/*
+ * Does the path seg[0..n) match pattern?  Fills arg[] with the segments
+ * that stand for ':' ones, and NULLs after them.
+ */
+static bool
+route_match(const char *pattern, char **seg, int n, char **arg)
+{
+	char pat[128], *pseg[SEG_MAX];
+	int m, k = 0;
+
+	snprintf(pat, sizeof(pat), "%s", pattern);
+	m = split_path(pat, pseg, SEG_MAX);
+	if (m != n)
+		return false;
+	for (int i = 0; i < n; i++)
+		if (pseg[i][0] != ':' && strcmp(pseg[i], seg[i]) != 0)
+			return false;
+	for (int i = 0; i < ROUTE_ARGS; i++)
+		arg[i] = NULL;
+	for (int i = 0; i < n && k < ROUTE_ARGS - 1; i++)
+		if (pseg[i][0] == ':')
+			arg[k++] = seg[i];
+	return true;
+}
+
+/* "GET /status, GET /metrics, ..." with ':X' shown as 'X'. */
+static void
+route_help(char *out, size_t size)
+{
+	size_t o = 0;
+
+	out[0] = '\0';
+	for (size_t i = 0; i < NROUTES && o < size; i++) {
+		int n = snprintf(out + o, size - o, "%s%s ", i ? ", " : "",
+				 routes[i].method);
+
+		if (n < 0)
+			return;
+		o += (size_t)n;
+		for (const char *c = routes[i].pattern; *c && o + 1 < size;
+		     c++)
+			if (*c != ':')
+				out[o++] = *c;
+		out[o < size ? o : size - 1] = '\0';
+	}
+}
+
+static enum MHD_Result
 route(struct MHD_Connection *conn, const char *url, const char *method,
       const struct request *rq)
 {
-	char path[512], *seg[6], err[1024];
-	bool get = strcmp(method, "GET") == 0;
+	char path[512], *seg[SEG_MAX], *arg[ROUTE_ARGS], allow[64];
+	char help[1024];
 	int n;
 
 	if (rq->too_big)
 		return reply_error(conn, 413, NULL, "body larger than %d bytes",
 				   BODY_MAX);
 	snprintf(path, sizeof(path), "%s", url);
-	n = split_path(path, seg, 6);
-	if (n == 1 && strcmp(seg[0], "status") == 0) {
-		json_t *j;
-
-		if (!get)
-			return reply_error(conn, 405, "GET", "use GET");
-		control_lock();
-		j = status_json();
-		control_unlock();
-		return reply_json(conn, 200, j, NULL);
+	n = split_path(path, seg, SEG_MAX);
+	allow[0] = '\0';
+	for (size_t i = 0; n >= 0 && i < NROUTES; i++) {
+		if (!route_match(routes[i].pattern, seg, n, arg))
+			continue;
+		if (strcmp(routes[i].method, method) == 0)
+			return routes[i].fn(conn, &routes[i], arg, rq);
+		if (!strstr(allow, routes[i].method))
+			snprintf(allow + strlen(allow),
+				 sizeof(allow) - strlen(allow), "%s%s",
+				 allow[0] ? ", " : "", routes[i].method);
 	}
-	if (n == 1 && strcmp(seg[0], "metrics") == 0) {
-		size_t len = 0;
-		char *text;
-
-		if (!get)
-			return reply_error(conn, 405, "GET", "use GET");
-		control_lock();
-		text = metrics_text(&len);
-		control_unlock();
-		if (!text)
-			return reply_error(conn, 500, NULL, "out of memory");
-		return reply_text(conn, 200, text, len,
-				  "text/plain; version=0.0.4", NULL);
-	}
-	if (n == 1 && strcmp(seg[0], "reload") == 0) {
-		if (strcmp(method, "POST") != 0)
-			return reply_error(conn, 405, "POST", "use POST");
-		if (control_reload(err, sizeof(err)) < 0)
-			return reply_error(conn, 400, NULL, "%s", err);
-		control_lock();
-		json_t *j = json_pack("{s:b,s:I}", "ok", 1, "generation",
-				      (json_int_t)runtime_current()->gen);
-		control_unlock();
-		return reply_json(conn, 200, j, NULL);
-	}
-	if (n >= 2 && strcmp(seg[0], "listeners") == 0 &&
-	    (n == 2 || (n >= 4 && n <= 5 && strcmp(seg[2], "backends") == 0))) {
-		struct pool *p;
-		struct backend *be = NULL;
-		json_t *j = NULL;
-
-		if (n == 5)
-			return handle_backend_action(conn, method, seg[1],
-						     seg[3], seg[4], rq);
-		if (!get)
-			return reply_error(conn, 405, "GET", "use GET");
-		control_lock();
-		p = runtime_pool(runtime_current(), seg[1]);
-		if (p && n == 4)
-			be = pool_backend(p, seg[3]);
-		if (p && n == 2)
-			j = listener_json(p, control_now_ms());
-		else if (be)
-			j = backend_json(be, p, control_now_ms());
-		control_unlock();
-		if (!p)
-			return reply_error(conn, 404, NULL,
-					   "unknown listener \"%s\"", seg[1]);
-		/* Found but not rendered (seg[3] is unset when n == 2). */
-		if (!j && (n == 2 || be))
-			return reply_error(conn, 500, NULL, "out of memory");
-		if (!j)
-			return reply_error(conn, 404, NULL,
-					   "unknown backend \"%s\" in listener "
-					   "\"%s\"",
-					   seg[3], seg[1]);
-		return reply_json(conn, 200, j, NULL);
-	}
-	return reply_error(conn, 404, NULL,
-			   "no such endpoint: %s %s (see /status, /metrics, "
-			   "/reload, /listeners/L[/backends/B[/ACTION]])",
-			   method, url);
+	if (allow[0])
+		return reply_error(conn, 405, allow, "use %s", allow);
+	route_help(help, sizeof(help));
+	return reply_error(conn, 404, NULL, "no such endpoint: %s %s (try: %s)",
+			   method, url, help);
 }
 
 static enum MHD_Result

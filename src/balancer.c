@@ -17,13 +17,13 @@ balancer_find(enum cfg_algorithm alg)
 }
 
 bool
-balancer_eligible(const struct backend *b, struct backend *const *tried,
-		  size_t ntried, uint64_t now_ms)
+balancer_eligible(const struct backend *b, const struct pick_ctx *ctx)
 {
-	if (!backend_eligible(b) || (now_ms && backend_marked(b, now_ms)))
+	if (!backend_eligible(b) ||
+	    (ctx->now_ms && backend_marked(b, ctx->now_ms)))
 		return false;
-	for (size_t i = 0; i < ntried; i++)
-		if (tried[i] == b)
+	for (size_t i = 0; i < ctx->ntried; i++)
+		if (ctx->tried[i] == b)
 			return false;
 	return true;
 }

@@ -35,8 +35,7 @@ lc_fini(struct pool *p)
 }
 
 static struct backend *
-lc_pick(struct pool *p, struct backend *const *tried, size_t ntried,
-	uint64_t now_ms)
+lc_pick(struct pool *p, const struct pick_ctx *ctx)
 {
 	struct lc *lc = p->balancer;
 	struct backend *best = NULL;
@@ -49,7 +48,7 @@ lc_pick(struct pool *p, struct backend *const *tried, size_t ntried,
 		struct backend *b = p->backends[(start + i) % p->nbackends];
 		uint64_t active;
 
-		if (!balancer_eligible(b, tried, ntried, now_ms))
+		if (!balancer_eligible(b, ctx))
 			continue;
 		active = atomic_load_explicit(&b->active, memory_order_relaxed);
 		/* active/weight < best_active/best_weight, without division */

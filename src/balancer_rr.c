@@ -122,8 +122,7 @@ rr_reweight(struct pool *p)
 }
 
 static struct backend *
-rr_pick(struct pool *p, struct backend *const *tried, size_t ntried,
-	uint64_t now_ms)
+rr_pick(struct pool *p, const struct pick_ctx *ctx)
 {
 	struct rr *rr = p->balancer;
 	struct rr_seq *s = atomic_load_explicit(&rr->cur, memory_order_acquire);
@@ -138,7 +137,7 @@ rr_pick(struct pool *p, struct backend *const *tried, size_t ntried,
 		n = atomic_fetch_add_explicit(&rr->next, 1,
 					      memory_order_relaxed);
 		b = s->seq[n % s->len];
-		if (balancer_eligible(b, tried, ntried, now_ms))
+		if (balancer_eligible(b, ctx))
 			return b;
 	}
 	/* Most backends are out: scan once so a lone survivor is found. */
@@ -146,7 +145,7 @@ rr_pick(struct pool *p, struct backend *const *tried, size_t ntried,
 	for (size_t i = 0; i < p->nbackends; i++) {
 		struct backend *b = p->backends[(n + i) % p->nbackends];
 
-		if (balancer_eligible(b, tried, ntried, now_ms))
+		if (balancer_eligible(b, ctx))
 			return b;
 	}
 	return NULL;

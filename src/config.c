@@ -32,6 +32,7 @@
 #define CFG_FILE_MAX	(16u << 20)
 #define CFG_WORKERS_MAX	256
 #define CFG_BACKENDS_MAX 1024
+#define CFG_POOLS_MAX	1024
 #define CFG_RATE_MAX	1000000	/* per_source.rate and burst */
 #define CFG_TABLE_MAX	(16u << 20)
 
@@ -50,8 +51,8 @@ static const char *const alg_names[] = {
 };
 
 static const char *const root_keys[] = {
-	"workers", "log_level", "shutdown_grace_ms", "listeners", "admin",
-	"user", "group", "recv_buffers", NULL,
+	"workers", "log_level", "shutdown_grace_ms", "listeners", "pools",
+	"admin", "user", "group", "recv_buffers", NULL,
 };
 
 static const char *const admin_keys[] = {
@@ -61,11 +62,26 @@ static const char *const admin_keys[] = {
 static const char *const listener_keys[] = {
 	"name", "listen", "algorithm", "connect_attempts", "backlog",
 	"backends", "health_check", "timeouts", "max_connections", "allow",
-	"deny", "per_source", NULL,
+	"deny", "per_source", "pool", "accept_proxy", "send_proxy", NULL,
+};
+
+static const char *const accept_proxy_keys[] = {
+	"from", "timeout_ms", "allow_direct", NULL,
+};
+
+static const char *const pool_keys[] = {
+	"name", "algorithm", "backends", "health_check", "connect_attempts",
+	"timeouts", "fail_ms", "send_proxy", NULL,
+};
+
+/* What a listener that names a pool may not set: the pool has it. */
+static const char *const pool_only_keys[] = {
+	"algorithm", "backends", "health_check", "connect_attempts",
+	"send_proxy", NULL,
 };
 
 static const char *const backend_keys[] = {
-	"name", "address", "weight", "max_connections", NULL,
+	"name", "address", "weight", "max_connections", "send_proxy", NULL,
 };
 
 static const char *const per_source_keys[] = {
@@ -77,8 +93,15 @@ static const char *const health_keys[] = {
 	"expect", NULL,
 };
 
+/* A listener with its own backends sets them all in one "timeouts". */
 static const char *const timeout_keys[] = {
 	"connect_ms", "idle_ms", "fail_ms", NULL,
+};
+static const char *const pool_timeout_keys[] = {
+	"connect_ms", "fail_ms", NULL,
+};
+static const char *const listener_timeout_keys[] = {
+	"idle_ms", NULL,
 };
 
 /*
@@ -572,26 +595,63 @@ parse_health(const struct cfg_ctx *x, const char *parent, const json_t *lst,
 	return 0;
 }
 
+/*
+ * The pool's timeouts (connect_ms, fail_ms) from obj.timeouts; a pool may
+ * also give fail_ms at its top level, as long as it gives it only once.
+ */
 static int
-parse_timeouts(const struct cfg_ctx *x, const char *parent, const json_t *lst,
-	       struct cfg_listener *l)
+parse_pool_timeouts(const struct cfg_ctx *x, const char *parent,
+		    const json_t *obj, struct cfg_pool *p)
 {
-	char path[CFG_PATH_MAX];
+	char path[CFG_PATH_MAX], fpath[CFG_PATH_MAX];
 	json_t *v;
 
-	if (get_container(x, parent, lst, "timeouts", JSON_OBJECT, false,
+	if (get_container(x, parent, obj, "timeouts", JSON_OBJECT, false,
 			  &v) < 0)
 		return -1;
 	path_key(path, sizeof(path), parent, "timeouts");
-	if (v != NULL && check_keys(x, path, v, timeout_keys) < 0)
-		return -1;
 	if (get_uint(x, path, v, "connect_ms", 1, 600000, 3000,
-		     &l->connect_ms) < 0 ||
-	    get_uint(x, path, v, "idle_ms", 0, 86400000, 600000,
-		     &l->idle_ms) < 0 ||
+		     &p->connect_ms) < 0 ||
 	    get_uint(x, path, v, "fail_ms", 0, 3600000, 10000,
-		     &l->fail_ms) < 0)
+		     &p->fail_ms) < 0)
 		return -1;
+	if (json_object_get(obj, "fail_ms") == NULL)
+		return 0;
+	if (json_object_get(v, "fail_ms") != NULL) {
+		path_key(fpath, sizeof(fpath), parent, "fail_ms");
+		return cfg_error(x, fpath,
+				 "given twice (also %s.fail_ms); keep one",
+				 path);
+	}
+	return get_uint(x, parent, obj, "fail_ms", 0, 3600000, 10000,
+			&p->fail_ms);
+}
+
+/* "v1", "v2" or "off"; absent leaves *out as it is. */
+static int
+get_send_proxy(const struct cfg_ctx *x, const char *parent, const json_t *obj,
+	       enum cfg_send_proxy *out)
+{
+	char path[CFG_PATH_MAX], q[CFG_QUOTE_MAX];
+	const char *s;
+	size_t len;
+
+	if (get_string(x, parent, obj, "send_proxy", false, false, &s, &len) < 0)
+		return -1;
+	if (s == NULL)
+		return 0;
+	if (strcmp(s, "v1") == 0)
+		*out = SEND_PROXY_V1;
+	else if (strcmp(s, "v2") == 0)
+		*out = SEND_PROXY_V2;
+	else if (strcmp(s, "off") == 0)
+		*out = SEND_PROXY_OFF;
+	else {
+		path_key(path, sizeof(path), parent, "send_proxy");
+		return cfg_error(x, path,
+				 "unknown value %s (expected \"v1\", \"v2\" or \"off\")",
+				 quote(q, sizeof(q), s, len));
+	}
 	return 0;
 }
 
@@ -610,12 +670,13 @@ parse_backend(const struct cfg_ctx *x, const char *path, json_t *v,
 	    get_uint(x, path, v, "max_connections", 0, CFG_LIMIT_MAX, 0,
 		     &b->max_connections) < 0)
 		return -1;
-	return 0;
+	b->send_proxy = SEND_PROXY_POOL;
+	return get_send_proxy(x, path, v, &b->send_proxy);
 }
 
 static int
 parse_backends(const struct cfg_ctx *x, const char *parent, const json_t *lst,
-	       struct cfg_listener *l)
+	       struct cfg_pool *l)
 {
 	char path[CFG_PATH_MAX], bpath[CFG_PATH_MAX], npath[CFG_PATH_MAX];
 	char other[CFG_PATH_MAX];
@@ -739,33 +800,245 @@ parse_per_source(const struct cfg_ctx *x, const char *parent,
 	return 0;
 }
 
+/*
+ * What a pool is made of, from obj: a "pools" entry, or a listener with its
+ * own backends (whose other keys the caller checks).
+ */
 static int
-parse_listener(const struct cfg_ctx *x, const char *path, json_t *v,
-	       struct cfg_listener *l)
+parse_pool_body(const struct cfg_ctx *x, const char *path, const json_t *obj,
+		struct cfg_pool *p)
 {
-	json_int_t backlog;
+	if (get_algorithm(x, path, obj, &p->algorithm) < 0 ||
+	    get_uint(x, path, obj, "connect_attempts", 1, CFG_ATTEMPTS_MAX, 3,
+		     &p->connect_attempts) < 0 ||
+	    parse_health(x, path, obj, &p->health) < 0 ||
+	    parse_pool_timeouts(x, path, obj, p) < 0 ||
+	    parse_backends(x, path, obj, p) < 0)
+		return -1;
+	p->send_proxy = SEND_PROXY_OFF;
+	return get_send_proxy(x, path, obj, &p->send_proxy);
+}
+
+static int
+parse_pool(const struct cfg_ctx *x, const char *path, json_t *v,
+	   struct cfg_pool *p)
+{
+	char tpath[CFG_PATH_MAX];
+	json_t *t;
 
 	if (!json_is_object(v))
 		return cfg_error(x, path, "must be an object, got %s",
 				 type_name(v));
+	if (check_keys(x, path, v, pool_keys) < 0 ||
+	    get_name(x, path, v, p->name) < 0)
+		return -1;
+	path_key(tpath, sizeof(tpath), path, "timeouts");
+	if (get_container(x, path, v, "timeouts", JSON_OBJECT, false, &t) < 0 ||
+	    (t != NULL && check_keys(x, tpath, t, pool_timeout_keys) < 0))
+		return -1;
+	return parse_pool_body(x, path, v, p);
+}
+
+static int
+find_pool(const struct config *cfg, const char *name, size_t *out)
+{
+	for (size_t i = 0; i < cfg->npools; i++) {
+		if (strcmp(cfg->pools[i].name, name) == 0) {
+			*out = i;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+/*
+ * The listener's pool: the one it names with "pool", or a new inline one
+ * made from its own "backends" and named after it.  cfg->pools has room.
+ */
+static int
+listener_pool(const struct cfg_ctx *x, const char *path, json_t *v,
+	      struct config *cfg, struct cfg_listener *l)
+{
+	char kpath[CFG_PATH_MAX], tpath[CFG_PATH_MAX], q[CFG_QUOTE_MAX];
+	const char *name;
+	struct cfg_pool *p;
+	json_t *t;
+	size_t len, i;
+
+	if (get_string(x, path, v, "pool", false, false, &name, &len) < 0 ||
+	    get_container(x, path, v, "timeouts", JSON_OBJECT, false, &t) < 0)
+		return -1;
+	path_key(tpath, sizeof(tpath), path, "timeouts");
+	if (name != NULL) {
+		for (const char *const *k = pool_only_keys; *k != NULL; k++) {
+			if (json_object_get(v, *k) == NULL)
+				continue;
+			path_key(kpath, sizeof(kpath), path, *k);
+			return cfg_error(x, kpath,
+					 "not allowed with \"pool\": set it in the pool %s%s",
+					 quote(q, sizeof(q), name, len),
+					 strcmp(*k, "backends") == 0 ?
+						 " (or drop \"pool\" to give "
+						 "this listener its own backends)" :
+						 "");
+		}
+		if (t != NULL) {
+			for (const char *const *k = pool_timeout_keys;
+			     *k != NULL; k++) {
+				if (json_object_get(t, *k) == NULL)
+					continue;
+				path_key(kpath, sizeof(kpath), tpath, *k);
+				return cfg_error(x, kpath,
+						 "belongs to the pool: set it in the pool %s",
+						 quote(q, sizeof(q), name, len));
+			}
+			if (check_keys(x, tpath, t, listener_timeout_keys) < 0)
+				return -1;
+		}
+		path_key(kpath, sizeof(kpath), path, "pool");
+		if (find_pool(cfg, name, &i) < 0 || cfg->pools[i].is_inline)
+			return cfg_error(x, kpath,
+					 "unknown pool %s (pools are defined in the top-level \"pools\" array)",
+					 quote(q, sizeof(q), name, len));
+		l->pool = i;
+		cfg->pools[i].nusers++;
+		return 0;
+	}
+	if (json_object_get(v, "backends") == NULL) {
+		path_key(kpath, sizeof(kpath), path, "backends");
+		return cfg_error(x, kpath,
+				 "required key missing (or name a pool with \"pool\")");
+	}
+	if (t != NULL && check_keys(x, tpath, t, timeout_keys) < 0)
+		return -1;
+	/* A clash with another listener's own pool: check_listener_dups. */
+	if (find_pool(cfg, l->name, &i) == 0 && !cfg->pools[i].is_inline) {
+		path_key(kpath, sizeof(kpath), path, "name");
+		return cfg_error(x, kpath,
+				 "\"%s\" is also the name of pools[%zu]; a listener with its own backends defines a pool of its own name, so rename one of them",
+				 l->name, i);
+	}
+	p = &cfg->pools[cfg->npools];
+	memcpy(p->name, l->name, sizeof(p->name));
+	p->is_inline = true;
+	p->nusers = 1;
+	l->pool = cfg->npools++;
+	return parse_pool_body(x, path, v, p);
+}
+
+/*
+ * accept_proxy: who must send a PROXY header ("from", required), how long
+ * it may take, and whether anybody else may connect without one.
+ */
+static int
+parse_accept_proxy(const struct cfg_ctx *x, const char *parent,
+		   const json_t *lst, struct cfg_accept_proxy *ap)
+{
+	char path[CFG_PATH_MAX], fpath[CFG_PATH_MAX];
+	json_t *v;
+
+	if (get_container(x, parent, lst, "accept_proxy", JSON_OBJECT, false,
+			  &v) < 0)
+		return -1;
+	if (v == NULL)
+		return 0;
+	path_key(path, sizeof(path), parent, "accept_proxy");
+	if (check_keys(x, path, v, accept_proxy_keys) < 0)
+		return -1;
+	if (json_object_get(v, "from") == NULL) {
+		path_key(fpath, sizeof(fpath), path, "from");
+		return cfg_error(x, fpath,
+				 "required key missing (the addresses of the load balancers that send PROXY headers)");
+	}
+	if (parse_acl(x, path, v, "from", &ap->from, &ap->nfrom) < 0 ||
+	    get_uint(x, path, v, "timeout_ms", 1, 600000, 3000,
+		     &ap->timeout_ms) < 0 ||
+	    get_bool(x, path, v, "allow_direct", false, &ap->allow_direct) < 0)
+		return -1;
+	ap->enabled = true;
+	return 0;
+}
+
+static int
+parse_listener(const struct cfg_ctx *x, const char *path, json_t *v,
+	       struct config *cfg, struct cfg_listener *l)
+{
+	json_int_t backlog;
+	json_t *t;
+	char tpath[CFG_PATH_MAX];
+
+	if (!json_is_object(v))
+		return cfg_error(x, path, "must be an object, got %s",
+				 type_name(v));
+	path_key(tpath, sizeof(tpath), path, "timeouts");
 	if (check_keys(x, path, v, listener_keys) < 0 ||
 	    get_name(x, path, v, l->name) < 0 ||
 	    get_addr(x, path, v, "listen", true, &l->addr) < 0 ||
-	    get_algorithm(x, path, v, &l->algorithm) < 0 ||
-	    get_uint(x, path, v, "connect_attempts", 1, CFG_ATTEMPTS_MAX, 3,
-		     &l->connect_attempts) < 0 ||
+	    listener_pool(x, path, v, cfg, l) < 0 ||
 	    get_int(x, path, v, "backlog", 1, 65535, 511, &backlog) < 0 ||
-	    parse_health(x, path, v, &l->health) < 0 ||
-	    parse_timeouts(x, path, v, l) < 0 ||
-	    parse_backends(x, path, v, l) < 0 ||
+	    get_container(x, path, v, "timeouts", JSON_OBJECT, false, &t) < 0 ||
+	    get_uint(x, tpath, t, "idle_ms", 0, 86400000, 600000,
+		     &l->idle_ms) < 0 ||
 	    get_uint(x, path, v, "max_connections", 0, CFG_LIMIT_MAX, 0,
 		     &l->max_connections) < 0 ||
 	    parse_acl(x, path, v, "allow", &l->allow, &l->nallow) < 0 ||
 	    parse_acl(x, path, v, "deny", &l->deny, &l->ndeny) < 0 ||
-	    parse_per_source(x, path, v, &l->per_source) < 0)
+	    parse_per_source(x, path, v, &l->per_source) < 0 ||
+	    parse_accept_proxy(x, path, v, &l->accept_proxy) < 0)
 		return -1;
 	l->backlog = (int)backlog;
 	return 0;
+}
+
+/*
+ * The top-level "pools": optional; names unique.  Room is left behind them
+ * for one inline pool per listener.
+ */
+static int
+parse_pools(const struct cfg_ctx *x, const json_t *root, struct config *cfg,
+	    size_t nlisteners)
+{
+	char path[CFG_PATH_MAX], npath[CFG_PATH_MAX];
+	json_t *arr;
+	size_t n, j;
+
+	if (get_container(x, "", root, "pools", JSON_ARRAY, false, &arr) < 0)
+		return -1;
+	n = json_array_size(arr);
+	if (arr != NULL && n == 0)
+		return cfg_error(x, "pools",
+				 "must contain at least one pool (leave pools out instead)");
+	if (n > CFG_POOLS_MAX)
+		return cfg_error(x, "pools", "too many pools (%zu, max %d)", n,
+				 CFG_POOLS_MAX);
+	cfg->pools = calloc(n + nlisteners, sizeof(*cfg->pools));
+	if (cfg->pools == NULL)
+		return cfg_error(x, "pools", "out of memory");
+	for (size_t i = 0; i < n; i++) {
+		struct cfg_pool *p = &cfg->pools[i];
+
+		path_index(path, sizeof(path), "pools", i);
+		cfg->npools = i + 1;
+		if (parse_pool(x, path, json_array_get(arr, i), p) < 0)
+			return -1;
+		if (find_pool(cfg, p->name, &j) == 0 && j < i) {
+			path_key(npath, sizeof(npath), path, "name");
+			return cfg_error(x, npath,
+					 "duplicate pool name \"%s\" (also pools[%zu])",
+					 p->name, j);
+		}
+	}
+	return 0;
+}
+
+/* A pool nobody sends clients to is likely a mistake, but not an error. */
+static void
+warn_unused_pools(const struct cfg_ctx *x, const struct config *cfg)
+{
+	for (size_t i = 0; i < cfg->npools; i++)
+		if (!cfg->pools[i].is_inline && cfg->pools[i].nusers == 0)
+			log_warn("%s: pools[%zu]: no listener uses pool \"%s\"",
+				 x->file, i, cfg->pools[i].name);
 }
 
 /* Two listeners may not share a name or bind the same address. */
@@ -974,17 +1247,20 @@ parse_root(const struct cfg_ctx *x, json_t *root, struct config *cfg)
 	if (n == 0)
 		return cfg_error(x, "listeners",
 				 "must contain at least one listener");
+	if (parse_pools(x, root, cfg, n) < 0)
+		return -1;
 	cfg->listeners = calloc(n, sizeof(*cfg->listeners));
 	if (cfg->listeners == NULL)
 		return cfg_error(x, "listeners", "out of memory");
 	cfg->nlisteners = n;
 	for (size_t i = 0; i < n; i++) {
 		path_index(path, sizeof(path), "listeners", i);
-		if (parse_listener(x, path, json_array_get(arr, i),
+		if (parse_listener(x, path, json_array_get(arr, i), cfg,
 				   &cfg->listeners[i]) < 0 ||
 		    check_listener_dups(x, cfg, i) < 0)
 			return -1;
 	}
+	warn_unused_pools(x, cfg);
 	return 0;
 }
 
@@ -1295,15 +1571,19 @@ cfg_free(struct config *cfg)
 {
 	if (cfg == NULL)
 		return;
-	for (size_t i = 0; i < cfg->nlisteners; i++) {
-		struct cfg_listener *l = &cfg->listeners[i];
+	for (size_t i = 0; i < cfg->npools; i++) {
+		struct cfg_pool *p = &cfg->pools[i];
 
-		free(l->backends);
-		free(l->allow);
-		free(l->deny);
-		free(l->health.send);
-		free(l->health.expect);
+		free(p->backends);
+		free(p->health.send);
+		free(p->health.expect);
 	}
+	for (size_t i = 0; i < cfg->nlisteners; i++) {
+		free(cfg->listeners[i].allow);
+		free(cfg->listeners[i].deny);
+		free(cfg->listeners[i].accept_proxy.from);
+	}
+	free(cfg->pools);
 	free(cfg->listeners);
 	free(cfg->path);
 	free(cfg);

@@ -43,15 +43,54 @@
 #include "access.h"
 #include "engine.h"
 #include "log.h"
-#include "pool.h"
+#include "runtime.h"
 
 #define MAX_READS_PER_EVENT	16
 #define SPLICE_SMALL		(16 * 1024)
 
-enum conn_state {
-	CONN_CONNECTING,
-	CONN_PROXYING,
-	CONN_CLOSING,
+/*
+ * A connection's phases, in the order it goes through them.  phases[]
+ * below says, per phase, which completions it acts on and what bounds its
+ * time; conn_handle() and conn_sweep() consult it rather than checking
+ * the phase in every handler.
+ */
+enum conn_phase {
+	PH_CONNECT,	/* pick a backend and connect to it */
+	PH_PROXY,	/* bytes both ways */
+	PH_CLOSING,	/* waiting for what is in flight, then freed */
+};
+
+/* How long a phase may last. */
+enum phase_limit {
+	LIMIT_NONE,	/* bounded elsewhere (the connect's linked timeout) */
+	LIMIT_IDLE,	/* timeouts.idle_ms since the last byte moved */
+};
+
+#define OPBIT(op) (1u << (op))
+
+struct phase {
+	unsigned accepts;	/* OPBIT()s of the completions it acts on */
+	enum phase_limit limit;
+	const char *expired;	/* end= when its limit passes */
+};
+
+static const struct phase phases[] = {
+	[PH_CONNECT] = {
+		.accepts = OPBIT(OP_CONNECT),
+		.limit = LIMIT_NONE,
+	},
+	[PH_PROXY] = {
+		.accepts = OPBIT(OP_POLL_IN) | OPBIT(OP_POLL_IN1) |
+			   OPBIT(OP_POLL_OUT) | OPBIT(OP_POLL_OUT1) |
+			   OPBIT(OP_RECV) | OPBIT(OP_RECV1) | OPBIT(OP_SEND) |
+			   OPBIT(OP_SEND1),
+		.limit = LIMIT_IDLE,
+		.expired = "idle-timeout",
+	},
+	[PH_CLOSING] = {
+		.accepts = 0,
+		.limit = LIMIT_NONE,
+	},
 };
 
 enum { CLIENT = 0, BACKEND = 1 };
@@ -88,7 +127,8 @@ struct conn {
 	struct conn *next;
 	struct worker *w;
 	struct runtime *rt;	/* generation it was accepted under */
-	struct pool *pool;	/* rt's pool for its listener */
+	struct listener *lsn;	/* rt's listener it came in on */
+	struct pool *pool;	/* rt's pool it is balanced over */
 	struct backend *b;	/* holds an active reference when set */
 	unsigned kill_gen;	/* b->kill_gen when b was picked */
 	uint16_t tried[CFG_ATTEMPTS_MAX]; /* indexes in pool->backends */
@@ -98,7 +138,7 @@ struct conn {
 	struct dir d[2];
 	unsigned inflight;
 	bool connecting;
-	enum conn_state state;
+	enum conn_phase phase;
 	const char *end;
 	uint64_t id;
 	uint64_t start_ms;
@@ -110,26 +150,26 @@ static void conn_connect_next(struct conn *c);
 static void conn_pump(struct conn *c, int from);
 
 static const char *
-conn_state_name(enum conn_state s)
+conn_phase_name(enum conn_phase ph)
 {
-	switch (s) {
-	case CONN_CONNECTING:
-		return "connecting";
-	case CONN_PROXYING:
-		return "proxying";
-	case CONN_CLOSING:
+	switch (ph) {
+	case PH_CONNECT:
+		return "connect";
+	case PH_PROXY:
+		return "proxy";
+	case PH_CLOSING:
 		return "closing";
 	}
 	return "?";
 }
 
 static void
-conn_set_state(struct conn *c, enum conn_state s)
+conn_set_phase(struct conn *c, enum conn_phase ph)
 {
 	if (log_enabled(LOG_DEBUG))
 		log_debug("conn=%llu %s -> %s", (unsigned long long)c->id,
-			  conn_state_name(c->state), conn_state_name(s));
-	c->state = s;
+			  conn_phase_name(c->phase), conn_phase_name(ph));
+	c->phase = ph;
 }
 
 static void
@@ -211,10 +251,10 @@ conn_finish(struct conn *c, const char *why)
 {
 	char client[80];
 
-	if (c->state == CONN_CLOSING)
+	if (c->phase == PH_CLOSING)
 		return;
 	c->end = why;
-	conn_set_state(c, CONN_CLOSING);
+	conn_set_phase(c, PH_CLOSING);
 	/*
 	 * Cancel each op by its exact user_data: cancel-by-fd scans every
 	 * armed poll of the ring, which made tearing down many connections
@@ -241,10 +281,10 @@ conn_finish(struct conn *c, const char *why)
 	if (!log_enabled(LOG_INFO))
 		return;
 	log_addr((const struct sockaddr *)&c->peer, client, sizeof(client));
-	log_info("conn=%llu client=%s listener=%s backend=%s up=%llu down=%llu "
-		 "ms=%llu end=%s",
-		 (unsigned long long)c->id, client, c->pool->cfg->name,
-		 c->b ? c->b->cfg->name : "-",
+	log_info("conn=%llu client=%s listener=%s pool=%s backend=%s up=%llu "
+		 "down=%llu ms=%llu end=%s",
+		 (unsigned long long)c->id, client, c->lsn->cfg->name,
+		 c->pool->cfg->name, c->b ? c->b->cfg->name : "-",
 		 (unsigned long long)c->d[CLIENT].bytes,
 		 (unsigned long long)c->d[BACKEND].bytes,
 		 (unsigned long long)(c->w->now_ms - c->start_ms), why);
@@ -301,9 +341,9 @@ conn_publish_bytes(struct conn *c)
 		atomic_fetch_add_explicit(&c->b->bytes_out, out,
 					  memory_order_relaxed);
 	}
-	atomic_fetch_add_explicit(&c->pool->stats->bytes_in, in,
+	atomic_fetch_add_explicit(&c->lsn->stats->bytes_in, in,
 				  memory_order_relaxed);
-	atomic_fetch_add_explicit(&c->pool->stats->bytes_out, out,
+	atomic_fetch_add_explicit(&c->lsn->stats->bytes_out, out,
 				  memory_order_relaxed);
 }
 
@@ -329,7 +369,7 @@ conn_free(struct conn *c)
 	if (c->b)
 		pool_release(c->b);
 	/* The listener's active count and the source's slot. */
-	access_release(c->pool, c->src);
+	access_release(c->lsn, c->src);
 	/* Last: once the count is zero the runtime may be freed. */
 	atomic_fetch_sub_explicit(&c->rt->conns[w->id].n, 1,
 				  memory_order_release);
@@ -352,13 +392,13 @@ conn_accept(struct wlistener *l, int fd)
 	uint32_t src;
 
 	/* Refused (ACL, limits): closed and counted there, nothing to free. */
-	if (access_admit(l->pool, fd, w->now_ms, &peer, &src) < 0)
+	if (access_admit(l->lsn, fd, w->now_ms, &peer, &src) < 0)
 		return;
 	c = aligned_alloc(OP_ALIGN, sizeof(*c));
 	if (!c) {
 		log_error("listener %s: out of memory for a connection",
-			  l->pool->cfg->name);
-		access_release(l->pool, src);
+			  l->lsn->cfg->name);
+		access_release(l->lsn, src);
 		close(fd);
 		return;
 	}
@@ -367,13 +407,14 @@ conn_accept(struct wlistener *l, int fd)
 	c->peer = peer;
 	c->w = w;
 	c->rt = w->rt;
-	c->pool = l->pool;
+	c->lsn = l->lsn;
+	c->pool = l->lsn->pool;
 	c->s[CLIENT].fd = fd;
 	c->s[BACKEND].fd = -1;
 	c->id = w->next_seq++ * 256 + w->id;
 	c->start_ms = w->now_ms;
 	c->last_ms = w->now_ms;
-	c->state = CONN_CONNECTING;
+	c->phase = PH_CONNECT;
 	/* Only the info-level close line needs the client's address. */
 	if (c->peer.sin6_family == AF_UNSPEC && log_enabled(LOG_INFO)) {
 		socklen_t len = sizeof(c->peer);
@@ -389,11 +430,11 @@ conn_accept(struct wlistener *l, int fd)
 	w->nconns++;
 	atomic_fetch_add_explicit(&c->rt->conns[w->id].n, 1,
 				  memory_order_relaxed);
-	atomic_fetch_add_explicit(&c->pool->stats->accepts, 1,
+	atomic_fetch_add_explicit(&c->lsn->stats->accepts, 1,
 				  memory_order_relaxed);
 	conn_connect_next(c);
 	/* No backend at all: nothing went in flight, so it ends here. */
-	if (c->state == CONN_CLOSING && c->inflight == 0)
+	if (c->phase == PH_CLOSING && c->inflight == 0)
 		conn_free(c);
 }
 
@@ -404,33 +445,38 @@ conn_accept(struct wlistener *l, int fd)
 static void
 conn_connect_next(struct conn *c)
 {
-	const struct cfg_listener *lc = c->pool->cfg;
+	const struct cfg_pool *pc = c->pool->cfg;
 	struct io_uring_sqe *sqe;
 	struct backend *b;
 	int one = 1;
 	int fd;
 
 	b = NULL;
-	if (c->ntried < lc->connect_attempts) {
+	if (c->ntried < pc->connect_attempts) {
 		struct backend *tried[CFG_ATTEMPTS_MAX];
+		struct pick_ctx ctx = {
+			.client = &c->peer,
+			.tried = tried,
+			.ntried = c->ntried,
+			/* fail_ms 0: marks from before a reload count for nothing. */
+			.now_ms = pc->fail_ms ? c->w->now_ms : 0,
+		};
 
 		for (unsigned i = 0; i < c->ntried; i++)
 			tried[i] = c->pool->backends[c->tried[i]];
-		/* fail_ms 0: marks left from before a reload count for nothing. */
-		b = pool_pick(c->pool, tried, c->ntried,
-			      lc->fail_ms ? c->w->now_ms : 0);
+		b = pool_pick(c->pool, &ctx);
 	}
 	if (!b && !c->ntried && pool_full(c->pool)) {
 		/* Backends are up but all at max_connections. */
-		access_refused(c->pool, REFUSE_BACKEND_FULL, &c->peer,
+		access_refused(c->lsn, REFUSE_BACKEND_FULL, &c->peer,
 			       c->w->now_ms);
 		conn_finish(c, "backend-full");
 		return;
 	}
 	if (!b) {
 		atomic_fetch_add_explicit(c->ntried ?
-						  &c->pool->stats->connect_failed :
-						  &c->pool->stats->no_backend,
+						  &c->lsn->stats->connect_failed :
+						  &c->lsn->stats->no_backend,
 					  1, memory_order_relaxed);
 		conn_finish(c, c->ntried ? "connect-failed" : "no-backend");
 		return;
@@ -448,8 +494,8 @@ conn_connect_next(struct conn *c)
 		if (errno == EMFILE || errno == ENFILE)
 			worker_fd_exhausted(c->w, "backend socket");
 		else
-			log_warn("conn=%llu listener=%s backend=%s: socket: %s",
-				 (unsigned long long)c->id, lc->name,
+			log_warn("conn=%llu pool=%s backend=%s: socket: %s",
+				 (unsigned long long)c->id, pc->name,
 				 b->cfg->name, strerror(errno));
 		pool_release(b);
 		conn_finish(c, "error");
@@ -500,8 +546,6 @@ handle_connect(struct conn *c, int res)
 	struct backend *b = c->b;
 
 	c->connecting = false;
-	if (c->state == CONN_CLOSING)
-		return;
 	if (res < 0) {
 		const char *why = res == -ECANCELED ? "timed out"
 						    : strerror(-res);
@@ -509,8 +553,9 @@ handle_connect(struct conn *c, int res)
 		atomic_fetch_add_explicit(&b->connect_failures, 1,
 					  memory_order_relaxed);
 		if (connect_err_remote(res))
-			backend_mark_failed(b, c->pool->cfg, c->w->now_ms);
-		log_warn("conn=%llu listener=%s backend=%s addr=%s: connect "
+			backend_mark_failed(b, c->pool->cfg->fail_ms,
+					    c->w->now_ms);
+		log_warn("conn=%llu pool=%s backend=%s addr=%s: connect "
 			 "%s (attempt %u of %u)",
 			 (unsigned long long)c->id, c->pool->cfg->name,
 			 b->cfg->name, b->cfg->addr.text, why, c->ntried + 1,
@@ -529,7 +574,7 @@ handle_connect(struct conn *c, int res)
 	atomic_fetch_add_explicit(&b->total, 1, memory_order_relaxed);
 	backend_mark_clear(b);
 	c->last_ms = c->w->now_ms;
-	conn_set_state(c, CONN_PROXYING);
+	conn_set_phase(c, PH_PROXY);
 	want_read(c, CLIENT);
 	want_read(c, BACKEND);
 }
@@ -810,10 +855,6 @@ handle_recv(struct conn *c, int from, int res, unsigned flags)
 	if (res > 0) {
 		unsigned bid = flags >> IORING_CQE_BUFFER_SHIFT;
 
-		if (c->state != CONN_PROXYING) {
-			worker_buf_put(w, bid);
-			return;
-		}
 		d->bytes += (uint64_t)res;
 		c->last_ms = w->now_ms;
 		/* A full buffer: the stream is bulk, splice it from now on. */
@@ -837,8 +878,6 @@ handle_recv(struct conn *c, int from, int res, unsigned flags)
 		conn_pump(c, from);
 		return;
 	}
-	if (c->state != CONN_PROXYING)
-		return;
 	if (res == 0) {
 		d->eof = true;
 	} else if (res == -ENOBUFS) {
@@ -870,10 +909,9 @@ handle_send(struct conn *c, int from, int res)
 	struct dir *d = &c->d[from];
 
 	d->sending = false;
-	if (c->state != CONN_PROXYING || res < 0) {
+	if (res < 0) {
 		send_release(c, d);
-		if (c->state == CONN_PROXYING)
-			conn_write_error(c, from, res);
+		conn_write_error(c, from, res);
 		return;
 	}
 	if ((uint32_t)res < d->tx_len) {
@@ -912,8 +950,6 @@ handle_poll(struct conn *c, int side, bool out, int res)
 		c->s[side].poll_out = false;
 	else
 		c->s[side].poll_in = false;
-	if (c->state != CONN_PROXYING)
-		return;
 	if (res < 0 && res != -ECANCELED) {
 		log_warn("conn=%llu: poll: %s", (unsigned long long)c->id,
 			 strerror(-res));
@@ -926,10 +962,54 @@ handle_poll(struct conn *c, int side, bool out, int res)
 	conn_pump(c, out ? !side : side);
 }
 
+/*
+ * An operation completed in a phase that does not act on it (most often:
+ * the connection is closing).  Only undo what it holds.
+ */
+static void
+conn_retire(struct conn *c, enum op op, int res, unsigned flags)
+{
+	switch (op) {
+	case OP_CONNECT:
+		c->connecting = false;
+		break;
+	case OP_POLL_IN:
+	case OP_POLL_IN1:
+		c->s[op == OP_POLL_IN1].poll_in = false;
+		break;
+	case OP_POLL_OUT:
+	case OP_POLL_OUT1:
+		c->s[op == OP_POLL_OUT1].poll_out = false;
+		break;
+	case OP_RECV:
+	case OP_RECV1:
+		c->s[op == OP_RECV1].recv = false;
+		if (res > 0)
+			worker_buf_put(c->w, flags >> IORING_CQE_BUFFER_SHIFT);
+		break;
+	case OP_SEND:
+	case OP_SEND1:
+		c->d[op == OP_SEND1].sending = false;
+		send_release(c, &c->d[op == OP_SEND1]);
+		break;
+	case OP_CONNECT_TIMEOUT:
+	case OP_CANCEL:
+	case OP_ACCEPT:
+	case OP_ACCEPT_RETRY:
+	case OP_WAKE:
+	case OP_TICK:
+		break;
+	}
+}
+
 void
 conn_handle(struct conn *c, enum op op, int res, unsigned flags)
 {
 	c->inflight--;
+	if (!(phases[c->phase].accepts & OPBIT(op))) {
+		conn_retire(c, op, res, flags);
+		goto out;
+	}
 	switch (op) {
 	case OP_CONNECT:
 		handle_connect(c, res);
@@ -958,8 +1038,24 @@ conn_handle(struct conn *c, enum op op, int res, unsigned flags)
 	case OP_TICK:
 		break;
 	}
-	if (c->state == CONN_CLOSING && c->inflight == 0)
+out:
+	if (c->phase == PH_CLOSING && c->inflight == 0)
 		conn_free(c);
+}
+
+/* Has c been in its phase longer than the phase allows? */
+static bool
+phase_expired(const struct conn *c, uint64_t now_ms)
+{
+	unsigned idle = c->lsn->cfg->idle_ms;
+
+	switch (phases[c->phase].limit) {
+	case LIMIT_NONE:
+		return false;
+	case LIMIT_IDLE:
+		return idle && now_ms - c->last_ms >= idle;
+	}
+	return false;
 }
 
 void
@@ -968,10 +1064,8 @@ conn_sweep(struct worker *w, bool all)
 	struct conn *c, *next;
 
 	for (c = w->conns; c; c = next) {
-		unsigned idle = c->pool->cfg->idle_ms;
-
 		next = c->next;
-		if (c->state == CONN_CLOSING)
+		if (c->phase == PH_CLOSING)
 			continue;
 		conn_publish_bytes(c);
 		if (all) {
@@ -981,9 +1075,8 @@ conn_sweep(struct worker *w, bool all)
 								memory_order_relaxed)) {
 			/* The operator asked to close this backend's conns. */
 			conn_finish(c, "admin-closed");
-		} else if (c->state == CONN_PROXYING && idle &&
-			   w->now_ms - c->last_ms >= idle) {
-			conn_finish(c, "idle-timeout");
+		} else if (phase_expired(c, w->now_ms)) {
+			conn_finish(c, phases[c->phase].expired);
 		} else {
 			continue;
 		}

@@ -20,7 +20,8 @@
 #include "control.h"
 #include "health.h"
 #include "log.h"
-#include "pool.h"
+#include "listen.h"
+#include "runtime.h"
 #include "priv.h"
 #include "worker.h"
 
@@ -73,8 +74,8 @@ control_unlock(void)
 static bool
 lid_in(const struct runtime *rt, uint64_t lid)
 {
-	for (size_t i = 0; rt && i < rt->npools; i++)
-		if (rt->pools[i].lid == lid)
+	for (size_t i = 0; rt && i < rt->nlisteners; i++)
+		if (rt->listeners[i].lid == lid)
 			return true;
 	return false;
 }
@@ -82,8 +83,8 @@ lid_in(const struct runtime *rt, uint64_t lid)
 static bool
 addr_in(const struct runtime *rt, const struct cfg_addr *a)
 {
-	for (size_t i = 0; rt && i < rt->npools; i++) {
-		const struct cfg_addr *b = &rt->pools[i].cfg->addr;
+	for (size_t i = 0; rt && i < rt->nlisteners; i++) {
+		const struct cfg_addr *b = &rt->listeners[i].cfg->addr;
 
 		if (a->len == b->len && memcmp(&a->ss, &b->ss, a->len) == 0)
 			return true;
@@ -101,14 +102,14 @@ addr_in(const struct runtime *rt, const struct cfg_addr *a)
 #define START_BUSY_WAIT_MS 2000
 
 static int
-listen_probe(const struct cfg_listener *l, bool starting, char *err,
-	     size_t errlen)
+listen_wait_free(const struct cfg_listener *l, bool starting, char *err,
+		 size_t errlen)
 {
 	struct timespec pause = { 0, 20 * 1000 * 1000 };
 	int waited = 0;
 
 	for (;;) {
-		int rc = worker_listen_probe(l, err, errlen);
+		int rc = listen_probe(l, err, errlen);
 
 		if (rc == 0 || !starting || waited >= START_BUSY_WAIT_MS)
 			return rc;
@@ -126,17 +127,17 @@ static int
 open_sockets(struct runtime *rt, const struct runtime *prev, char *err,
 	     size_t errlen)
 {
-	for (size_t i = 0; i < rt->npools; i++) {
-		struct pool *p = &rt->pools[i];
+	for (size_t i = 0; i < rt->nlisteners; i++) {
+		struct listener *p = &rt->listeners[i];
 
 		if (lid_in(prev, p->lid))
 			continue;
 		/* Unless one of ours holds the address (a renamed listener). */
 		if (!addr_in(prev, &p->cfg->addr) &&
-		    listen_probe(p->cfg, prev == NULL, err, errlen) < 0)
+		    listen_wait_free(p->cfg, prev == NULL, err, errlen) < 0)
 			return -EADDRINUSE;
 		for (unsigned w = 0; w < rt->nworkers; w++) {
-			int rc = worker_listen_open(p->cfg, &p->fds[w], err,
+			int rc = listen_open(p->cfg, &p->fds[w], err,
 						    errlen);
 
 			if (rc == -EACCES && priv_user()) {
@@ -169,7 +170,8 @@ runtime_build(struct config *cfg, const struct runtime *prev, char *err,
 	}
 	rc = runtime_init(rt, cfg, nworkers, prev);
 	if (rc < 0) {
-		snprintf(err, errlen, "cannot build pools: %s", strerror(-rc));
+		snprintf(err, errlen, "cannot build the runtime: %s",
+			 strerror(-rc));
 		free(rt);
 		cfg_free(cfg);
 		return NULL;
@@ -359,8 +361,9 @@ control_reload(char *err, size_t errlen)
 	cur->retired_next = retired;
 	retired = cur;
 	reloads++;
-	log_info("reloaded %s: generation %llu, %zu listeners", config_path,
-		 (unsigned long long)rt->gen, rt->npools);
+	log_info("reloaded %s: generation %llu, %zu listeners, %zu pools",
+		 config_path, (unsigned long long)rt->gen, rt->nlisteners,
+		 rt->npools);
 	control_unlock();
 	return 0;
 
@@ -378,12 +381,12 @@ find_backend(const char *l, const char *b, struct pool **pp,
 	struct pool *p = runtime_pool(runtime_current(), l);
 
 	if (!p) {
-		snprintf(err, errlen, "unknown listener \"%s\"", l);
+		snprintf(err, errlen, "unknown pool \"%s\"", l);
 		return -ENOENT;
 	}
 	*bp = pool_backend(p, b);
 	if (!*bp) {
-		snprintf(err, errlen, "unknown backend \"%s\" in listener \"%s\"",
+		snprintf(err, errlen, "unknown backend \"%s\" in pool \"%s\"",
 			 b, l);
 		return -ENOENT;
 	}
@@ -417,7 +420,7 @@ control_set_admin(const char *l, const char *b, int admin, bool close_conns,
 			*closing = atomic_load(&be->active);
 		atomic_fetch_add(&be->kill_gen, 1);
 	}
-	log_info("admin: listener=%s backend=%s %s -> %s%s", l, b,
+	log_info("admin: pool=%s backend=%s %s -> %s%s", l, b,
 		 backend_admin_name(old), backend_admin_name(admin),
 		 close_conns ? ", closing its connections" : "");
 out:
@@ -451,7 +454,7 @@ control_set_weight(const char *l, const char *b, unsigned weight, char *err,
 		if (garbage)
 			control_defer_free(garbage);
 	}
-	log_info("admin: listener=%s backend=%s weight %u -> %u", l, b, old,
+	log_info("admin: pool=%s backend=%s weight %u -> %u", l, b, old,
 		 weight);
 out:
 	control_unlock();

@@ -24,7 +24,7 @@
 
 #include "health.h"
 #include "log.h"
-#include "pool.h"
+#include "runtime.h"
 
 /* Bounds the fds the checker holds, whatever the size of the pools. */
 #define HEALTH_MAX_INFLIGHT	256
@@ -319,12 +319,12 @@ health_log_result(const struct health_probe *p, enum health_result r)
 	const struct backend *b = p->b;
 
 	if (r == HC_ERROR && !p->error_logged)
-		log_warn("health listener=%s backend=%s addr=%s probe failed "
+		log_warn("health pool=%s backend=%s addr=%s probe failed "
 			 "locally: %s", p->pool->cfg->name, b->cfg->name,
 			 b->cfg->addr.text, strerror(p->err));
 	if (!log_enabled(LOG_DEBUG))
 		return;
-	log_debug("health listener=%s backend=%s addr=%s result=%s "
+	log_debug("health pool=%s backend=%s addr=%s result=%s "
 		  "latency_ms=%u%s%s", p->pool->cfg->name, b->cfg->name,
 		  b->cfg->addr.text, health_result_name(r), atomic_load(&b->last_latency_ms),
 		  p->err ? " errno=" : "", p->err ? strerror(p->err) : "");
@@ -364,12 +364,12 @@ health_probe_finish(struct health_checker *hc, struct health_probe *p,
 		atomic_store(&b->since_ms, now / NSEC_PER_MSEC);
 		atomic_store_explicit(&b->up, sm->up, memory_order_release);
 		if (sm->up)
-			log_info("health listener=%s backend=%s addr=%s "
+			log_info("health pool=%s backend=%s addr=%s "
 				 "state=up reason=ok after=%u consecutive "
 				 "successes", p->pool->cfg->name, b->cfg->name,
 				 b->cfg->addr.text, run);
 		else
-			log_warn("health listener=%s backend=%s addr=%s "
+			log_warn("health pool=%s backend=%s addr=%s "
 				 "state=down reason=%s after=%u consecutive "
 				 "failures", p->pool->cfg->name, b->cfg->name,
 				 b->cfg->addr.text, health_result_name(r), run);
@@ -727,7 +727,7 @@ health_unchecked_up(struct runtime *rt)
 			atomic_store(&b->since_ms, now_ms);
 			atomic_store_explicit(&b->up, true,
 					      memory_order_release);
-			log_info("health listener=%s backend=%s addr=%s "
+			log_info("health pool=%s backend=%s addr=%s "
 				 "state=up reason=checks-off",
 				 pool->cfg->name, b->cfg->name,
 				 b->cfg->addr.text);

@@ -15,7 +15,7 @@
 #include "config.h"
 #include "control.h"
 #include "log.h"
-#include "pool.h"
+#include "runtime.h"
 #include "worker.h"
 
 #ifndef RINGLB_VERSION
@@ -40,8 +40,8 @@ count_backends(const struct config *cfg)
 {
 	size_t n = 0;
 
-	for (size_t i = 0; i < cfg->nlisteners; i++)
-		n += cfg->listeners[i].nbackends;
+	for (size_t i = 0; i < cfg->npools; i++)
+		n += cfg->pools[i].nbackends;
 	return n;
 }
 
@@ -133,8 +133,8 @@ main(int argc, char **argv)
 	}
 	if (check_only) {
 		printf("%s: configuration is valid (%zu listeners, %zu "
-		       "backends, %u workers)\n",
-		       path, cfg->nlisteners, count_backends(cfg),
+		       "pools, %zu backends, %u workers)\n",
+		       path, cfg->nlisteners, cfg->npools, count_backends(cfg),
 		       cfg->workers);
 		cfg_free(cfg);
 		return 0;
@@ -168,13 +168,15 @@ main(int argc, char **argv)
 	{
 		const struct runtime *rt = runtime_current();
 
-		for (size_t i = 0; i < rt->npools; i++) {
-			const struct cfg_listener *l = rt->pools[i].cfg;
+		for (size_t i = 0; i < rt->nlisteners; i++) {
+			const struct cfg_listener *l = rt->listeners[i].cfg;
+			const struct cfg_pool *p = rt->listeners[i].pool->cfg;
 
-			log_info("listener %s on %s: %s over %zu backends",
-				 l->name, l->addr.text,
-				 cfg_algorithm_name(l->algorithm),
-				 l->nbackends);
+			log_info("listener %s on %s: pool %s, %s over %zu "
+				 "backends",
+				 l->name, l->addr.text, p->name,
+				 cfg_algorithm_name(p->algorithm),
+				 p->nbackends);
 		}
 		log_info("ringlb started: %u workers, config %s",
 			 rt->cfg->workers, path);

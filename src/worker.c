@@ -18,7 +18,7 @@
 #include "control.h"
 #include "engine.h"
 #include "log.h"
-#include "pool.h"
+#include "runtime.h"
 #include "worker.h"
 
 #define RING_ENTRIES	1024
@@ -82,73 +82,6 @@ worker_probe(char *err, size_t errlen)
 	}
 	io_uring_free_probe(probe);
 	return 0;
-}
-
-/*
- * SO_REUSEPORT would let us share a port that another process (a second
- * ringlb, say) listens on with SO_REUSEPORT too, and silently take half of
- * its clients.  A plain bind first finds out: it fails on any listener.
- */
-int
-worker_listen_probe(const struct cfg_listener *l, char *err, size_t errlen)
-{
-	int one = 1;
-	int fd, rc = 0;
-
-	fd = socket(l->addr.ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return 0;	/* the real open will say what is wrong */
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (l->addr.ss.ss_family == AF_INET6)
-		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
-	if (bind(fd, (const struct sockaddr *)&l->addr.ss, l->addr.len) < 0 &&
-	    errno == EADDRINUSE) {
-		rc = -EADDRINUSE;
-		snprintf(err, errlen, "listener %s: cannot listen on %s: the "
-			 "address is in use (by another process, such as a "
-			 "second ringlb, or by an overlapping listener)",
-			 l->name, l->addr.text);
-	}
-	close(fd);
-	return rc;
-}
-
-int
-worker_listen_open(const struct cfg_listener *l, int *out, char *err,
-		   size_t errlen)
-{
-	int one = 1;
-	int fd;
-
-	fd = socket(l->addr.ss.ss_family,
-		    SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		goto fail;
-	/*
-	 * Accepted sockets inherit TCP_NODELAY from the listener, which saves
-	 * a setsockopt per connection: we forward whatever arrives at once,
-	 * and Nagle would only add delay.
-	 */
-	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
-	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0 ||
-	    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0)
-		goto fail_close;
-	if (l->addr.ss.ss_family == AF_INET6 &&
-	    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0)
-		goto fail_close;
-	if (bind(fd, (const struct sockaddr *)&l->addr.ss, l->addr.len) < 0)
-		goto fail_close;
-	if (listen(fd, l->backlog) < 0)
-		goto fail_close;
-	*out = fd;
-	return 0;
-
-fail_close:
-	close(fd);
-fail:
-	snprintf(err, errlen, "listener %s: cannot listen on %s: %s", l->name,
-		 l->addr.text, strerror(errno));
-	return -errno;
 }
 
 int
@@ -216,131 +149,6 @@ worker_sqe_reserve(struct worker *w, unsigned n)
 		io_uring_submit(&w->ring);
 }
 
-static void
-listener_arm(struct wlistener *l)
-{
-	struct io_uring_sqe *sqe = worker_sqe(l->w);
-
-	io_uring_prep_multishot_accept(sqe, l->fd, NULL, NULL,
-				       SOCK_NONBLOCK | SOCK_CLOEXEC);
-	io_uring_sqe_set_data64(sqe, op_data(l, OP_ACCEPT));
-	l->armed = true;
-}
-
-/* Free l if it is closed and nothing of it is in flight. */
-static void
-listener_reap(struct wlistener *l)
-{
-	struct worker *w = l->w;
-	struct wlistener **pp;
-
-	if (!l->closed || l->armed || l->paused)
-		return;
-	if (l->fd >= 0) {
-		close(l->fd);
-		l->fd = -1;
-		w->nls_open--;
-	}
-	for (pp = &w->ls; *pp; pp = &(*pp)->next) {
-		if (*pp == l) {
-			*pp = l->next;
-			break;
-		}
-	}
-	free(l);
-}
-
-static void
-listener_close(struct wlistener *l)
-{
-	if (l->closed)
-		return;
-	l->closed = true;
-	if (l->armed) {
-		/* Freed when the accept's last completion comes. */
-		struct io_uring_sqe *sqe = worker_sqe(l->w);
-
-		io_uring_prep_cancel64(sqe, op_data(l, OP_ACCEPT), 0);
-		io_uring_sqe_set_data64(sqe, 0);
-		return;
-	}
-	/* Not armed: close now, so the port refuses at once. */
-	close(l->fd);
-	l->fd = -1;
-	l->w->nls_open--;
-	listener_reap(l);
-}
-
-static struct wlistener *
-listener_add(struct worker *w, struct pool *p, int fd)
-{
-	struct wlistener *l = aligned_alloc(OP_ALIGN, sizeof(*l));
-
-	if (!l) {
-		log_error("worker %u: out of memory for listener %s", w->id,
-			  p->cfg->name);
-		close(fd);
-		return NULL;
-	}
-	memset(l, 0, sizeof(*l));
-	l->w = w;
-	l->pool = p;
-	l->lid = p->lid;
-	snprintf(l->name, sizeof(l->name), "%s", p->cfg->name);
-	l->fd = fd;
-	l->next = w->ls;
-	w->ls = l;
-	w->nls_open++;
-	return l;
-}
-
-/*
- * Move to the newest runtime: listeners that kept their name and address
- * keep their socket and take the new pool; removed ones stop accepting
- * (their open connections go on under the old runtime); new ones take the
- * socket the control thread opened for this worker.
- */
-static void
-worker_switch(struct worker *w)
-{
-	struct runtime *rt = runtime_current();
-	struct wlistener *l, *next;
-
-	if (rt == w->rt || w->stopping)
-		return;
-	for (l = w->ls; l; l = next) {
-		struct pool *p = NULL;
-
-		next = l->next;
-		if (l->closed)
-			continue;
-		for (size_t i = 0; i < rt->npools && !p; i++)
-			if (rt->pools[i].lid == l->lid)
-				p = &rt->pools[i];
-		if (p)
-			l->pool = p;
-		else
-			listener_close(l);
-	}
-	for (size_t i = 0; i < rt->npools; i++) {
-		struct pool *p = &rt->pools[i];
-		bool have = false;
-		int fd;
-
-		for (l = w->ls; l && !have; l = l->next)
-			have = !l->closed && l->lid == p->lid;
-		fd = p->fds[w->id];
-		if (have || fd < 0)
-			continue;
-		p->fds[w->id] = -1;
-		l = listener_add(w, p, fd);
-		if (l)
-			listener_arm(l);
-	}
-	w->rt = rt;
-	atomic_store_explicit(&w->seen_gen, rt->gen, memory_order_release);
-}
-
 bool
 worker_fds_short(void)
 {
@@ -371,72 +179,17 @@ fd_exhaustion_check(struct worker *w)
 			 atomic_exchange(&fd_refusals, 0));
 }
 
+/* Move to the newest runtime. */
 static void
-listener_pause(struct wlistener *l)
+worker_switch(struct worker *w)
 {
-	struct io_uring_sqe *sqe;
+	struct runtime *rt = runtime_current();
 
-	worker_fd_exhausted(l->w, "accept");
-	l->paused = true;
-	sqe = worker_sqe(l->w);
-	io_uring_prep_timeout(sqe, &l->w->retry_ts, 0, 0);
-	io_uring_sqe_set_data64(sqe, op_data(l, OP_ACCEPT_RETRY));
-}
-
-static void
-handle_accept(struct wlistener *l, int res, unsigned flags)
-{
-	struct worker *w = l->w;
-	bool more = flags & IORING_CQE_F_MORE;
-
-	if (!more)
-		l->armed = false;
-	if (res >= 0) {
-		if (w->stopping || l->closed) {
-			close(res);
-		} else {
-			atomic_store_explicit(
-				&w->accepts_total,
-				atomic_load_explicit(&w->accepts_total,
-						     memory_order_relaxed) + 1,
-				memory_order_relaxed);
-			conn_accept(l, res);
-		}
-	} else if (res == -EMFILE || res == -ENFILE || res == -ENOBUFS ||
-		   res == -ENOMEM) {
-		if (!l->closed && !l->paused) {
-			if (more) {
-				/* Still armed: stop it, or it spins on EMFILE. */
-				struct io_uring_sqe *sqe = worker_sqe(w);
-
-				io_uring_prep_cancel64(sqe,
-						       op_data(l, OP_ACCEPT), 0);
-				io_uring_sqe_set_data64(sqe, 0);
-			}
-			listener_pause(l);
-			return;
-		}
-	} else if (res != -ECANCELED && res != -EINTR && res != -EAGAIN &&
-		   res != -ECONNABORTED) {
-		log_error("listener %s: accept: %s", l->name,
-			  strerror(-res));
-	}
-	if (l->armed)
+	if (rt == w->rt || w->stopping)
 		return;
-	if (l->closed)
-		listener_reap(l);
-	else if (!l->paused)
-		listener_arm(l);
-}
-
-static void
-handle_accept_retry(struct wlistener *l)
-{
-	l->paused = false;
-	if (l->closed)
-		listener_reap(l);
-	else if (!l->armed)
-		listener_arm(l);
+	listen_follow(w, rt);
+	w->rt = rt;
+	atomic_store_explicit(&w->seen_gen, rt->gen, memory_order_release);
 }
 
 static void
@@ -473,10 +226,7 @@ begin_stop(struct worker *w)
 	}
 	w->stopping = true;
 	w->deadline_ms = w->now_ms + atomic_load(&w->grace_ms);
-	for (struct wlistener *l = w->ls, *next; l; l = next) {
-		next = l->next;
-		listener_close(l);
-	}
+	listen_close_all(w);
 	if (atomic_load(&w->grace_ms) == 0)
 		conn_sweep(w, true);
 }
@@ -502,10 +252,10 @@ dispatch(struct worker *w, struct io_uring_cqe *cqe)
 
 	switch (op) {
 	case OP_ACCEPT:
-		handle_accept(obj, cqe->res, cqe->flags);
+		listen_handle_accept(obj, cqe->res, cqe->flags);
 		break;
 	case OP_ACCEPT_RETRY:
-		handle_accept_retry(obj);
+		listen_handle_retry(obj);
 		break;
 	case OP_WAKE:
 		if (cqe->res < 0 && cqe->res != -EINTR && cqe->res != -EAGAIN)
@@ -760,14 +510,7 @@ worker_destroy(struct worker *w)
 		bufring_fini(w);
 		sem_destroy(&w->ready);
 	}
-	while (w->ls) {
-		struct wlistener *l = w->ls;
-
-		w->ls = l->next;
-		if (l->fd >= 0)
-			close(l->fd);
-		free(l);
-	}
+	listen_free_all(w);
 	if (w->efd >= 0)
 		close(w->efd);
 	pipe_pool_fini(&w->pipes);

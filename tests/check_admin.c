@@ -2454,7 +2454,8 @@ metrics_free(struct metrics *m)
 }
 
 #define LWEB "listener", "web"
-#define BE(name) "backend", (name)
+/* A listener's own pool: listener, pool and backend labels. */
+#define BE(name) "pool", "web", "backend", (name)
 
 START_TEST(test_metrics)
 {

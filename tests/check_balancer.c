@@ -8,12 +8,13 @@
 #include <string.h>
 
 #include "balancer.h"
-#include "pool.h"
+#include "runtime.h"
 
 #define MAXB 8
 
 struct fixture {
-	struct cfg_listener l;
+	struct cfg_pool l;
+	struct cfg_listener lsn;
 	struct cfg_backend cb[MAXB];
 	struct config cfg;
 	struct runtime rt;
@@ -36,7 +37,9 @@ pool_make(enum cfg_algorithm alg, const unsigned *weights, size_t n)
 	f->l.connect_attempts = 3;
 	f->l.health.rise = 2;
 	f->l.health.fall = 3;
-	f->cfg.listeners = &f->l;
+	f->cfg.pools = &f->l;
+	f->cfg.npools = 1;
+	f->cfg.listeners = &f->lsn;
 	f->cfg.nlisteners = 1;
 	ck_assert_int_eq(runtime_init(&f->rt, &f->cfg, 1, NULL), 0);
 	return f;
@@ -50,10 +53,22 @@ pool_drop(struct fixture *f)
 	free(f);
 }
 
+/* pool_pick() with what these tests vary: tried backends and the clock. */
+static struct backend *
+pick(struct pool *p, struct backend *const *tried, size_t ntried,
+     uint64_t now_ms)
+{
+	struct pick_ctx ctx = {
+		.tried = tried, .ntried = ntried, .now_ms = now_ms,
+	};
+
+	return pool_pick(p, &ctx);
+}
+
 static size_t
 pick_index(struct pool *p, struct backend *const *tried, size_t ntried)
 {
-	struct backend *b = pool_pick(p, tried, ntried, 0);
+	struct backend *b = pick(p, tried, ntried, 0);
 
 	ck_assert_ptr_nonnull(b);
 	pool_release(b);
@@ -66,7 +81,7 @@ count_picks(struct pool *p, int n, uint64_t now_ms, unsigned *count)
 {
 	memset(count, 0, 3 * sizeof(*count));
 	for (int i = 0; i < n; i++) {
-		struct backend *b = pool_pick(p, NULL, 0, now_ms);
+		struct backend *b = pick(p, NULL, 0, now_ms);
 
 		ck_assert_ptr_nonnull(b);
 		count[b->index]++;
@@ -91,7 +106,7 @@ START_TEST(passive_mark_skips_until_expiry)
 		unsigned count[3] = { 0 };
 
 		f->l.fail_ms = 5000;
-		backend_mark_failed(b1, &f->l, 1000);
+		backend_mark_failed(b1, f->l.fail_ms, 1000);
 		count_picks(p, 60, 1000, count);
 		ck_assert_uint_eq(count[1], 0);
 		ck_assert_uint_eq(count[0] + count[2], 60);
@@ -103,14 +118,14 @@ START_TEST(passive_mark_skips_until_expiry)
 		count_picks(p, 30, 6000, count);
 		ck_assert_uint_eq(count[1], 10);
 		/* The others down: the marked one rather than nothing. */
-		backend_mark_failed(b1, &f->l, 7000);
+		backend_mark_failed(b1, f->l.fail_ms, 7000);
 		atomic_store(&p->backends[0]->up, false);
 		atomic_store(&p->backends[2]->up, false);
-		b = pool_pick(p, NULL, 0, 7001);
+		b = pick(p, NULL, 0, 7001);
 		ck_assert_ptr_eq(b, b1);
 		pool_release(b);
 		/* ...but not after it was tried. */
-		ck_assert_ptr_null(pool_pick(p, &b1, 1, 7001));
+		ck_assert_ptr_null(pick(p, &b1, 1, 7001));
 		/* A good connect lifts the mark. */
 		atomic_store(&p->backends[0]->up, true);
 		backend_mark_clear(b1);
@@ -118,17 +133,17 @@ START_TEST(passive_mark_skips_until_expiry)
 		ck_assert_uint_gt(count[1], 0);
 		/* fail_ms 0: no mark at all. */
 		f->l.fail_ms = 0;
-		backend_mark_failed(p->backends[0], &f->l, 8000);
+		backend_mark_failed(p->backends[0], f->l.fail_ms, 8000);
 		ck_assert(!backend_marked(p->backends[0], 8000));
 		/* The unmarked ones full: the marked one rather than none. */
 		f->l.fail_ms = 5000;
-		backend_mark_failed(b1, &f->l, 9000);
+		backend_mark_failed(b1, f->l.fail_ms, 9000);
 		atomic_store(&p->backends[2]->up, true);
 		for (int k = 0; k <= 2; k += 2) {
 			atomic_store(&p->backends[k]->max_conns, 1);
 			atomic_store(&p->backends[k]->active, 1);
 		}
-		b = pool_pick(p, NULL, 0, 9001);
+		b = pick(p, NULL, 0, 9001);
 		ck_assert_ptr_eq(b, b1);
 		pool_release(b);
 		for (int k = 0; k <= 2; k += 2)
@@ -230,9 +245,9 @@ START_TEST(rr_respects_tried_and_none_left)
 	for (int i = 0; i < 20; i++)
 		ck_assert_uint_eq(pick_index(p, tried, 1), 0);
 	atomic_store(&p->backends[0]->up, false);
-	ck_assert_ptr_null(pool_pick(p, tried, 1, 0));
+	ck_assert_ptr_null(pick(p, tried, 1, 0));
 	atomic_store(&p->backends[1]->up, false);
-	ck_assert_ptr_null(pool_pick(p, NULL, 0, 0));
+	ck_assert_ptr_null(pick(p, NULL, 0, 0));
 	pool_drop(f);
 }
 END_TEST
@@ -267,7 +282,7 @@ START_TEST(admin_state_blocks_picks)
 	for (int i = 0; i < 10; i++)
 		ck_assert_uint_eq(pick_index(p, NULL, 0), 1);
 	atomic_store(&p->backends[1]->admin, ADMIN_MAINT);
-	ck_assert_ptr_null(pool_pick(p, NULL, 0, 0));
+	ck_assert_ptr_null(pick(p, NULL, 0, 0));
 	ck_assert_str_eq(backend_state_name(p->backends[0]), "draining");
 	ck_assert_str_eq(backend_state_name(p->backends[1]), "maintenance");
 	atomic_store(&p->backends[0]->admin, ADMIN_READY);
@@ -283,7 +298,7 @@ START_TEST(pick_counts_active)
 	unsigned w[] = { 1 };
 	struct fixture *f = pool_make(ALG_ROUND_ROBIN, w, 1);
 	struct pool *p = &f->rt.pools[0];
-	struct backend *b = pool_pick(p, NULL, 0, 0);
+	struct backend *b = pick(p, NULL, 0, 0);
 
 	ck_assert_uint_eq(atomic_load(&b->active), 1);
 	pool_release(b);
@@ -302,7 +317,7 @@ START_TEST(lc_prefers_fewest_active)
 
 	/* Held connections spread 2/2/2. */
 	for (int i = 0; i < 6; i++) {
-		held[i] = pool_pick(p, NULL, 0, 0);
+		held[i] = pick(p, NULL, 0, 0);
 		ck_assert_ptr_nonnull(held[i]);
 		count[held[i]->index]++;
 	}
@@ -316,7 +331,7 @@ START_TEST(lc_prefers_fewest_active)
 		}
 	}
 	for (int k = 0; k < 2; k++) {
-		struct backend *b = pool_pick(p, NULL, 0, 0);
+		struct backend *b = pick(p, NULL, 0, 0);
 
 		ck_assert_uint_eq(b->index, 1);
 		for (int i = 0; i < 6; i++) {
@@ -341,7 +356,7 @@ START_TEST(lc_weighted)
 	unsigned count[2] = { 0 };
 
 	for (int i = 0; i < 40; i++) {
-		held[i] = pool_pick(p, NULL, 0, 0);
+		held[i] = pick(p, NULL, 0, 0);
 		count[held[i]->index]++;
 	}
 	/* active/weight stays level: 30 on weight 3, 10 on weight 1. */

@@ -170,37 +170,37 @@ START_TEST(test_full_valid)
 	ck_assert_str_eq(l->name, "web");
 	ck_assert_str_eq(l->addr.text, "127.0.0.1:8080");
 	assert_v4(&l->addr, "127.0.0.1", 8080);
-	ck_assert_int_eq(l->algorithm, ALG_LEAST_CONN);
-	ck_assert_uint_eq(l->connect_attempts, 5);
+	ck_assert_int_eq(cfg_listener_pool(cfg, l)->algorithm, ALG_LEAST_CONN);
+	ck_assert_uint_eq(cfg_listener_pool(cfg, l)->connect_attempts, 5);
 	ck_assert_int_eq(l->backlog, 128);
-	ck_assert_uint_eq(l->connect_ms, 1500);
+	ck_assert_uint_eq(cfg_listener_pool(cfg, l)->connect_ms, 1500);
 	ck_assert_uint_eq(l->idle_ms, 0);
-	ck_assert_uint_eq(l->fail_ms, 0);
-	ck_assert(!l->health.enabled);
-	ck_assert_uint_eq(l->health.interval_ms, 500);
-	ck_assert_uint_eq(l->health.timeout_ms, 500);
-	ck_assert_uint_eq(l->health.rise, 4);
-	ck_assert_uint_eq(l->health.fall, 5);
-	ck_assert_uint_eq(l->health.send_len, 5);
-	ck_assert_mem_eq(l->health.send, "A\0B\r\n", 5);
-	ck_assert_uint_eq(l->health.expect_len, 7);
-	ck_assert_str_eq(l->health.expect, "+PONG\r\n");
-	ck_assert_uint_eq(l->nbackends, 3);
+	ck_assert_uint_eq(cfg_listener_pool(cfg, l)->fail_ms, 0);
+	ck_assert(!cfg_listener_pool(cfg, l)->health.enabled);
+	ck_assert_uint_eq(cfg_listener_pool(cfg, l)->health.interval_ms, 500);
+	ck_assert_uint_eq(cfg_listener_pool(cfg, l)->health.timeout_ms, 500);
+	ck_assert_uint_eq(cfg_listener_pool(cfg, l)->health.rise, 4);
+	ck_assert_uint_eq(cfg_listener_pool(cfg, l)->health.fall, 5);
+	ck_assert_uint_eq(cfg_listener_pool(cfg, l)->health.send_len, 5);
+	ck_assert_mem_eq(cfg_listener_pool(cfg, l)->health.send, "A\0B\r\n", 5);
+	ck_assert_uint_eq(cfg_listener_pool(cfg, l)->health.expect_len, 7);
+	ck_assert_str_eq(cfg_listener_pool(cfg, l)->health.expect, "+PONG\r\n");
+	ck_assert_uint_eq(cfg_listener_pool(cfg, l)->nbackends, 3);
 
-	b = &l->backends[0];
+	b = &cfg_listener_pool(cfg, l)->backends[0];
 	ck_assert_str_eq(b->name, "app1");
 	ck_assert_str_eq(b->addr.text, "127.0.0.1:9001");
 	assert_v4(&b->addr, "127.0.0.1", 9001);
 	ck_assert_uint_eq(b->weight, 3);
 
-	b = &l->backends[1];
+	b = &cfg_listener_pool(cfg, l)->backends[1];
 	ck_assert_str_eq(b->name, "app-2.v6_x");
 	ck_assert_str_eq(b->addr.text, "[::1]:9002");
 	assert_v6(&b->addr, "::1", 9002);
 	ck_assert_uint_eq(b->weight, 1);
 
 	/* The first getaddrinfo() result may be either loopback. */
-	b = &l->backends[2];
+	b = &cfg_listener_pool(cfg, l)->backends[2];
 	ck_assert_str_eq(b->addr.text, "localhost:9000");
 	if (b->addr.ss.ss_family == AF_INET6)
 		assert_v6(&b->addr, "::1", 9000);
@@ -213,35 +213,35 @@ START_TEST(test_full_valid)
 	ck_assert_str_eq(l->name, "v6");
 	ck_assert_str_eq(l->addr.text, "[::1]:8080");
 	assert_v6(&l->addr, "::1", 8080);
-	ck_assert_int_eq(l->algorithm, ALG_ROUND_ROBIN);
-	ck_assert_uint_eq(l->connect_attempts, 3);
+	ck_assert_int_eq(cfg_listener_pool(cfg, l)->algorithm, ALG_ROUND_ROBIN);
+	ck_assert_uint_eq(cfg_listener_pool(cfg, l)->connect_attempts, 3);
 	ck_assert_int_eq(l->backlog, 511);
-	ck_assert_uint_eq(l->connect_ms, 3000);
+	ck_assert_uint_eq(cfg_listener_pool(cfg, l)->connect_ms, 3000);
 	ck_assert_uint_eq(l->idle_ms, 600000);
-	ck_assert_uint_eq(l->fail_ms, 10000);
-	ck_assert(l->health.enabled);
-	ck_assert_uint_eq(l->health.interval_ms, 2000);
-	ck_assert_uint_eq(l->health.timeout_ms, 1000);
-	ck_assert_uint_eq(l->health.rise, 2);
-	ck_assert_uint_eq(l->health.fall, 3);
-	ck_assert_ptr_null(l->health.send);
-	ck_assert_uint_eq(l->health.send_len, 0);
-	ck_assert_ptr_null(l->health.expect);
-	ck_assert_uint_eq(l->health.expect_len, 0);
-	ck_assert_uint_eq(l->nbackends, 1);
+	ck_assert_uint_eq(cfg_listener_pool(cfg, l)->fail_ms, 10000);
+	ck_assert(cfg_listener_pool(cfg, l)->health.enabled);
+	ck_assert_uint_eq(cfg_listener_pool(cfg, l)->health.interval_ms, 2000);
+	ck_assert_uint_eq(cfg_listener_pool(cfg, l)->health.timeout_ms, 1000);
+	ck_assert_uint_eq(cfg_listener_pool(cfg, l)->health.rise, 2);
+	ck_assert_uint_eq(cfg_listener_pool(cfg, l)->health.fall, 3);
+	ck_assert_ptr_null(cfg_listener_pool(cfg, l)->health.send);
+	ck_assert_uint_eq(cfg_listener_pool(cfg, l)->health.send_len, 0);
+	ck_assert_ptr_null(cfg_listener_pool(cfg, l)->health.expect);
+	ck_assert_uint_eq(cfg_listener_pool(cfg, l)->health.expect_len, 0);
+	ck_assert_uint_eq(cfg_listener_pool(cfg, l)->nbackends, 1);
 	/* Backend names are unique per listener, not globally. */
-	ck_assert_str_eq(l->backends[0].name, "app1");
-	assert_v4(&l->backends[0].addr, "10.0.0.1", 1);
+	ck_assert_str_eq(cfg_listener_pool(cfg, l)->backends[0].name, "app1");
+	assert_v4(&cfg_listener_pool(cfg, l)->backends[0].addr, "10.0.0.1", 1);
 
 	/* "*" is any address; expect without send is a banner check. */
 	l = &cfg->listeners[2];
 	ck_assert_str_eq(l->addr.text, "*:65535");
 	assert_v4(&l->addr, "0.0.0.0", 65535);
-	ck_assert(l->health.enabled);
-	ck_assert_ptr_null(l->health.send);
-	ck_assert_uint_eq(l->health.expect_len, 4);
-	ck_assert_str_eq(l->health.expect, "220 ");
-	assert_v4(&l->backends[0].addr, "192.0.2.7", 25);
+	ck_assert(cfg_listener_pool(cfg, l)->health.enabled);
+	ck_assert_ptr_null(cfg_listener_pool(cfg, l)->health.send);
+	ck_assert_uint_eq(cfg_listener_pool(cfg, l)->health.expect_len, 4);
+	ck_assert_str_eq(cfg_listener_pool(cfg, l)->health.expect, "220 ");
+	assert_v4(&cfg_listener_pool(cfg, l)->backends[0].addr, "192.0.2.7", 25);
 
 	cfg_free(cfg);
 }
@@ -287,20 +287,20 @@ START_TEST(test_range_edges_ok)
 			   "'health_check':{'interval_ms':3600000,"
 			   "'timeout_ms':600000,'rise':100,'fall':1}"));
 	l = &cfg->listeners[0];
-	ck_assert_uint_eq(l->connect_attempts, 10);
+	ck_assert_uint_eq(cfg_listener_pool(cfg, l)->connect_attempts, 10);
 	ck_assert_int_eq(l->backlog, 65535);
-	ck_assert_uint_eq(l->connect_ms, 600000);
+	ck_assert_uint_eq(cfg_listener_pool(cfg, l)->connect_ms, 600000);
 	ck_assert_uint_eq(l->idle_ms, 86400000);
-	ck_assert_uint_eq(l->fail_ms, 3600000);
-	ck_assert_uint_eq(l->health.interval_ms, 3600000);
-	ck_assert_uint_eq(l->health.timeout_ms, 600000);
-	ck_assert_uint_eq(l->health.rise, 100);
-	ck_assert_uint_eq(l->health.fall, 1);
+	ck_assert_uint_eq(cfg_listener_pool(cfg, l)->fail_ms, 3600000);
+	ck_assert_uint_eq(cfg_listener_pool(cfg, l)->health.interval_ms, 3600000);
+	ck_assert_uint_eq(cfg_listener_pool(cfg, l)->health.timeout_ms, 600000);
+	ck_assert_uint_eq(cfg_listener_pool(cfg, l)->health.rise, 100);
+	ck_assert_uint_eq(cfg_listener_pool(cfg, l)->health.fall, 1);
 	cfg_free(cfg);
 
 	cfg = parse_ok(HC("'interval_ms':50,'timeout_ms':10"));
-	ck_assert_uint_eq(cfg->listeners[0].health.interval_ms, 50);
-	ck_assert_uint_eq(cfg->listeners[0].health.timeout_ms, 10);
+	ck_assert_uint_eq(cfg->pools[0].health.interval_ms, 50);
+	ck_assert_uint_eq(cfg->pools[0].health.timeout_ms, 10);
 	cfg_free(cfg);
 }
 END_TEST
@@ -318,7 +318,7 @@ START_TEST(test_probe_sizes)
 	big[n] = '\0';
 	ck_assert_int_ne(asprintf(&text, HC("'send':'%s'"), big), -1);
 	cfg = parse_ok(text);
-	ck_assert_uint_eq(cfg->listeners[0].health.send_len, CFG_PROBE_MAX);
+	ck_assert_uint_eq(cfg->pools[0].health.send_len, CFG_PROBE_MAX);
 	cfg_free(cfg);
 	free(text);
 
@@ -409,7 +409,7 @@ START_TEST(test_missing_keys)
 	ck_assert_bad("{'listeners':[{'name':'a','backends':[" BE "]}]}",
 		      "bad.json: listeners[0].listen: required key missing");
 	ck_assert_bad("{'listeners':[{'name':'a','listen':'127.0.0.1:1'}]}",
-		      "bad.json: listeners[0].backends: required key missing");
+		      "bad.json: listeners[0].backends: required key missing (or name a pool with \"pool\")");
 	ck_assert_bad(BKS(BE ",{'address':'127.0.0.1:1'}"),
 		      "bad.json: listeners[0].backends[1].name: required key missing");
 	ck_assert_bad(BKS("{'name':'x'}"),
@@ -497,7 +497,7 @@ START_TEST(test_names)
 	{
 		struct config *cfg = parse_ok(text);
 
-		ck_assert_str_eq(cfg->listeners[0].backends[0].name, name);
+		ck_assert_str_eq(cfg->pools[0].backends[0].name, name);
 		cfg_free(cfg);
 	}
 	free(text);
@@ -727,7 +727,7 @@ START_TEST(test_enums)
 		      "bad.json: log_level: must not contain a NUL byte (\\u0000)");
 
 	cfg = parse_ok(LST(",'algorithm':'round-robin'"));
-	ck_assert_int_eq(cfg->listeners[0].algorithm, ALG_ROUND_ROBIN);
+	ck_assert_int_eq(cfg->pools[0].algorithm, ALG_ROUND_ROBIN);
 	cfg_free(cfg);
 	cfg = parse_ok(TOP("'log_level':'warn',"));
 	ck_assert_int_eq(cfg->log_level, LOG_WARN);
@@ -760,8 +760,8 @@ START_TEST(test_too_many_backends)
 	*strrchr(text, '{') = '\0';
 	memcpy(text + strlen(text) - 1, "]}]}", 5);
 	struct config *cfg = parse_ok(text);
-	ck_assert_uint_eq(cfg->listeners[0].nbackends, 1024);
-	ck_assert_str_eq(cfg->listeners[0].backends[1023].name, "b1023");
+	ck_assert_uint_eq(cfg->pools[0].nbackends, 1024);
+	ck_assert_str_eq(cfg->pools[0].backends[1023].name, "b1023");
 	cfg_free(cfg);
 	free(text);
 }
@@ -888,7 +888,7 @@ START_TEST(test_load_file)
 	ck_assert_msg(cfg_load(path, &cfg, err, sizeof(err)) == 0, "%s", err);
 	ck_assert_str_eq(cfg->path, path);
 	ck_assert_uint_eq(cfg->nlisteners, 3);
-	ck_assert_uint_eq(cfg->listeners[0].health.send_len, 5);
+	ck_assert_uint_eq(cfg->pools[0].health.send_len, 5);
 	cfg_free(cfg);
 	unlink(path);
 	free(path);
@@ -986,7 +986,7 @@ START_TEST(test_access_valid)
 	ck_assert_uint_eq(l->nallow, 0);
 	ck_assert_uint_eq(l->ndeny, 0);
 	ck_assert(!l->per_source.enabled);
-	ck_assert_uint_eq(l->backends[0].max_connections, 0);
+	ck_assert_uint_eq(cfg_listener_pool(cfg, l)->backends[0].max_connections, 0);
 	ck_assert(!cfg->has_user);
 	cfg_free(cfg);
 
@@ -1000,7 +1000,7 @@ START_TEST(test_access_valid)
 		       "'max_connections':7}]}]}");
 	l = &cfg->listeners[0];
 	ck_assert_uint_eq(l->max_connections, 100);
-	ck_assert_uint_eq(l->backends[0].max_connections, 7);
+	ck_assert_uint_eq(cfg_listener_pool(cfg, l)->backends[0].max_connections, 7);
 	ck_assert_uint_eq(l->nallow, 5);
 	ck_assert_uint_eq(l->allow[0].family, AF_INET);
 	ck_assert_uint_eq(l->allow[0].prefix, 8);

@@ -25,7 +25,7 @@
 
 #include "health.h"
 #include "log.h"
-#include "pool.h"
+#include "runtime.h"
 
 #define MAX_BACKENDS	300
 #define MAX_HELD	256
@@ -234,7 +234,7 @@ srv_stop(struct srv *s)
 /* --- a runtime built by hand ------------------------------------------- */
 
 struct fixture {
-	struct cfg_listener lcfg;
+	struct cfg_pool lcfg;
 	struct cfg_backend bcfg[MAX_BACKENDS];
 	struct backend b[MAX_BACKENDS];
 	struct backend *bp[MAX_BACKENDS];
@@ -499,11 +499,11 @@ START_TEST(probe_refused_then_back)
 	ck_assert_msg(up >= 0, "still down 2 s after the server came back");
 	ck_assert_int_eq(b->last_result, HC_OK);
 
-	snprintf(want, sizeof(want), " warn health listener=l1 backend=b1 "
+	snprintf(want, sizeof(want), " warn health pool=l1 backend=b1 "
 		 "addr=127.0.0.1:%u state=down reason=refused after=2 "
 		 "consecutive failures\n", port);
 	ck_assert_msg(strstr(log, want), "no line '%s' in:\n%s", want, log);
-	snprintf(want, sizeof(want), " info health listener=l1 backend=b1 "
+	snprintf(want, sizeof(want), " info health pool=l1 backend=b1 "
 		 "addr=127.0.0.1:%u state=up reason=ok after=2 "
 		 "consecutive successes\n", port);
 	ck_assert_msg(strstr(log, want), "no line '%s' in:\n%s", want, log);
@@ -810,7 +810,7 @@ START_TEST(reload_carries_probes)
 	struct fixture *fx2 = fx_new(1, 40, 10000, 2, 2);
 	struct runtime rt2 = { 0 }, rt3 = { 0 };
 	struct pool pool2, pool3;
-	struct cfg_listener l3;
+	struct cfg_pool l3;
 	struct backend *only_b1[1];
 	struct srv silent;
 	int fds, n;

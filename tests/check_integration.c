@@ -867,7 +867,7 @@ START_TEST(test_log_line)
 	snprintf(pat, sizeof(pat),
 		 "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}"
 		 "\\.[0-9]{3}Z info conn=[0-9]+ client=127\\.0\\.0\\.1:%d "
-		 "listener=web backend=app1 up=5 down=10 ms=[0-9]+ "
+		 "listener=web pool=web backend=app1 up=5 down=10 ms=[0-9]+ "
 		 "end=closed$",
 		 cport);
 	ck_assert_int_eq(regcomp(&re, pat, REG_EXTENDED | REG_NOSUB), 0);
@@ -919,7 +919,7 @@ START_TEST(test_health_down_up)
 		      bound);
 	dt = h_now_ms() - t0;
 	line = h_lb_log_line(&lb, "backend=hc-b ", "state=down");
-	ck_assert_msg(strstr(line, "listener=web") &&
+	ck_assert_msg(strstr(line, "pool=web") &&
 			      strstr(line, "reason=refused") &&
 			      strstr(line, "after=2 consecutive failures"),
 		      "down line: '%s'", line);

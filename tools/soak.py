@@ -570,7 +570,7 @@ class Soak:
         if self.logmap is None:
             self.logmap = {}
             pat = re.compile(r"^(\S+) info conn=\d+ client=127\.0\.0\.1:"
-                             r"(\d+) listener=\S+ backend=(\S+) .* end=")
+                             r"(\d+) listener=\S+ (?:pool=\S+ )?backend=(\S+) .* end=")
             with open(self.log, errors="replace") as f:
                 for line in f:
                     m = pat.match(line)

@@ -2,11 +2,14 @@
  * ringlbctl: the command line for ringlb's admin API.
  *
  *   ringlbctl [-s SOCKET] status [--json]
- *   ringlbctl [-s SOCKET] drain LISTENER BACKEND [--wait] [--timeout SECONDS]
- *   ringlbctl [-s SOCKET] maint LISTENER BACKEND
- *   ringlbctl [-s SOCKET] ready LISTENER BACKEND
- *   ringlbctl [-s SOCKET] weight LISTENER BACKEND N
+ *   ringlbctl [-s SOCKET] drain POOL BACKEND [--wait] [--timeout SECONDS]
+ *   ringlbctl [-s SOCKET] maint POOL BACKEND
+ *   ringlbctl [-s SOCKET] ready POOL BACKEND
+ *   ringlbctl [-s SOCKET] weight POOL BACKEND N
  *   ringlbctl [-s SOCKET] reload
+ *
+ * A listener with its own backends has a pool of its own name, so
+ * "drain LISTENER BACKEND" works for it as it did before pools existed.
  *
  * libcurl speaks HTTP over the Unix socket; jansson reads the replies.
  * Exit 0 on success, 1 on an error (one line on stderr), 2 on bad usage.
@@ -54,12 +57,14 @@ usage(int code)
 {
 	fprintf(code ? stderr : stdout,
 		"usage: ringlbctl [-s SOCKET] COMMAND\n"
-		"  status [--json]                         listeners and backends\n"
-		"  drain LISTENER BACKEND [--wait] [--timeout SECONDS]\n"
-		"  maint LISTENER BACKEND                  maintenance\n"
-		"  ready LISTENER BACKEND                  back in rotation\n"
-		"  weight LISTENER BACKEND N               set the weight (1-256)\n"
-		"  reload                                  re-read the config file\n"
+		"  status [--json]                     pools, backends, listeners\n"
+		"  drain POOL BACKEND [--wait] [--timeout SECONDS]\n"
+		"  maint POOL BACKEND                  maintenance\n"
+		"  ready POOL BACKEND                  back in rotation\n"
+		"  weight POOL BACKEND N               set the weight (1-256)\n"
+		"  reload                              re-read the config file\n"
+		"POOL: a pool's name; a listener with its own backends has a pool\n"
+		"of its own name.\n"
 		"SOCKET: -s, else $RINGLB_SOCKET, else %s\n",
 		DEFAULT_SOCKET);
 	exit(code);
@@ -246,7 +251,7 @@ print_listener_totals(json_t *l)
 static int
 cmd_status(bool as_json)
 {
-	json_t *st = call("GET", "/status", NULL), *l, *b;
+	json_t *st = call("GET", "/status", NULL), *l, *b, *p;
 	size_t i, j;
 
 	if (as_json) {
@@ -263,10 +268,10 @@ cmd_status(bool as_json)
 	       num(st, "uptime_ms") / 1000,
 	       json_array_size(json_object_get(st, "workers")));
 	printf("%-12s %-12s %-22s %-12s %6s %7s %9s %10s %10s %s\n",
-	       "LISTENER", "BACKEND", "ADDRESS", "STATE", "WEIGHT", "ACTIVE",
+	       "POOL", "BACKEND", "ADDRESS", "STATE", "WEIGHT", "ACTIVE",
 	       "TOTAL", "IN", "OUT", "LAST CHECK");
-	json_array_foreach(json_object_get(st, "listeners"), i, l) {
-		json_array_foreach(json_object_get(l, "backends"), j, b) {
+	json_array_foreach(json_object_get(st, "pools"), i, p) {
+		json_array_foreach(json_object_get(p, "backends"), j, b) {
 			json_t *c = json_object_get(b, "check");
 			char in[32], out[32], check[64], state[32];
 
@@ -281,7 +286,7 @@ cmd_status(bool as_json)
 				 num(b, "fail_mark_ms") > 0 ? "/marked" : "");
 			printf("%-12s %-12s %-22s %-12s %6lld %7lld %9lld "
 			       "%10s %10s %s\n",
-			       str(l, "name"), str(b, "name"),
+			       str(p, "name"), str(b, "name"),
 			       str(b, "address"), state,
 			       num(b, "weight"), num(b, "active"),
 			       num(b, "total"),
@@ -290,6 +295,16 @@ cmd_status(bool as_json)
 					   sizeof(out)),
 			       check);
 		}
+	}
+	putchar('\n');
+	json_array_foreach(json_object_get(st, "pools"), i, p) {
+		json_t *ls = json_object_get(p, "listeners");
+
+		printf("pool %s (%s): fed by", str(p, "name"),
+		       str(p, "algorithm"));
+		json_array_foreach(ls, j, l)
+			printf("%s %s", j ? "," : "", json_string_value(l));
+		puts(json_array_size(ls) ? "" : " no listener");
 	}
 	putchar('\n');
 	json_array_foreach(json_object_get(st, "listeners"), i, l) {
@@ -303,7 +318,7 @@ static void
 backend_path(char *buf, size_t len, const char *l, const char *b,
 	     const char *action)
 {
-	snprintf(buf, len, "/listeners/%s/backends/%s%s%s", l, b,
+	snprintf(buf, len, "/pools/%s/backends/%s%s%s", l, b,
 		 action ? "/" : "", action ? action : "");
 }
 
@@ -348,7 +363,7 @@ cmd_drain(const char *l, const char *b, bool wait, double timeout_s)
 	long long left;
 	json_t *r;
 
-	check_name("listener", l);
+	check_name("pool", l);
 	check_name("backend", b);
 	backend_path(apath, sizeof(apath), l, b, "drain");
 	backend_path(path, sizeof(path), l, b, NULL);
@@ -386,7 +401,7 @@ cmd_simple(const char *action, const char *l, const char *b)
 	char path[512];
 	json_t *r;
 
-	check_name("listener", l);
+	check_name("pool", l);
 	check_name("backend", b);
 	backend_path(path, sizeof(path), l, b, action);
 	r = call("POST", path, NULL);
@@ -402,7 +417,7 @@ cmd_weight(const char *l, const char *b, const char *n)
 	long w;
 	json_t *r;
 
-	check_name("listener", l);
+	check_name("pool", l);
 	check_name("backend", b);
 	errno = 0;
 	w = strtol(n, &end, 10);

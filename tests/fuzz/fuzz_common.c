@@ -132,25 +132,36 @@ fuzz_check_cfg(const struct config *cfg)
 		check_addr("admin.listen", &cfg->admin.listen);
 	for (size_t i = 0; i < cfg->nlisteners; i++) {
 		const struct cfg_listener *l = &cfg->listeners[i];
-		const struct cfg_health *h = &l->health;
 
 		check_name("listener", l->name);
 		check_addr("listen", &l->addr);
+		if (l->pool >= cfg->npools)
+			FUZZ_FAIL("listener %s: pool %zu of %zu", l->name,
+				  l->pool, cfg->npools);
+		if (l->backlog < 1 || l->backlog > 65535)
+			FUZZ_FAIL("backlog %d", l->backlog);
+		for (size_t j = 0; j < i; j++)
+			if (strcmp(cfg->listeners[j].name, l->name) == 0)
+				FUZZ_FAIL("duplicate listener %s", l->name);
+	}
+	for (size_t i = 0; i < cfg->npools; i++) {
+		const struct cfg_pool *l = &cfg->pools[i];
+		const struct cfg_health *h = &l->health;
+
+		check_name("pool", l->name);
 		if (l->nbackends < 1)
-			FUZZ_FAIL("listener %s: no backend", l->name);
+			FUZZ_FAIL("pool %s: no backend", l->name);
 		if (l->connect_attempts < 1 ||
 		    l->connect_attempts > CFG_ATTEMPTS_MAX)
 			FUZZ_FAIL("connect_attempts %u", l->connect_attempts);
-		if (l->backlog < 1 || l->backlog > 65535)
-			FUZZ_FAIL("backlog %d", l->backlog);
 		if (h->send_len > CFG_PROBE_MAX || h->expect_len > CFG_PROBE_MAX)
 			FUZZ_FAIL("probe longer than %d", CFG_PROBE_MAX);
 		if ((h->send == NULL && h->send_len != 0) ||
 		    (h->expect == NULL && h->expect_len != 0))
 			FUZZ_FAIL("probe length without bytes");
 		for (size_t j = 0; j < i; j++)
-			if (strcmp(cfg->listeners[j].name, l->name) == 0)
-				FUZZ_FAIL("duplicate listener %s", l->name);
+			if (strcmp(cfg->pools[j].name, l->name) == 0)
+				FUZZ_FAIL("duplicate pool %s", l->name);
 		for (size_t j = 0; j < l->nbackends; j++) {
 			const struct cfg_backend *b = &l->backends[j];
 

@@ -1,0 +1,130 @@
+/*
+ * backend.h: one backend as the whole program shares it.
+ *
+ * A backend outlives generations: a reload that keeps it (same pool, name
+ * and address) hands the same object to the new runtime, with its health,
+ * operator state and counters.  Every field is written by one owner,
+ * grouped below; the connection path takes no lock to read them.
+ */
+#ifndef RINGLB_BACKEND_H
+#define RINGLB_BACKEND_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "health.h"
+
+struct pool;
+
+enum backend_admin {
+	ADMIN_READY,		/* health decides */
+	ADMIN_DRAIN,		/* no new connections, open ones go on */
+	ADMIN_MAINT,		/* no new connections; health never revives */
+};
+
+struct backend {
+	/* The control thread, when it builds or carries it into a runtime. */
+	const struct cfg_backend *cfg;	/* points at conf */
+	struct cfg_backend conf;
+	char pool_name[CFG_NAME_MAX];
+	struct pool *pool;		/* pool of the newest runtime */
+	size_t index;			/* in pool->backends */
+	bool weight_override;		/* weight set at runtime, not in the file */
+	size_t hprobe;			/* health_reload's scratch */
+	unsigned refs;			/* runtimes holding it */
+
+	/* The control thread, for the operator (admin API, reloads). */
+	atomic_int admin;		/* enum backend_admin */
+	atomic_uint weight;		/* effective weight */
+	atomic_uint max_conns;		/* max_connections, 0: no limit */
+	atomic_uint kill_gen;		/* bump: workers close its conns */
+	atomic_uint_fast64_t since_ms;	/* last state change (also health) */
+
+	/* Workers, on the connection path. */
+	atomic_uint active;		/* open connections, all workers */
+	atomic_uint_fast64_t total;	/* connections established */
+	atomic_uint_fast64_t connect_failures;
+	atomic_uint_fast64_t bytes_in;	/* client -> backend */
+	atomic_uint_fast64_t bytes_out;	/* backend -> client */
+	/*
+	 * Passive mark: a connect to it failed, so it takes no new client
+	 * until this time (monotonic ms) unless no other is left; 0: none.
+	 * Set by workers, cleared by a good connect or health probe.
+	 */
+	atomic_uint_fast64_t fail_until_ms;
+
+	/* The health thread; the admin API reads them. */
+	atomic_bool up;
+	struct health_sm hsm;
+	atomic_int last_result;		/* enum health_result */
+	atomic_uint last_latency_ms;
+	atomic_bool checked;		/* at least one probe done */
+};
+
+/* A new backend for cb in pool p: up, ready, no counts. */
+struct backend *backend_new(const struct cfg_backend *cb,
+			    const struct cfg_pool *p);
+/* Drop a runtime's reference; the last one frees it. */
+void backend_put(struct backend *b);
+
+/* A connect to b failed at now_ms: mark it for fail_ms (0: no marks). */
+void backend_mark_failed(struct backend *b, unsigned fail_ms, uint64_t now_ms);
+/* A connect or a health probe to b succeeded: lift its mark. */
+static inline void
+backend_mark_clear(struct backend *b)
+{
+	/* Read first: the common case writes nothing to a shared line. */
+	if (atomic_load_explicit(&b->fail_until_ms, memory_order_relaxed))
+		atomic_store_explicit(&b->fail_until_ms, 0,
+				      memory_order_relaxed);
+}
+
+static inline bool
+backend_is_up(const struct backend *b)
+{
+	return atomic_load_explicit(&b->up, memory_order_acquire);
+}
+
+/* Below its max_connections (or has none). */
+static inline bool
+backend_has_room(const struct backend *b)
+{
+	unsigned max = atomic_load_explicit(&b->max_conns,
+					    memory_order_relaxed);
+
+	return max == 0 ||
+	       atomic_load_explicit(&b->active, memory_order_relaxed) < max;
+}
+
+/* Up, the operator lets it take new connections, and it has room. */
+static inline bool
+backend_eligible(const struct backend *b)
+{
+	return backend_is_up(b) &&
+	       atomic_load_explicit(&b->admin, memory_order_relaxed) ==
+		       ADMIN_READY &&
+	       backend_has_room(b);
+}
+
+/* Passively marked at now_ms (a recent connect to it failed)? */
+static inline bool
+backend_marked(const struct backend *b, uint64_t now_ms)
+{
+	return atomic_load_explicit(&b->fail_until_ms, memory_order_relaxed) >
+	       now_ms;
+}
+
+static inline unsigned
+backend_weight(const struct backend *b)
+{
+	return atomic_load_explicit(&b->weight, memory_order_relaxed);
+}
+
+/* "up", "down", "draining" or "maintenance". */
+const char *backend_state_name(const struct backend *b);
+const char *backend_admin_name(int admin);
+
+#endif

@@ -1,0 +1,18 @@
+/*
+ * listen.h: opening listening sockets (the control thread does it, once
+ * per worker and listener, before a generation is published).
+ */
+#ifndef RINGLB_LISTEN_H
+#define RINGLB_LISTEN_H
+
+#include <stddef.h>
+
+struct cfg_listener;
+
+/* Open one SO_REUSEPORT listening socket for l.  0 or -errno with err. */
+int listen_open(const struct cfg_listener *l, int *out, char *err,
+		size_t errlen);
+/* -EADDRINUSE with err if some socket is already bound to l's address. */
+int listen_probe(const struct cfg_listener *l, char *err, size_t errlen);
+
+#endif
