@@ -25,6 +25,11 @@ enum refuse_reason {
 	REFUSE_SOURCE_LIMIT,	/* source at per_source.max_connections */
 	REFUSE_SOURCE_RATE,	/* source over per_source.rate */
 	REFUSE_BACKEND_FULL,	/* every eligible backend at its limit */
+	REFUSE_PROXY_UNTRUSTED,	/* not in accept_proxy.from, no allow_direct */
+	REFUSE_PROXY_BAD,	/* a PROXY header that is not valid */
+	REFUSE_PROXY_TIMEOUT,	/* no whole header within its timeout */
+	REFUSE_NO_ROUTE,	/* no route for its SNI, and no default pool */
+	REFUSE_PREREAD_TIMEOUT,	/* no whole ClientHello in time, no default */
 	REFUSE_MAX,
 };
 
@@ -52,16 +57,35 @@ bool access_acl_ok(const struct cfg_listener *l, const struct sockaddr *sa);
  * A new client fd on listener l.  On admission returns 0 and holds the
  * listener's active count (and, with per_source, a source slot in *slot,
  * 0 when none) until access_release().  Otherwise counts the refusal,
- * logs it (rate-limited), closes fd with a RST and returns -1.  *peer gets
- * the client's address if it had to be read (else sin6_family is
- * AF_UNSPEC).
+ * logs it (rate-limited), closes fd with a RST and returns -1.  *peer is
+ * the client's address if known (else sin6_family AF_UNSPEC); it is read
+ * here if a check needs it.
  */
 int access_admit(struct listener *l, int fd, uint64_t now_ms,
 		 struct sockaddr_in6 *peer, uint32_t *slot);
+/*
+ * The same checks for a client known by the address it advertised in a
+ * PROXY header.  0, or -1 with the refusal counted and logged (the caller
+ * closes the connection).
+ */
+int access_admit_addr(struct listener *l, const struct sockaddr_in6 *peer,
+		      uint64_t now_ms, uint32_t *slot);
+/*
+ * A listener with accept_proxy: reads the socket's peer into *peer.  1:
+ * it is in accept_proxy.from and must send a header; 0: it is not, and
+ * allow_direct lets it in as it is; -1: refused (proxy_untrusted), or gone,
+ * and fd closed.
+ */
+int access_proxy_gate(struct listener *l, int fd, uint64_t now_ms,
+		      struct sockaddr_in6 *peer);
 /* Give back what access_admit() took. */
 void access_release(struct listener *l, uint32_t slot);
-/* Count and log (rate-limited) a refusal made later, e.g. backend_full. */
+/*
+ * Count and log (rate-limited) a refusal made later, e.g. backend_full;
+ * detail (or NULL) says more in the log line.
+ */
 void access_refused(struct listener *l, enum refuse_reason r,
-		    const struct sockaddr_in6 *peer, uint64_t now_ms);
+		    const struct sockaddr_in6 *peer, uint64_t now_ms,
+		    const char *detail);
 
 #endif

@@ -106,11 +106,22 @@ struct cfg_accept_proxy {
 	bool allow_direct;	/* others are served without one */
 };
 
+/* One server name of a listener's "routes", and the pool it goes to. */
+struct cfg_route {
+	char sni[256];		/* lowercase; "*.example.org" or exact */
+	size_t pool;		/* index in config.pools */
+};
+
+#define CFG_NO_POOL	((size_t)-1)
+
 struct cfg_listener {
 	char name[CFG_NAME_MAX];
 	struct cfg_addr addr;
-	size_t pool;		/* index in config.pools */
+	size_t pool;		/* index in config.pools; CFG_NO_POOL: none */
+	struct cfg_route *routes; /* by SNI, before the pool; NULL: none */
+	size_t nroutes;
 	unsigned idle_ms;	/* timeouts.idle_ms, 0 = never */
+	unsigned preread_ms;	/* timeouts.preread_ms (with routes) */
 	int backlog;
 	unsigned max_connections; /* open client connections, 0: no limit */
 	struct cfg_cidr *allow;	/* NULL: everyone not denied */
@@ -177,11 +188,11 @@ cfg_backend_send_proxy(const struct cfg_pool *p, const struct cfg_backend *b)
 	return b->send_proxy == SEND_PROXY_POOL ? p->send_proxy : b->send_proxy;
 }
 
-/* The pool that listener l sends its clients to. */
+/* The pool that listener l sends its clients to (by default); or NULL. */
 static inline const struct cfg_pool *
 cfg_listener_pool(const struct config *cfg, const struct cfg_listener *l)
 {
-	return &cfg->pools[l->pool];
+	return l->pool == CFG_NO_POOL ? NULL : &cfg->pools[l->pool];
 }
 
 #endif

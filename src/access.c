@@ -38,6 +38,16 @@ refuse_reason_name(enum refuse_reason r)
 		return "source_rate";
 	case REFUSE_BACKEND_FULL:
 		return "backend_full";
+	case REFUSE_PROXY_UNTRUSTED:
+		return "proxy_untrusted";
+	case REFUSE_PROXY_BAD:
+		return "proxy_bad";
+	case REFUSE_PROXY_TIMEOUT:
+		return "proxy_timeout";
+	case REFUSE_NO_ROUTE:
+		return "no_route";
+	case REFUSE_PREREAD_TIMEOUT:
+		return "preread_timeout";
 	case REFUSE_MAX:
 		break;
 	}
@@ -180,12 +190,13 @@ access_acl_ok(const struct cfg_listener *l, const struct sockaddr *sa)
 
 void
 access_refused(struct listener *l, enum refuse_reason r,
-	       const struct sockaddr_in6 *peer, uint64_t now_ms)
+	       const struct sockaddr_in6 *peer, uint64_t now_ms,
+	       const char *detail)
 {
 	struct lstats *st = l->stats;
 	uint_fast64_t last;
 	unsigned quiet;
-	char client[80];
+	char client[80], more[96] = "";
 
 	atomic_fetch_add_explicit(&st->refused[r], 1, memory_order_relaxed);
 	/* A flood must not become a flood of log lines: one a second. */
@@ -200,12 +211,12 @@ access_refused(struct listener *l, enum refuse_reason r,
 	quiet = atomic_exchange(&st->refuse_quiet, 0);
 	log_addr((const struct sockaddr *)peer, client, sizeof(client));
 	if (quiet)
-		log_warn("refused client=%s listener=%s reason=%s (and %u "
-			 "more refused since the last such line)",
-			 client, l->cfg->name, refuse_reason_name(r), quiet);
-	else
-		log_warn("refused client=%s listener=%s reason=%s", client,
-			 l->cfg->name, refuse_reason_name(r));
+		snprintf(more, sizeof(more),
+			 " (and %u more refused since the last such line)",
+			 quiet);
+	log_warn("refused client=%s listener=%s reason=%s%s%s%s", client,
+		 l->cfg->name, refuse_reason_name(r), detail ? ": " : "",
+		 detail ? detail : "", more);
 }
 
 /* Refuse with a RST: the client learns at once, and no TIME_WAIT is left. */
@@ -244,9 +255,13 @@ peer_read(int fd, struct sockaddr_in6 *peer)
 	return false;
 }
 
-int
-access_admit(struct listener *ls, int fd, uint64_t now_ms,
-	     struct sockaddr_in6 *peer, uint32_t *slot)
+/*
+ * The checks, for a client whose address is known if the listener needs
+ * it.  0, or the reason + 1 for a refusal (nothing held then).
+ */
+static int
+admit(struct listener *ls, const struct sockaddr_in6 *peer, uint64_t now_ms,
+      uint32_t *slot)
 {
 	const struct cfg_listener *l = ls->cfg;
 	struct lstats *st = ls->stats;
@@ -256,18 +271,10 @@ access_admit(struct listener *ls, int fd, uint64_t now_ms,
 	unsigned n;
 
 	*slot = 0;
-	peer->sin6_family = AF_UNSPEC;
 	if (l->nallow || l->ndeny || ls->src) {
-		/* Gone before we looked (ENOTCONN): nothing to admit. */
-		if (!peer_read(fd, peer)) {
-			close(fd);
-			return -1;
-		}
 		family = access_source((const struct sockaddr *)peer, addr);
-		if (!acl_ok(l, family, addr)) {
-			r = REFUSE_ACL_DENIED;
-			goto refuse;
-		}
+		if (!acl_ok(l, family, addr))
+			return REFUSE_ACL_DENIED + 1;
 	}
 	n = atomic_fetch_add_explicit(&st->active, 1, memory_order_relaxed);
 	if (l->max_connections && n >= l->max_connections) {
@@ -294,10 +301,63 @@ access_admit(struct listener *ls, int fd, uint64_t now_ms,
 
 undo_active:
 	atomic_fetch_sub_explicit(&st->active, 1, memory_order_relaxed);
-refuse:
+	return (int)r + 1;
+}
+
+int
+access_admit(struct listener *ls, int fd, uint64_t now_ms,
+	     struct sockaddr_in6 *peer, uint32_t *slot)
+{
+	const struct cfg_listener *l = ls->cfg;
+	int r;
+
+	*slot = 0;
+	/* Gone before we looked (ENOTCONN): nothing to admit. */
+	if (peer->sin6_family == AF_UNSPEC &&
+	    (l->nallow || l->ndeny || ls->src) && !peer_read(fd, peer)) {
+		close(fd);
+		return -1;
+	}
+	r = admit(ls, peer, now_ms, slot);
+	if (r == 0)
+		return 0;
 	if (peer->sin6_family == AF_UNSPEC)
 		peer_read(fd, peer);
-	access_refused(ls, r, peer, now_ms);
+	access_refused(ls, (enum refuse_reason)(r - 1), peer, now_ms, NULL);
+	close_reset(fd);
+	return -1;
+}
+
+int
+access_admit_addr(struct listener *l, const struct sockaddr_in6 *peer,
+		  uint64_t now_ms, uint32_t *slot)
+{
+	int r = admit(l, peer, now_ms, slot);
+
+	if (r == 0)
+		return 0;
+	access_refused(l, (enum refuse_reason)(r - 1), peer, now_ms, NULL);
+	return -1;
+}
+
+int
+access_proxy_gate(struct listener *l, int fd, uint64_t now_ms,
+		  struct sockaddr_in6 *peer)
+{
+	const struct cfg_accept_proxy *ap = &l->cfg->accept_proxy;
+	uint8_t addr[16];
+	int family;
+
+	if (!peer_read(fd, peer)) {
+		close(fd);
+		return -1;
+	}
+	family = access_source((const struct sockaddr *)peer, addr);
+	if (list_match(ap->from, ap->nfrom, family, addr))
+		return 1;
+	if (ap->allow_direct)
+		return 0;
+	access_refused(l, REFUSE_PROXY_UNTRUSTED, peer, now_ms, NULL);
 	close_reset(fd);
 	return -1;
 }

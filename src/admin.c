@@ -243,20 +243,39 @@ refused_json(const struct lstats *st)
 	return o;
 }
 
+/* A listener's routes: [{"sni": name, "pool": P}, ...], one per name. */
+static json_t *
+routes_json(const struct runtime *rt, const struct cfg_listener *l)
+{
+	json_t *a = json_array();
+
+	for (size_t i = 0; i < l->nroutes; i++)
+		json_array_append_new(
+			a, json_pack("{s:s,s:s}", "sni", l->routes[i].sni,
+				     "pool",
+				     rt->cfg->pools[l->routes[i].pool].name));
+	return a;
+}
+
 /*
  * A listener, with its pool's name and (as before pools existed) the
- * pool's algorithm and backends.
+ * pool's algorithm and backends; a listener that only routes by SNI has
+ * none of them ("pool": null).
  */
 static json_t *
-listener_json(const struct listener *l, uint64_t now)
+listener_json(const struct runtime *rt, const struct listener *l,
+	      uint64_t now)
 {
 	const struct lstats *st = l->stats;
+	const struct pool *p = l->pool;
 
-	return json_pack("{s:s,s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:o,"
-			 "s:o}",
+	return json_pack("{s:s,s:s,s:o,s:s,s:o,s:I,s:I,s:I,s:I,s:I,s:I,s:I,"
+			 "s:o,s:o}",
 			 "name", l->cfg->name, "listen", l->cfg->addr.text,
-			 "pool", l->pool->cfg->name, "algorithm",
-			 cfg_algorithm_name(l->pool->cfg->algorithm),
+			 "pool", p ? json_string(p->cfg->name) : json_null(),
+			 "algorithm",
+			 p ? cfg_algorithm_name(p->cfg->algorithm) : "none",
+			 "routes", routes_json(rt, l->cfg),
 			 "accepts", (json_int_t)atomic_load(&st->accepts),
 			 "active", (json_int_t)atomic_load(&st->active),
 			 "max_connections",
@@ -267,7 +286,20 @@ listener_json(const struct listener *l, uint64_t now)
 			 "connect_failed",
 			 (json_int_t)atomic_load(&st->connect_failed),
 			 "refused", refused_json(st), "backends",
-			 backends_json(l->pool, now));
+			 p ? backends_json(p, now) : json_array());
+}
+
+/* Does listener l send clients to pool p, by default or by a route? */
+static bool
+listener_feeds(const struct runtime *rt, const struct listener *l,
+	       const struct pool *p)
+{
+	if (l->pool == p)
+		return true;
+	for (size_t i = 0; i < l->cfg->nroutes; i++)
+		if (&rt->pools[l->cfg->routes[i].pool] == p)
+			return true;
+	return false;
 }
 
 /* A pool, the listeners that feed it, and its backends. */
@@ -278,7 +310,7 @@ pool_json(const struct runtime *rt, const struct pool *p, uint64_t now)
 	uint64_t active = 0;
 
 	for (size_t i = 0; i < rt->nlisteners; i++)
-		if (rt->listeners[i].pool == p)
+		if (listener_feeds(rt, &rt->listeners[i], p))
 			json_array_append_new(
 				ls, json_string(rt->listeners[i].cfg->name));
 	for (size_t i = 0; i < p->nbackends; i++)
@@ -307,8 +339,8 @@ status_json(void)
 						    "accepts",
 						    (json_int_t)control_worker_accepts(i)));
 	for (size_t i = 0; i < rt->nlisteners; i++)
-		json_array_append_new(ls,
-				      listener_json(&rt->listeners[i], now));
+		json_array_append_new(ls, listener_json(rt, &rt->listeners[i],
+							now));
 	for (size_t i = 0; i < rt->npools; i++)
 		json_array_append_new(ps, pool_json(rt, &rt->pools[i], now));
 	return json_pack("{s:s,s:s,s:I,s:I,s:I,s:I,s:o,s:o,s:o}", "version",
@@ -505,9 +537,11 @@ listener_pool_name(const char *l, char *out, size_t size)
 
 	control_lock();
 	ls = runtime_listener(runtime_current(), l);
-	if (ls) {
+	if (ls && ls->pool) {
 		snprintf(out, size, "%s", ls->pool->cfg->name);
 		rc = 0;
+	} else if (ls) {
+		rc = -ENODATA;
 	}
 	control_unlock();
 	return rc;
@@ -618,7 +652,14 @@ listener_backend_action(struct MHD_Connection *conn, const struct route *r,
 {
 	char pool[CFG_NAME_MAX];
 
-	if (listener_pool_name(arg[0], pool, sizeof(pool)) < 0)
+	int rc = listener_pool_name(arg[0], pool, sizeof(pool));
+
+	if (rc == -ENODATA)
+		return reply_error(conn, 404, NULL,
+				   "listener \"%s\" has no pool of its own "
+				   "(it routes by SNI): use /pools/P/backends/B",
+				   arg[0]);
+	if (rc < 0)
 		return reply_error(conn, 404, NULL, "unknown listener \"%s\"",
 				   arg[0]);
 	return backend_action(conn, pool, arg[1], r->action, rq);
@@ -695,10 +736,10 @@ get_object(struct MHD_Connection *conn, char **arg, bool pool)
 		be = pool_backend(p, arg[1]);
 	if (be)
 		j = backend_json(be, p, now);
-	else if (p && !arg[1])
-		j = pool ? pool_json(rt, p, now) : listener_json(l, now);
+	else if (!arg[1] && (pool ? p != NULL : l != NULL))
+		j = pool ? pool_json(rt, p, now) : listener_json(rt, l, now);
 	control_unlock();
-	if (!p)
+	if (pool ? !p : !l)
 		return reply_error(conn, 404, NULL, "unknown %s \"%s\"", what,
 				   arg[0]);
 	if (arg[1] && !be)
@@ -741,7 +782,7 @@ get_all(struct MHD_Connection *conn, bool pools)
 	else
 		for (size_t i = 0; i < rt->nlisteners; i++)
 			json_array_append_new(
-				a, listener_json(&rt->listeners[i], now));
+				a, listener_json(rt, &rt->listeners[i], now));
 	control_unlock();
 	return reply_json(conn, 200,
 			  json_pack("{s:o}", pools ? "pools" : "listeners", a),

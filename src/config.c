@@ -33,6 +33,7 @@
 #define CFG_WORKERS_MAX	256
 #define CFG_BACKENDS_MAX 1024
 #define CFG_POOLS_MAX	1024
+#define CFG_ROUTES_MAX	4096	/* server names per listener */
 #define CFG_RATE_MAX	1000000	/* per_source.rate and burst */
 #define CFG_TABLE_MAX	(16u << 20)
 
@@ -62,7 +63,12 @@ static const char *const admin_keys[] = {
 static const char *const listener_keys[] = {
 	"name", "listen", "algorithm", "connect_attempts", "backlog",
 	"backends", "health_check", "timeouts", "max_connections", "allow",
-	"deny", "per_source", "pool", "accept_proxy", "send_proxy", NULL,
+	"deny", "per_source", "pool", "accept_proxy", "send_proxy", "routes",
+	NULL,
+};
+
+static const char *const route_keys[] = {
+	"sni", "pool", NULL,
 };
 
 static const char *const accept_proxy_keys[] = {
@@ -95,13 +101,13 @@ static const char *const health_keys[] = {
 
 /* A listener with its own backends sets them all in one "timeouts". */
 static const char *const timeout_keys[] = {
-	"connect_ms", "idle_ms", "fail_ms", NULL,
+	"connect_ms", "idle_ms", "fail_ms", "preread_ms", NULL,
 };
 static const char *const pool_timeout_keys[] = {
 	"connect_ms", "fail_ms", NULL,
 };
 static const char *const listener_timeout_keys[] = {
-	"idle_ms", NULL,
+	"idle_ms", "preread_ms", NULL,
 };
 
 /*
@@ -904,6 +910,21 @@ listener_pool(const struct cfg_ctx *x, const char *path, json_t *v,
 		cfg->pools[i].nusers++;
 		return 0;
 	}
+	if (json_object_get(v, "backends") == NULL &&
+	    json_object_get(v, "routes") != NULL) {
+		/* Routes only: a client no route takes is refused. */
+		for (const char *const *k = pool_only_keys; *k != NULL; k++) {
+			if (json_object_get(v, *k) == NULL)
+				continue;
+			path_key(kpath, sizeof(kpath), path, *k);
+			return cfg_error(x, kpath,
+					 "belongs to a pool, and this listener has none of its own (it routes by SNI)");
+		}
+		if (t != NULL && check_keys(x, tpath, t, listener_timeout_keys) < 0)
+			return -1;
+		l->pool = CFG_NO_POOL;
+		return 0;
+	}
 	if (json_object_get(v, "backends") == NULL) {
 		path_key(kpath, sizeof(kpath), path, "backends");
 		return cfg_error(x, kpath,
@@ -924,6 +945,139 @@ listener_pool(const struct cfg_ctx *x, const char *path, json_t *v,
 	p->nusers = 1;
 	l->pool = cfg->npools++;
 	return parse_pool_body(x, path, v, p);
+}
+
+/*
+ * A server name pattern of a route: a host name, or "*." and one, any
+ * case (stored lowercase).  0, or -1 with the reason in err.
+ */
+static int
+sni_pattern(const char *s, size_t len, char *out, size_t cap,
+	    const char **why)
+{
+	size_t i = 0;
+
+	if (len >= cap) {
+		*why = "too long for a host name";
+		return -1;
+	}
+	if (len >= 2 && s[0] == '*' && s[1] == '.') {
+		out[0] = '*';
+		out[1] = '.';
+		i = 2;
+	}
+	if (i == len) {
+		*why = "no host name";
+		return -1;
+	}
+	for (; i < len; i++) {
+		char c = s[i];
+
+		if (c >= 'A' && c <= 'Z')
+			c = (char)(c - 'A' + 'a');
+		if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+		      c == '-' || c == '.' || c == '_')) {
+			*why = c == '*' ? "\"*\" only as a whole first label (\"*.example.org\")" :
+					  "a host name has only letters, digits, '-', '_' and '.'";
+			return -1;
+		}
+		if (c == '.' && (s[i - 1] == '.' || i + 1 == len)) {
+			*why = "an empty label";
+			return -1;
+		}
+		out[i] = c;
+	}
+	if (out[0] == '.') {
+		*why = "an empty label";
+		return -1;
+	}
+	out[len] = '\0';
+	return 0;
+}
+
+/*
+ * routes: [{ "sni": [names], "pool": "P" }, ...].  Every name once per
+ * listener; the pools are top-level ones.
+ */
+static int
+parse_routes(const struct cfg_ctx *x, const char *parent, const json_t *lst,
+	     struct config *cfg, struct cfg_listener *l)
+{
+	char path[CFG_PATH_MAX], rpath[CFG_PATH_MAX], spath[CFG_PATH_MAX];
+	char ipath[CFG_PATH_MAX], q[CFG_QUOTE_MAX];
+	json_t *arr, *r, *names;
+	size_t n, total = 0, pool, k;
+
+	if (get_container(x, parent, lst, "routes", JSON_ARRAY, false, &arr) < 0)
+		return -1;
+	if (arr == NULL)
+		return 0;
+	path_key(path, sizeof(path), parent, "routes");
+	n = json_array_size(arr);
+	if (n == 0)
+		return cfg_error(x, path,
+				 "must contain at least one route (leave routes out instead)");
+	json_array_foreach(arr, k, r)
+		total += json_array_size(json_object_get(r, "sni"));
+	if (total > CFG_ROUTES_MAX)
+		return cfg_error(x, path, "too many server names (%zu, max %d)",
+				 total, CFG_ROUTES_MAX);
+	l->routes = calloc(total ? total : 1, sizeof(*l->routes));
+	if (l->routes == NULL)
+		return cfg_error(x, path, "out of memory");
+	json_array_foreach(arr, k, r) {
+		const char *pname;
+		size_t plen, j;
+
+		path_index(rpath, sizeof(rpath), path, k);
+		if (!json_is_object(r))
+			return cfg_error(x, rpath, "must be an object, got %s",
+					 type_name(r));
+		if (check_keys(x, rpath, r, route_keys) < 0 ||
+		    get_string(x, rpath, r, "pool", true, false, &pname,
+			       &plen) < 0 ||
+		    get_container(x, rpath, r, "sni", JSON_ARRAY, true,
+				  &names) < 0)
+			return -1;
+		path_key(spath, sizeof(spath), rpath, "pool");
+		if (find_pool(cfg, pname, &pool) < 0 ||
+		    cfg->pools[pool].is_inline)
+			return cfg_error(x, spath,
+					 "unknown pool %s (pools are defined in the top-level \"pools\" array)",
+					 quote(q, sizeof(q), pname, plen));
+		path_key(spath, sizeof(spath), rpath, "sni");
+		if (json_array_size(names) == 0)
+			return cfg_error(x, spath,
+					 "must contain at least one server name");
+		cfg->pools[pool].nusers++;
+		for (size_t i = 0; i < json_array_size(names); i++) {
+			json_t *nv = json_array_get(names, i);
+			struct cfg_route *rt = &l->routes[l->nroutes];
+			const char *why;
+
+			path_index(ipath, sizeof(ipath), spath, i);
+			if (!json_is_string(nv))
+				return cfg_error(x, ipath,
+						 "must be a string, got %s",
+						 type_name(nv));
+			if (sni_pattern(json_string_value(nv),
+					json_string_length(nv), rt->sni,
+					sizeof(rt->sni), &why) < 0)
+				return cfg_error(x, ipath, "bad server name %s: %s",
+						 quote(q, sizeof(q),
+						       json_string_value(nv),
+						       json_string_length(nv)),
+						 why);
+			for (j = 0; j < l->nroutes; j++)
+				if (strcmp(l->routes[j].sni, rt->sni) == 0)
+					return cfg_error(x, ipath,
+							 "server name \"%s\" is in two routes",
+							 rt->sni);
+			rt->pool = pool;
+			l->nroutes++;
+		}
+	}
+	return 0;
 }
 
 /*
@@ -979,6 +1133,9 @@ parse_listener(const struct cfg_ctx *x, const char *path, json_t *v,
 	    get_container(x, path, v, "timeouts", JSON_OBJECT, false, &t) < 0 ||
 	    get_uint(x, tpath, t, "idle_ms", 0, 86400000, 600000,
 		     &l->idle_ms) < 0 ||
+	    get_uint(x, tpath, t, "preread_ms", 1, 600000, 5000,
+		     &l->preread_ms) < 0 ||
+	    parse_routes(x, path, v, cfg, l) < 0 ||
 	    get_uint(x, path, v, "max_connections", 0, CFG_LIMIT_MAX, 0,
 		     &l->max_connections) < 0 ||
 	    parse_acl(x, path, v, "allow", &l->allow, &l->nallow) < 0 ||
@@ -986,6 +1143,13 @@ parse_listener(const struct cfg_ctx *x, const char *path, json_t *v,
 	    parse_per_source(x, path, v, &l->per_source) < 0 ||
 	    parse_accept_proxy(x, path, v, &l->accept_proxy) < 0)
 		return -1;
+	if (json_object_get(t, "preread_ms") != NULL && l->nroutes == 0) {
+		char ppath[CFG_PATH_MAX];
+
+		path_key(ppath, sizeof(ppath), tpath, "preread_ms");
+		return cfg_error(x, ppath,
+				 "only for a listener with routes (it bounds reading the TLS ClientHello)");
+	}
 	l->backlog = (int)backlog;
 	return 0;
 }
@@ -1582,6 +1746,7 @@ cfg_free(struct config *cfg)
 		free(cfg->listeners[i].allow);
 		free(cfg->listeners[i].deny);
 		free(cfg->listeners[i].accept_proxy.from);
+		free(cfg->listeners[i].routes);
 	}
 	free(cfg->pools);
 	free(cfg->listeners);

@@ -43,41 +43,85 @@
 #include "access.h"
 #include "engine.h"
 #include "log.h"
+#include "proxy_proto.h"
 #include "runtime.h"
+#include "sni.h"
 
 #define MAX_READS_PER_EVENT	16
 #define SPLICE_SMALL		(16 * 1024)
 
 /*
- * A connection's phases, in the order it goes through them.  phases[]
- * below says, per phase, which completions it acts on and what bounds its
- * time; conn_handle() and conn_sweep() consult it rather than checking
- * the phase in every handler.
+ * A connection's phases, in the order it goes through them; the optional
+ * ones are skipped by a listener that does not use them, at no cost.
+ * phases[] below says, per phase, which completions it acts on and what
+ * bounds its time; conn_handle() and conn_sweep() consult it rather than
+ * checking the phase in every handler.
  */
 enum conn_phase {
+	PH_PROXY_HDR,	/* accept_proxy: read the PROXY header */
+	PH_PREREAD,	/* routes: read the TLS ClientHello for its SNI */
 	PH_CONNECT,	/* pick a backend and connect to it */
-	PH_PROXY,	/* bytes both ways */
+	PH_PROXY,	/* bytes both ways (a PROXY header to send first) */
 	PH_CLOSING,	/* waiting for what is in flight, then freed */
 };
 
 /* How long a phase may last. */
 enum phase_limit {
 	LIMIT_NONE,	/* bounded elsewhere (the connect's linked timeout) */
-	LIMIT_IDLE,	/* timeouts.idle_ms since the last byte moved */
+	LIMIT_START,	/* limit_ms since the phase began */
+	LIMIT_IDLE,	/* limit_ms since the last byte moved */
 };
 
 #define OPBIT(op) (1u << (op))
+/* The ms a limit reads, as a field of the listener's config. */
+#define LIMIT_MS(field) offsetof(struct cfg_listener, field)
+
+struct conn;
 
 struct phase {
 	unsigned accepts;	/* OPBIT()s of the completions it acts on */
 	enum phase_limit limit;
+	size_t limit_ms;	/* LIMIT_MS(): where the bound is configured */
 	const char *expired;	/* end= when its limit passes */
+	enum refuse_reason refuse; /* ... counted as; REFUSE_MAX: not one */
+	/*
+	 * A phase that reads the client's first bytes: they are queued in
+	 * the client's direction (so they reach the backend later), at most
+	 * read_max of them, and then this decides.
+	 */
+	void (*on_bytes)(struct conn *c);
+	size_t read_max;
+	/* Its limit passed: instead of ending with `expired`/`refuse`. */
+	void (*on_expired)(struct conn *c);
 };
 
+static void proxy_hdr_bytes(struct conn *c);
+static void preread_bytes(struct conn *c);
+static void preread_expired(struct conn *c);
+
 static const struct phase phases[] = {
+	[PH_PROXY_HDR] = {
+		.accepts = OPBIT(OP_POLL_IN),
+		.limit = LIMIT_START,
+		.limit_ms = LIMIT_MS(accept_proxy.timeout_ms),
+		.expired = "proxy-timeout",
+		.refuse = REFUSE_PROXY_TIMEOUT,
+		.on_bytes = proxy_hdr_bytes,
+		.read_max = PP_HDR_MAX,
+	},
+	[PH_PREREAD] = {
+		.accepts = OPBIT(OP_POLL_IN),
+		.limit = LIMIT_START,
+		.limit_ms = LIMIT_MS(preread_ms),
+		.refuse = REFUSE_MAX,
+		.on_bytes = preread_bytes,
+		.read_max = SNI_READ_MAX,
+		.on_expired = preread_expired,
+	},
 	[PH_CONNECT] = {
 		.accepts = OPBIT(OP_CONNECT),
 		.limit = LIMIT_NONE,
+		.refuse = REFUSE_MAX,
 	},
 	[PH_PROXY] = {
 		.accepts = OPBIT(OP_POLL_IN) | OPBIT(OP_POLL_IN1) |
@@ -85,12 +129,28 @@ static const struct phase phases[] = {
 			   OPBIT(OP_RECV) | OPBIT(OP_RECV1) | OPBIT(OP_SEND) |
 			   OPBIT(OP_SEND1),
 		.limit = LIMIT_IDLE,
+		.limit_ms = LIMIT_MS(idle_ms),
 		.expired = "idle-timeout",
+		.refuse = REFUSE_MAX,
 	},
 	[PH_CLOSING] = {
 		.accepts = 0,
 		.limit = LIMIT_NONE,
+		.refuse = REFUSE_MAX,
 	},
+};
+
+/*
+ * What the optional phases learnt about a connection; NULL for a listener
+ * that has none of them.
+ */
+struct conn_meta {
+	struct sockaddr_in6 via;	/* the socket's peer, if a PROXY header */
+	struct sockaddr_in6 local;	/* advertised destination, if any */
+	bool proxied;			/* a PROXY header gave the client */
+	uint8_t *tlv;			/* its v2 TLVs, to pass on */
+	size_t tlv_len;
+	char *sni;			/* from the ClientHello, lowercase */
 };
 
 enum { CLIENT = 0, BACKEND = 1 };
@@ -138,7 +198,10 @@ struct conn {
 	struct dir d[2];
 	unsigned inflight;
 	bool connecting;
+	bool admitted;		/* holds the listener's active count */
 	enum conn_phase phase;
+	uint64_t phase_ms;	/* when the phase began */
+	struct conn_meta *meta;
 	const char *end;
 	uint64_t id;
 	uint64_t start_ms;
@@ -148,11 +211,17 @@ struct conn {
 
 static void conn_connect_next(struct conn *c);
 static void conn_pump(struct conn *c, int from);
+static void conn_read_error(struct conn *c, int from, int err);
+static int dir_queue(struct dir *d, const char *data, size_t n);
 
 static const char *
 conn_phase_name(enum conn_phase ph)
 {
 	switch (ph) {
+	case PH_PROXY_HDR:
+		return "proxy-header";
+	case PH_PREREAD:
+		return "preread";
 	case PH_CONNECT:
 		return "connect";
 	case PH_PROXY:
@@ -170,6 +239,7 @@ conn_set_phase(struct conn *c, enum conn_phase ph)
 		log_debug("conn=%llu %s -> %s", (unsigned long long)c->id,
 			  conn_phase_name(c->phase), conn_phase_name(ph));
 	c->phase = ph;
+	c->phase_ms = c->w->now_ms;
 }
 
 static void
@@ -249,7 +319,7 @@ want_read(struct conn *c, int side)
 static void
 conn_finish(struct conn *c, const char *why)
 {
-	char client[80];
+	char client[80], via[86];
 
 	if (c->phase == PH_CLOSING)
 		return;
@@ -281,10 +351,19 @@ conn_finish(struct conn *c, const char *why)
 	if (!log_enabled(LOG_INFO))
 		return;
 	log_addr((const struct sockaddr *)&c->peer, client, sizeof(client));
-	log_info("conn=%llu client=%s listener=%s pool=%s backend=%s up=%llu "
-		 "down=%llu ms=%llu end=%s",
-		 (unsigned long long)c->id, client, c->lsn->cfg->name,
-		 c->pool->cfg->name, c->b ? c->b->cfg->name : "-",
+	via[0] = '\0';
+	if (c->meta && c->meta->proxied) {
+		memcpy(via, " via=", 5);
+		log_addr((const struct sockaddr *)&c->meta->via, via + 5,
+			 sizeof(via) - 5);
+	}
+	log_info("conn=%llu client=%s%s listener=%s%s%s pool=%s backend=%s "
+		 "up=%llu down=%llu ms=%llu end=%s",
+		 (unsigned long long)c->id, client, via, c->lsn->cfg->name,
+		 c->meta && c->meta->sni ? " sni=" : "",
+		 c->meta && c->meta->sni ? c->meta->sni : "",
+		 c->pool ? c->pool->cfg->name : "-",
+		 c->b ? c->b->cfg->name : "-",
 		 (unsigned long long)c->d[CLIENT].bytes,
 		 (unsigned long long)c->d[BACKEND].bytes,
 		 (unsigned long long)(c->w->now_ms - c->start_ms), why);
@@ -369,7 +448,13 @@ conn_free(struct conn *c)
 	if (c->b)
 		pool_release(c->b);
 	/* The listener's active count and the source's slot. */
-	access_release(c->lsn, c->src);
+	if (c->admitted)
+		access_release(c->lsn, c->src);
+	if (c->meta) {
+		free(c->meta->tlv);
+		free(c->meta->sni);
+		free(c->meta);
+	}
 	/* Last: once the count is zero the runtime may be freed. */
 	atomic_fetch_sub_explicit(&c->rt->conns[w->id].n, 1,
 				  memory_order_release);
@@ -383,38 +468,160 @@ conn_free(struct conn *c)
 	free(c);
 }
 
+/*
+ * Refuse a connection that is already open (its first bytes were read):
+ * counted and logged by reason, and the client gets a reset.
+ */
+static void
+conn_refuse(struct conn *c, enum refuse_reason r, const char *end,
+	    const char *detail)
+{
+	access_refused(c->lsn, r, &c->peer, c->w->now_ms, detail);
+	c->s[CLIENT].reset = true;
+	conn_finish(c, end);
+}
+
+/* Wait for the client's first bytes (a reading phase). */
+static void
+conn_read_client(struct conn *c)
+{
+	if (!c->s[CLIENT].poll_in)
+		conn_submit_poll(c, CLIENT, false);
+}
+
+/* Pick and connect, in c->pool. */
+static void
+conn_start(struct conn *c)
+{
+	/* Bytes read ahead count once they are the client's to forward. */
+	c->d[CLIENT].bytes += c->d[CLIENT].len;
+	conn_set_phase(c, PH_CONNECT);
+	conn_connect_next(c);
+}
+
+/*
+ * Who the client is, is known (from the socket or a PROXY header): route
+ * by SNI if the listener does, else go on to connect.
+ */
+static void
+conn_identified(struct conn *c)
+{
+	if (!c->lsn->cfg->nroutes) {
+		conn_start(c);
+		return;
+	}
+	conn_set_phase(c, PH_PREREAD);
+	/* Bytes behind a PROXY header may hold the ClientHello already. */
+	if (c->d[CLIENT].len)
+		preread_bytes(c);
+	if (c->phase == PH_PREREAD)
+		conn_read_client(c);
+}
+
+/*
+ * No route for the client (why: no SNI, no match, not TLS, too long, the
+ * preread timeout): the listener's own pool, or a refusal.
+ */
+static void
+preread_default(struct conn *c, enum refuse_reason r, const char *end)
+{
+	if (c->lsn->pool) {
+		c->pool = c->lsn->pool;
+		conn_start(c);
+		return;
+	}
+	conn_refuse(c, r, end, NULL);
+}
+
+/* PH_PREREAD: route once the ClientHello is whole, unchanged in the queue. */
+static void
+preread_bytes(struct conn *c)
+{
+	const struct cfg_listener *l = c->lsn->cfg;
+	struct dir *d = &c->d[CLIENT];
+	char name[SNI_NAME_MAX];
+	const struct cfg_route *best = NULL;
+
+	switch (sni_parse((const uint8_t *)d->buf, d->len, name)) {
+	case SNI_MORE:
+		if (d->eof || d->len >= SNI_READ_MAX)
+			preread_default(c, REFUSE_NO_ROUTE, "no-route");
+		return;
+	case SNI_NONE:
+	case SNI_NOT_TLS:
+		preread_default(c, REFUSE_NO_ROUTE, "no-route");
+		return;
+	case SNI_FOUND:
+		break;
+	}
+	if (!c->meta && !(c->meta = calloc(1, sizeof(*c->meta)))) {
+		conn_finish(c, "error");
+		return;
+	}
+	c->meta->sni = strdup(name);
+	if (!c->meta->sni) {
+		conn_finish(c, "error");
+		return;
+	}
+	/* Exact names win; "*.x" matches one label, so one wildcard can. */
+	for (size_t i = 0; i < l->nroutes; i++) {
+		if (!sni_match(l->routes[i].sni, name))
+			continue;
+		best = &l->routes[i];
+		if (best->sni[0] != '*')
+			break;
+	}
+	if (!best) {
+		preread_default(c, REFUSE_NO_ROUTE, "no-route");
+		return;
+	}
+	c->pool = &c->rt->pools[best->pool];
+	conn_start(c);
+}
+
+static void
+preread_expired(struct conn *c)
+{
+	preread_default(c, REFUSE_PREREAD_TIMEOUT, "preread-timeout");
+}
+
 void
 conn_accept(struct wlistener *l, int fd)
 {
 	struct worker *w = l->w;
-	struct sockaddr_in6 peer;
+	struct listener *ls = l->lsn;
+	struct sockaddr_in6 peer = { .sin6_family = AF_UNSPEC };
 	struct conn *c;
-	uint32_t src;
+	uint32_t src = 0;
+	int hdr = 0;
 
+	/* accept_proxy: a peer in "from" is admitted by its header. */
+	if (ls->cfg->accept_proxy.enabled &&
+	    (hdr = access_proxy_gate(ls, fd, w->now_ms, &peer)) < 0)
+		return;
 	/* Refused (ACL, limits): closed and counted there, nothing to free. */
-	if (access_admit(l->lsn, fd, w->now_ms, &peer, &src) < 0)
+	if (!hdr && access_admit(ls, fd, w->now_ms, &peer, &src) < 0)
 		return;
 	c = aligned_alloc(OP_ALIGN, sizeof(*c));
-	if (!c) {
-		log_error("listener %s: out of memory for a connection",
-			  l->lsn->cfg->name);
-		access_release(l->lsn, src);
-		close(fd);
-		return;
-	}
+	if (!c)
+		goto out_nomem;
 	memset(c, 0, sizeof(*c));
+	if (hdr && !(c->meta = calloc(1, sizeof(*c->meta))))
+		goto out_nomem;
+	c->admitted = !hdr;
 	c->src = src;
 	c->peer = peer;
 	c->w = w;
 	c->rt = w->rt;
-	c->lsn = l->lsn;
-	c->pool = l->lsn->pool;
+	c->lsn = ls;
+	c->pool = ls->pool;
 	c->s[CLIENT].fd = fd;
 	c->s[BACKEND].fd = -1;
 	c->id = w->next_seq++ * 256 + w->id;
 	c->start_ms = w->now_ms;
 	c->last_ms = w->now_ms;
 	c->phase = PH_CONNECT;
+	c->phase_ms = w->now_ms;
 	/* Only the info-level close line needs the client's address. */
 	if (c->peer.sin6_family == AF_UNSPEC && log_enabled(LOG_INFO)) {
 		socklen_t len = sizeof(c->peer);
@@ -432,10 +639,125 @@ conn_accept(struct wlistener *l, int fd)
 				  memory_order_relaxed);
 	atomic_fetch_add_explicit(&c->lsn->stats->accepts, 1,
 				  memory_order_relaxed);
-	conn_connect_next(c);
+	if (hdr) {
+		conn_set_phase(c, PH_PROXY_HDR);
+		conn_read_client(c);
+	} else {
+		conn_identified(c);
+	}
 	/* No backend at all: nothing went in flight, so it ends here. */
 	if (c->phase == PH_CLOSING && c->inflight == 0)
 		conn_free(c);
+	return;
+
+out_nomem:
+	log_error("listener %s: out of memory for a connection",
+		  ls->cfg->name);
+	free(c);
+	if (!hdr)
+		access_release(ls, src);
+	close(fd);
+}
+
+/*
+ * PH_PROXY_HDR: the bytes so far hold a PROXY header, part of one, or
+ * something else.  A whole one makes the client it names the client
+ * everywhere (checks, pick, the header sent on, the log); what follows it
+ * stays queued for the backend.
+ */
+static void
+proxy_hdr_bytes(struct conn *c)
+{
+	struct dir *d = &c->d[CLIENT];
+	struct conn_meta *m = c->meta;
+	struct pp_info pi;
+	const char *why;
+	size_t n;
+
+	switch (pp_parse((const uint8_t *)d->buf, d->len, &pi, &n, &why)) {
+	case PP_MORE:
+		if (d->eof)
+			conn_refuse(c, REFUSE_PROXY_BAD, "proxy-bad",
+				    "closed before a whole PROXY header");
+		else if (d->len >= PP_HDR_MAX)
+			conn_refuse(c, REFUSE_PROXY_BAD, "proxy-bad",
+				    "PROXY header too long");
+		return;
+	case PP_BAD:
+		conn_refuse(c, REFUSE_PROXY_BAD, "proxy-bad", why);
+		return;
+	case PP_OK:
+		break;
+	}
+	m->via = c->peer;
+	if (!pi.local) {
+		m->proxied = true;
+		m->local = pi.dst;
+		c->peer = pi.src;
+		if (pi.tlv_len) {
+			m->tlv = malloc(pi.tlv_len);
+			if (!m->tlv) {
+				conn_finish(c, "error");
+				return;
+			}
+			memcpy(m->tlv, d->buf + pi.tlv_off, pi.tlv_len);
+			m->tlv_len = pi.tlv_len;
+		}
+	}
+	memmove(d->buf, d->buf + n, d->len - n);
+	d->len -= (uint32_t)n;
+	if (access_admit_addr(c->lsn, &c->peer, c->w->now_ms, &c->src) < 0) {
+		c->s[CLIENT].reset = true;
+		conn_finish(c, "refused");
+		return;
+	}
+	c->admitted = true;
+	conn_identified(c);
+}
+
+/*
+ * A reading phase's client is readable: queue what it sent (up to the
+ * phase's read_max) and let the phase decide.
+ */
+static void
+conn_read_phase(struct conn *c, int res)
+{
+	const struct phase *ph = &phases[c->phase];
+	struct dir *d = &c->d[CLIENT];
+	enum conn_phase was = c->phase;
+
+	c->s[CLIENT].poll_in = false;
+	if (res < 0 && res != -ECANCELED) {
+		conn_finish(c, "error");
+		return;
+	}
+	while (!d->eof && d->len < ph->read_max) {
+		size_t want = ph->read_max - d->len;
+		ssize_t n = recv(c->s[CLIENT].fd, c->w->buf,
+				 want < c->w->bufsz ? want : c->w->bufsz,
+				 MSG_DONTWAIT);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			break;
+		if (n < 0) {
+			conn_read_error(c, CLIENT, -errno);
+			return;
+		}
+		if (n == 0) {
+			d->eof = true;
+			break;
+		}
+		if (dir_queue(d, c->w->buf, (size_t)n) < 0) {
+			conn_finish(c, "error");
+			return;
+		}
+		c->last_ms = c->w->now_ms;
+	}
+	ph->on_bytes(c);
+	if (c->phase == was)
+		conn_read_client(c);
 }
 
 /*
@@ -456,6 +778,9 @@ conn_connect_next(struct conn *c)
 		struct backend *tried[CFG_ATTEMPTS_MAX];
 		struct pick_ctx ctx = {
 			.client = &c->peer,
+			.local = c->meta && c->meta->proxied ? &c->meta->local :
+							       NULL,
+			.sni = c->meta ? c->meta->sni : NULL,
 			.tried = tried,
 			.ntried = c->ntried,
 			/* fail_ms 0: marks from before a reload count for nothing. */
@@ -469,7 +794,7 @@ conn_connect_next(struct conn *c)
 	if (!b && !c->ntried && pool_full(c->pool)) {
 		/* Backends are up but all at max_connections. */
 		access_refused(c->lsn, REFUSE_BACKEND_FULL, &c->peer,
-			       c->w->now_ms);
+			       c->w->now_ms, NULL);
 		conn_finish(c, "backend-full");
 		return;
 	}
@@ -540,6 +865,57 @@ connect_err_remote(int res)
 	return false;
 }
 
+/*
+ * Put the PROXY header for this connection's backend in front of what is
+ * queued for it, so it goes out before any client byte, in one write.
+ * The client is the one a header in front advertised, if any; so is the
+ * address it connected to, else the client socket's own.  0 or -errno.
+ */
+static int
+conn_proxy_header(struct conn *c)
+{
+	struct dir *d = &c->d[CLIENT];
+	struct sockaddr_in6 local;
+	const struct sockaddr_in6 *dst = &local;
+	socklen_t len = sizeof(local);
+	char hdr[PP_OUT_MAX], *nb;
+	int version = cfg_backend_send_proxy(c->pool->cfg, c->b->cfg) ==
+				      SEND_PROXY_V1 ?
+			      1 :
+			      2;
+	ssize_t n;
+
+	if (c->peer.sin6_family == AF_UNSPEC) {
+		socklen_t plen = sizeof(c->peer);
+
+		if (getpeername(c->s[CLIENT].fd, (struct sockaddr *)&c->peer,
+				&plen) < 0)
+			return -errno;
+	}
+	if (c->meta && c->meta->proxied)
+		dst = &c->meta->local;
+	else if (getsockname(c->s[CLIENT].fd, (struct sockaddr *)&local,
+			     &len) < 0)
+		return -errno;
+	n = pp_build(version, hdr, sizeof(hdr),
+		     (const struct sockaddr *)&c->peer,
+		     (const struct sockaddr *)dst, c->meta ? c->meta->sni : NULL,
+		     c->meta ? c->meta->tlv : NULL,
+		     c->meta ? c->meta->tlv_len : 0);
+	if (n < 0)
+		return (int)n;
+	nb = malloc(d->len + (size_t)n);
+	if (!nb)
+		return -ENOMEM;
+	memcpy(nb, hdr, (size_t)n);
+	if (d->len)
+		memcpy(nb + n, d->buf, d->len);
+	free(d->buf);
+	d->buf = nb;
+	d->len += (uint32_t)n;
+	return 0;
+}
+
 static void
 handle_connect(struct conn *c, int res)
 {
@@ -575,7 +951,16 @@ handle_connect(struct conn *c, int res)
 	backend_mark_clear(b);
 	c->last_ms = c->w->now_ms;
 	conn_set_phase(c, PH_PROXY);
-	want_read(c, CLIENT);
+	if (cfg_backend_send_proxy(c->pool->cfg, b->cfg) != SEND_PROXY_OFF &&
+	    conn_proxy_header(c) < 0) {
+		conn_finish(c, "error");
+		return;
+	}
+	/* What the reading phases took in, and any PROXY header, first. */
+	if (c->d[CLIENT].len)
+		conn_pump(c, CLIENT);
+	else
+		want_read(c, CLIENT);
 	want_read(c, BACKEND);
 }
 
@@ -1015,8 +1400,13 @@ conn_handle(struct conn *c, enum op op, int res, unsigned flags)
 		handle_connect(c, res);
 		break;
 	case OP_POLL_IN:
+		if (phases[c->phase].on_bytes)
+			conn_read_phase(c, res);
+		else
+			handle_poll(c, CLIENT, false, res);
+		break;
 	case OP_POLL_IN1:
-		handle_poll(c, op == OP_POLL_IN1, false, res);
+		handle_poll(c, BACKEND, false, res);
 		break;
 	case OP_POLL_OUT:
 	case OP_POLL_OUT1:
@@ -1047,15 +1437,16 @@ out:
 static bool
 phase_expired(const struct conn *c, uint64_t now_ms)
 {
-	unsigned idle = c->lsn->cfg->idle_ms;
+	const struct phase *ph = &phases[c->phase];
+	unsigned ms;
 
-	switch (phases[c->phase].limit) {
-	case LIMIT_NONE:
+	if (ph->limit == LIMIT_NONE)
 		return false;
-	case LIMIT_IDLE:
-		return idle && now_ms - c->last_ms >= idle;
-	}
-	return false;
+	memcpy(&ms, (const char *)c->lsn->cfg + ph->limit_ms, sizeof(ms));
+	if (ms == 0)
+		return false;	/* 0: never */
+	return now_ms - (ph->limit == LIMIT_IDLE ? c->last_ms : c->phase_ms) >=
+	       ms;
 }
 
 void
@@ -1076,7 +1467,14 @@ conn_sweep(struct worker *w, bool all)
 			/* The operator asked to close this backend's conns. */
 			conn_finish(c, "admin-closed");
 		} else if (phase_expired(c, w->now_ms)) {
-			conn_finish(c, phases[c->phase].expired);
+			const struct phase *ph = &phases[c->phase];
+
+			if (ph->on_expired)
+				ph->on_expired(c);
+			else if (ph->refuse != REFUSE_MAX)
+				conn_refuse(c, ph->refuse, ph->expired, NULL);
+			else
+				conn_finish(c, ph->expired);
 		} else {
 			continue;
 		}

@@ -24,6 +24,7 @@
 
 #include "health.h"
 #include "log.h"
+#include "proxy_proto.h"
 #include "runtime.h"
 
 /* Bounds the fds the checker holds, whatever the size of the pools. */
@@ -52,6 +53,12 @@ struct health_probe {
 	size_t done;		/* bytes sent or matched in this phase */
 	int err;		/* errno behind the last failure, 0 if none */
 	bool error_logged;	/* HC_ERROR warned once per episode */
+	/*
+	 * The backend wants a PROXY header (send_proxy 1 or 2, 0: none):
+	 * probes begin with a v1 UNKNOWN or v2 LOCAL one, so it does not log
+	 * every probe as a bad client.
+	 */
+	int proxy;
 };
 
 struct health_checker {
@@ -232,9 +239,13 @@ static int
 health_probe_step(struct health_probe *p, short revents)
 {
 	const struct cfg_health *h = p->cfg;
-	size_t send_len = h->send ? h->send_len : 0;
 	size_t expect_len = h->expect ? h->expect_len : 0;
-	char buf[512];
+	char buf[512], hdr[PP_V1_MAX + 1];
+	ssize_t hlen = p->proxy ? pp_build(p->proxy, hdr, sizeof(hdr), NULL,
+					   NULL, NULL, NULL, 0) :
+				  0;
+	size_t send_len = (hlen > 0 ? (size_t)hlen : 0) +
+			  (h->send ? h->send_len : 0);
 	socklen_t len;
 	ssize_t n;
 	int err;
@@ -253,7 +264,14 @@ health_probe_step(struct health_probe *p, short revents)
 	}
 	if (p->phase == HP_SENDING) {
 		while (p->done < send_len) {
-			n = send(p->fd, h->send + p->done, send_len - p->done,
+			/* The header first, then the configured bytes. */
+			bool in_hdr = p->done < (size_t)hlen;
+			const char *from = in_hdr ? hdr + p->done :
+						    h->send + (p->done - (size_t)hlen);
+
+			n = send(p->fd, from,
+				 in_hdr ? (size_t)hlen - p->done :
+					  send_len - p->done,
 				 MSG_NOSIGNAL);
 			if (n < 0) {
 				if (errno == EINTR)
@@ -551,7 +569,8 @@ health_carry(struct health_checker *hc, struct health_probe *p,
 	struct health_sm *sm = &p->b->hsm;
 	uint64_t interval = health_interval_ns(p);
 
-	if (old->phase != HP_IDLE && !health_probe_same(old->cfg, h)) {
+	if (old->phase != HP_IDLE &&
+	    (!health_probe_same(old->cfg, h) || old->proxy != p->proxy)) {
 		close(old->fd);
 		old->fd = -1;
 		old->phase = HP_IDLE;
@@ -610,6 +629,18 @@ health_add_pool(struct health_checker *hc, struct pool *pool, uint64_t now,
 		p->cfg = h;
 		p->fd = -1;
 		p->phase = HP_IDLE;
+		switch (cfg_backend_send_proxy(pool->cfg, b->cfg)) {
+		case SEND_PROXY_V1:
+			p->proxy = 1;
+			break;
+		case SEND_PROXY_V2:
+			p->proxy = 2;
+			break;
+		case SEND_PROXY_POOL:
+		case SEND_PROXY_OFF:
+			p->proxy = 0;
+			break;
+		}
 		if (old != NULL && k < nold && old[k].b == b) {
 			health_carry(hc, p, &old[k], now);
 		} else {

@@ -170,13 +170,22 @@ main(int argc, char **argv)
 
 		for (size_t i = 0; i < rt->nlisteners; i++) {
 			const struct cfg_listener *l = rt->listeners[i].cfg;
-			const struct cfg_pool *p = rt->listeners[i].pool->cfg;
+			const struct pool *p = rt->listeners[i].pool;
+			char routes[48] = "";
 
-			log_info("listener %s on %s: pool %s, %s over %zu "
-				 "backends",
-				 l->name, l->addr.text, p->name,
-				 cfg_algorithm_name(p->algorithm),
-				 p->nbackends);
+			if (l->nroutes)
+				snprintf(routes, sizeof(routes),
+					 ", %zu server names routed",
+					 l->nroutes);
+			if (p)
+				log_info("listener %s on %s: pool %s, %s over "
+					 "%zu backends%s",
+					 l->name, l->addr.text, p->cfg->name,
+					 cfg_algorithm_name(p->cfg->algorithm),
+					 p->cfg->nbackends, routes);
+			else
+				log_info("listener %s on %s: no pool of its "
+					 "own%s", l->name, l->addr.text, routes);
 		}
 		log_info("ringlb started: %u workers, config %s",
 			 rt->cfg->workers, path);

@@ -119,7 +119,7 @@ listener_init(struct runtime *rt, struct listener *l,
 	bool oom;
 
 	l->cfg = cl;
-	l->pool = &rt->pools[cl->pool];
+	l->pool = cl->pool == CFG_NO_POOL ? NULL : &rt->pools[cl->pool];
 	l->fds = malloc(rt->nworkers * sizeof(*l->fds));
 	/* First: runtime_fini() closes every fd >= 0, even after an ENOMEM. */
 	for (unsigned w = 0; l->fds && w < rt->nworkers; w++)
