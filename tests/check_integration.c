@@ -66,7 +66,6 @@ static json_t *
 spec_cfg(struct spec *s)
 {
 	json_t *cfg = hc_new(), *l;
-	char listen[80];
 
 	hc_set(cfg, "workers", json_integer(s->workers ? s->workers : 2));
 	hc_set(cfg, "shutdown_grace_ms",
@@ -76,11 +75,8 @@ spec_cfg(struct spec *s)
 		       json_integer(engine_recv_buffers[s->engine]));
 	l = hc_listener(cfg, "web", s->port);
 	s->port = hc_port(l);
-	if (s->listen_host != NULL) {
-		snprintf(listen, sizeof(listen), "%s:%d", s->listen_host,
-			 s->port);
-		hc_set(l, "listen", json_string(listen));
-	}
+	if (s->listen_host != NULL)
+		hc_listen(l, s->listen_host, s->port);
 	hc_set(l, "algorithm",
 	       json_string(s->algorithm ? s->algorithm : "round-robin"));
 	if (s->attempts)

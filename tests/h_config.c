@@ -66,13 +66,24 @@ hc_listener(json_t *cfg, const char *name, int port)
 	char listen[64];
 
 	/* h_free_port() only probes; two calls may return the same port. */
-	while (port <= 0 || port_used(cfg, port)) {
+	while (port <= 0) {
 		port = h_free_port();
 		ck_assert_msg(port > 0, "no free port");
+		if (port_used(cfg, port))
+			port = 0;
 	}
 	snprintf(listen, sizeof(listen), "127.0.0.1:%d", port);
 	return append(cfg, "listeners",
 		      json_pack("{s:s, s:s}", "name", name, "listen", listen));
+}
+
+void
+hc_listen(json_t *listener, const char *host, int port)
+{
+	char listen[128];
+
+	snprintf(listen, sizeof(listen), "%s:%d", host, port);
+	hc_set(listener, "listen", json_string(listen));
 }
 
 json_t *

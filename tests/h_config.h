@@ -27,9 +27,12 @@ json_t *hc_new(void);
 /*
  * Append {"name", "listen": "127.0.0.1:PORT"} to "listeners".  With
  * port <= 0 a free port is chosen, different from every other listener's
- * in cfg; hc_port() reads it back.
+ * in cfg; hc_port() reads it back.  A given port is used as it is (a v4
+ * and a v6 listener may share one).
  */
 json_t *hc_listener(json_t *cfg, const char *name, int port);
+/* Set a listener's "listen" to "HOST:PORT" (host "[::1]", "127.0.0.2"). */
+void hc_listen(json_t *listener, const char *host, int port);
 /* Append {"name", "backends": []} to the top-level "pools" array. */
 json_t *hc_pool(json_t *cfg, const char *name);
 /*
