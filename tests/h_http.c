@@ -74,20 +74,23 @@ h_http_fd(int fd, const char *method, const char *path, const char *body,
 {
 	uint64_t deadline = h_now_ms() + (uint64_t)timeout_ms;
 	size_t blen = body != NULL ? strlen(body) : 0, len = 0, cap = 8192;
-	struct h_str req = { 0 };
-	char *buf = malloc(cap);
+	char *buf = malloc(cap), *req;
 	long clen = -1;
-	int rc;
+	int rc, n;
 
 	memset(r, 0, sizeof(*r));
 	if (buf == NULL)
 		return -ENOMEM;
-	h_str_printf(&req,
+	n = asprintf(&req,
 		     "%s %s HTTP/1.1\r\nHost: localhost\r\n"
 		     "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
 		     method, path, blen, body != NULL ? body : "");
-	rc = h_write_all(fd, req.s, req.len, h_left_ms(deadline));
-	h_str_free(&req);
+	if (n < 0) {
+		free(buf);
+		return -ENOMEM;
+	}
+	rc = h_write_all(fd, req, (size_t)n, h_left_ms(deadline));
+	free(req);
 	if (rc < 0)
 		goto out;
 	/* Until EOF, or until the body Content-Length announced is in. */

@@ -83,16 +83,26 @@ h_lb_start(struct h_lb *lb, const char *json, int wait_port,
 char *
 h_subst(const char *text, const char *key, const char *val)
 {
-	struct h_str b = { 0 };
+	size_t klen = strlen(key), vlen = strlen(val), n = 0, len;
 	const char *p;
-	size_t klen = strlen(key);
+	char *out, *o;
 
+	for (p = text; klen > 0 && (p = strstr(p, key)) != NULL; p += klen)
+		n++;
+	len = strlen(text) + n * vlen - n * klen;
+	out = malloc(len + 1);
+	if (out == NULL)
+		abort();
+	o = out;
 	while (klen > 0 && (p = strstr(text, key)) != NULL) {
-		h_str_printf(&b, "%.*s%s", (int)(p - text), text, val);
+		memcpy(o, text, (size_t)(p - text));
+		o += p - text;
+		memcpy(o, val, vlen);
+		o += vlen;
 		text = p + klen;
 	}
-	h_str_printf(&b, "%s", text);
-	return b.s;
+	strcpy(o, text);
+	return out;
 }
 
 int
