@@ -1016,10 +1016,8 @@ START_TEST(test_privdrop)
 	json_t *jr;
 	uint64_t deadline;
 
-	if (geteuid() != 0) {
-		fprintf(stderr, "test_privdrop: skipped: needs root\n");
-		return;
-	}
+	if (geteuid() != 0)
+		h_skip("needs root");
 	h_backend_up(&b1, H_NAME, "b1");
 	h_backend_up(&b2, H_NAME, "b2");
 	h_label(tcase_name());
@@ -1120,9 +1118,9 @@ START_TEST(test_privdrop)
 						"Permission denied"),
 				 1);
 	} else {
-		fprintf(stderr, "test_privdrop: privileged-port reload "
-			"skipped: ip_unprivileged_port_start is %d\n",
-			unprivileged_port_start());
+		h_skip_part("a reload onto a privileged port: "
+			    "ip_unprivileged_port_start is %d",
+			    unprivileged_port_start());
 	}
 	ck_assert_int_eq(try_conn(NULL, "127.0.0.1", port, name, sizeof(name),
 				  &fd),

@@ -916,8 +916,7 @@ START_TEST(test_api_basics)
 		json_decref(st);
 		free(r);
 	} else {
-		fprintf(stderr, "api_basics: no /usr/bin/curl, curl part "
-			"skipped\n");
+		h_skip_part("the curl example: no /usr/bin/curl");
 	}
 	ck_assert(h_lb_running(&lb));
 	json_decref(c);
@@ -1133,9 +1132,8 @@ START_TEST(test_ctl_verbs)
 				      "as nobody: no 'permission denied': %s",
 				      nr->err);
 		} else {
-			fprintf(stderr, "ctl_verbs: cannot run as nobody "
-				"(no setpriv/runuser): permission-denied "
-				"message not tested\n");
+			h_skip_part("the permission-denied message: cannot "
+				    "run as nobody (no setpriv/runuser)");
 		}
 		free(nr);
 	}

@@ -1140,18 +1140,16 @@ START_TEST(test_trickle_1000)
 	enum { NT = 1000, NP = 200 };
 	struct h_backend e;
 	struct h_backend *bs[] = { &e };
-	json_t *cfg = hc_new();
+	json_t *cfg;
 	struct trickle t = { .n = NT };
 	uint64_t base[NP], during[NP], min_rcvd = UINT64_MAX, t0;
 	pthread_t th;
 	struct h_lb lb;
 	int probe, idle, n;
 
-	if (UNDER_TSAN) {
-		fprintf(stderr, "trickle_1000: skipped under TSan (see "
-			"UNDER_TSAN)\n");
-		return;
-	}
+	if (UNDER_TSAN)
+		h_skip("under TSan (see UNDER_TSAN)");
+	cfg = hc_new();
 	h_backend_up(&e, H_ECHO, "echo");
 	listener(cfg, "web", bs, sizeof(bs) / sizeof(bs[0]));
 	lb_up(&lb, cfg);

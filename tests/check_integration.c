@@ -1835,11 +1835,8 @@ START_TEST(test_redis)
 	struct h_run *out;
 	struct h_lb lb;
 
-	if (find_in_path("redis-server") == NULL) {
-		fprintf(stderr,
-			"SKIP test_redis: redis-server not installed\n");
-		return;
-	}
+	if (find_in_path("redis-server") == NULL)
+		h_skip("redis-server not installed");
 	snprintf(r.name, sizeof(r.name), "redis");
 	r.port = redis_up();
 	lb_up(&lb, &s);
@@ -1908,11 +1905,8 @@ START_TEST(test_redis_bad_expect)
 	char *line;
 	int fd;
 
-	if (find_in_path("redis-server") == NULL) {
-		fprintf(stderr, "SKIP test_redis_bad_expect: redis-server not "
-			"installed\n");
-		return;
-	}
+	if (find_in_path("redis-server") == NULL)
+		h_skip("redis-server not installed");
 	snprintf(r.name, sizeof(r.name), "redis");
 	r.port = redis_up();
 	lb_up(&lb, &s);
@@ -1951,10 +1945,8 @@ START_TEST(test_ipv6)
 		rc = bind(probe, (struct sockaddr *)&sin6, sizeof(sin6));
 		close(probe);
 	}
-	if (probe < 0 || rc < 0) {
-		fprintf(stderr, "SKIP test_ipv6: no ::1 on this machine\n");
-		return;
-	}
+	if (probe < 0 || rc < 0)
+		h_skip("no ::1 on this machine");
 	h_backend_up(&a, H_NAME, "v4-backend");
 	lb_up(&lb, &s);
 	rc = h_get_name("::1", s.port, name, sizeof(name), &fd);

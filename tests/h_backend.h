@@ -1,4 +1,7 @@
-/* h_backend.h: backends as forked children, one mode each.  Part of harness.h. */
+/*
+ * h_backend.h: backends as forked children, one mode each.  Part of
+ * harness.h.
+ */
 #ifndef RINGLB_TEST_H_BACKEND_H
 #define RINGLB_TEST_H_BACKEND_H
 

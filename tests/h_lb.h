@@ -1,4 +1,7 @@
-/* h_lb.h: the ringlb process under test and searches of its log.  Part of harness.h. */
+/*
+ * h_lb.h: the ringlb process under test and searches of its log.  Part of
+ * harness.h.
+ */
 #ifndef RINGLB_TEST_H_LB_H
 #define RINGLB_TEST_H_LB_H
 

@@ -1,4 +1,7 @@
-/* h_net.h: client sockets with deadlines, transfers, many echo connections, the black hole.  Part of harness.h. */
+/*
+ * h_net.h: client sockets with deadlines, transfers, many echo connections,
+ * the black hole.  Part of harness.h.
+ */
 #ifndef RINGLB_TEST_H_NET_H
 #define RINGLB_TEST_H_NET_H
 

@@ -1,4 +1,7 @@
-/* h_pattern.h: deterministic byte streams and their checksums.  Part of harness.h. */
+/*
+ * h_pattern.h: deterministic byte streams and their checksums.  Part of
+ * harness.h.
+ */
 #ifndef RINGLB_TEST_H_PATTERN_H
 #define RINGLB_TEST_H_PATTERN_H
 

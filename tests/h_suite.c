@@ -8,6 +8,7 @@
 #include <ftw.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,11 +32,63 @@ h_tcase(Suite *s, const char *name, double timeout, void (*teardown)(void))
 	return tc;
 }
 
+/* Why part of the running test was skipped ("" if none). */
+static char skip_why[256];
+
+static void
+print_skip(const char *why)
+{
+	/* One write: lines of tests running in parallel stay whole. */
+	char line[512];
+	int n = snprintf(line, sizeof(line), "SKIP %s: %s\n", tcase_name(),
+			 why);
+
+	if (n > 0 && write(2, line, strnlen(line, sizeof(line))) < 0)
+		return;
+}
+
 void
 h_teardown(void)
 {
+	if (skip_why[0] != '\0')
+		print_skip(skip_why);
+	skip_why[0] = '\0';
 	h_passed();
 	h_cleanup();
+}
+
+void
+h_skip(const char *fmt, ...)
+{
+	const char *fork_env = getenv("CK_FORK");
+	char why[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	/* Without a process of its own the test cannot end early and pass. */
+	if (fork_env != NULL && strcmp(fork_env, "no") == 0)
+		ck_abort_msg("cannot skip with CK_FORK=no: %s", why);
+	print_skip(why);
+	skip_why[0] = '\0';
+	h_passed();
+	h_cleanup();
+	/* Check counts a test whose process exits 0 as passed. */
+	exit(0);
+}
+
+void
+h_skip_part(const char *fmt, ...)
+{
+	va_list ap;
+
+	if (skip_why[0] != '\0')
+		return;		/* the first reason is enough */
+	va_start(ap, fmt);
+	vsnprintf(skip_why, sizeof(skip_why), fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "%s: not tested: %s\n", tcase_name(), skip_why);
 }
 
 int
