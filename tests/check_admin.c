@@ -778,7 +778,7 @@ START_TEST(test_api_basics)
 		      dump(st));
 	ck_assert_msg(strcmp(jstr(st, "config"), lb.cfg_path) == 0,
 		      "config: want %s: %s", lb.cfg_path, dump(st));
-	ck_assert_msg(jint(st, "generation") >= 0 &&
+	ck_assert_msg(jint(st, "generation") == 1 &&
 			      jint(st, "uptime_ms") >= 0 &&
 			      jint(st, "uptime_ms") < 60000 &&
 			      jint(st, "reloads") == 0 &&
@@ -2444,26 +2444,32 @@ metrics_free(struct metrics *m)
 
 START_TEST(test_metrics)
 {
-	struct h_backend e1, e2;
-	struct h_backend *bs[] = { &e1, &e2 };
+	struct h_backend e1, e2, e3 = { .name = "e3" };
+	struct h_backend *bs[] = { &e1, &e2, &e3 };
 	static const char *const states[] = { "up", "down", "draining",
 					      "maintenance" };
 	json_t *c;
 	struct h_lb lb;
 	struct metrics m;
-	double wsum = 0;
+	double wsum = 0, d;
 	int nworkers = 0;
 	json_t *st;
 
 	h_backend_up(&e1, H_ECHO, "e1");
 	h_backend_dead(&e2, H_ECHO, "e2");
-	c = web(bs, 2);
+	/* Its checks all run into their timeout: a duration to measure. */
+	e3.port = h_blackhole();
+	ck_assert_msg(e3.port > 0, "cannot make a black-hole port: %s",
+		      strerror(-e3.port));
+	c = web(bs, 3);
 	hc_set(c, "listeners.0.health_check",
 	       hc_json("{ \"interval_ms\": 200, \"timeout_ms\": 100, "
 		       "\"rise\": 1, \"fall\": 1 }"));
 	lb_up(&lb, c);
 	ck_assert_msg(bwait_str("e2", "state", "down", 3000),
 		      "e2 (nothing listening) state %s", bstr("e2", "state"));
+	ck_assert_msg(bwait_str("e3", "state", "down", 3000),
+		      "e3 (a black hole) state %s", bstr("e3", "state"));
 
 	for (int i = 0; i < 5; i++) {
 		struct h_xfer x = {
@@ -2498,9 +2504,21 @@ START_TEST(test_metrics)
 	mexpect(&m, 1, "ringlb_backend_up", LWEB, BE("e1"));
 	mexpect(&m, 0, "ringlb_backend_up", LWEB, BE("e2"));
 	mexpect(&m, 1, "ringlb_backend_weight", LWEB, BE("e1"));
-	ck_assert_msg(mval(&m, "ringlb_backend_check_duration_seconds", LWEB,
-			   BE("e1")) >= 0,
-		      "negative check duration");
+	/*
+	 * Check durations, in seconds: a check ends by its 100 ms timeout,
+	 * so none is above it but for scheduling (1 s allows for a loaded
+	 * machine; a value in ms or us would be far above), and the black
+	 * hole's last check took the whole timeout (ringlb keeps whole ms).
+	 */
+	for (int i = 0; i < 3; i++) {
+		d = mval(&m, "ringlb_backend_check_duration_seconds", LWEB,
+			 BE(bs[i]->name));
+		ck_assert_msg(d >= 0 && d <= 1.0, "%s: check duration %g s, "
+			      "timeout 0.1 s", bs[i]->name, d);
+	}
+	d = mval(&m, "ringlb_backend_check_duration_seconds", LWEB, BE("e3"));
+	ck_assert_msg(d >= 0.090, "e3 (a black hole): last check took %g s, "
+		      "its timeout is 0.1 s", d);
 	for (size_t i = 0; i < 4; i++) {
 		mexpect(&m, i == 0, "ringlb_backend_state", LWEB, BE("e1"),
 			"state", states[i]);
