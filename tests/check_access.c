@@ -340,16 +340,17 @@ END_TEST
 static char sock[160];
 static struct h_lb lb;
 
-/* Start ringlb on json ("@DIR@" is its temp dir); wait for port. */
+/* Start ringlb on cfg and wait for port; json_decref() cfg. */
 static void
-lb_up(const char *json, int port)
+lb_up(json_t *cfg, int port)
 {
 	uint64_t deadline;
 	struct h_http r;
 	int rc;
 
 	h_label(tcase_name());
-	rc = h_lb_start_in(&lb, json, port, NULL);
+	rc = h_lb_start_cfg(&lb, cfg, port, NULL);
+	json_decref(cfg);
 	ck_assert_msg(rc == 0, "ringlb did not start on port %d: %s", port,
 		      rc == -ECHILD ? "it exited" : strerror(-rc));
 	snprintf(sock, sizeof(sock), "%s/admin.sock", lb.dir);
@@ -368,20 +369,31 @@ lb_up(const char *json, int port)
 	}
 }
 
-/* The config head: 2 workers, the admin socket in ringlb's dir. */
-static void
-cfg_head_admin(struct h_str *j, const char *extra, const char *admin)
+/* The base config of these tests: hc_new() with a 1 s grace. */
+static json_t *
+access_cfg(void)
 {
-	h_str_printf(j, "{ \"workers\": 2, \"shutdown_grace_ms\": 1000, %s"
-		     "\"admin\": { \"socket\": \"@DIR@/admin.sock\"%s },\n"
-		     "  \"listeners\": [\n", extra ? extra : "",
-		     admin ? admin : "");
+	json_t *cfg = hc_new();
+
+	hc_set(cfg, "shutdown_grace_ms", json_integer(1000));
+	return cfg;
 }
 
-static void
-cfg_head(struct h_str *j, const char *extra)
+/*
+ * Listener name on host:port (host "127.0.0.1", "[::1]"), health checks
+ * off, with backend b unless b is NULL.
+ */
+static json_t *
+listener(json_t *cfg, const char *name, const char *host, int port,
+	 const struct h_backend *b)
 {
-	cfg_head_admin(j, extra, NULL);
+	json_t *l = hc_listener(cfg, name, port);
+
+	hc_listen(l, host, port);
+	hc_set(l, "health_check", hc_json("{ \"enabled\": false }"));
+	if (b != NULL)
+		hc_backend(l, b, 0);
+	return l;
 }
 
 static json_t *
@@ -570,33 +582,23 @@ assert_ctl_refused(const char *want1, const char *want2)
 START_TEST(test_acl)
 {
 	struct h_backend b = { 0 };
-	struct h_str j = { 0 };
+	json_t *cfg, *l;
 	int p4 = h_free_port(), p6 = h_free_port(), p6d = h_free_port();
 	uint64_t t0, ms;
 	int denied = 0, lines, lines0;
 
 	h_backend_up(&b, H_NAME, "b1");
-	cfg_head(&j, NULL);
-	h_str_printf(&j,
-		     "{ \"name\": \"v4\", \"listen\": \"127.0.0.1:%d\",\n"
-		     "  \"allow\": [\"127.0.0.0/24\"],\n"
-		     "  \"deny\": [\"127.0.0.3\", \"127.0.0.128/25\", \"::/0\"],\n"
-		     "  \"health_check\": { \"enabled\": false },\n"
-		     "  \"backends\": [ { \"name\": \"b1\", \"address\": "
-		     "\"127.0.0.1:%d\" } ] },\n"
-		     "{ \"name\": \"v6\", \"listen\": \"[::1]:%d\",\n"
-		     "  \"allow\": [\"::1/128\"], \"deny\": [\"10.0.0.0/8\"],\n"
-		     "  \"health_check\": { \"enabled\": false },\n"
-		     "  \"backends\": [ { \"name\": \"b1\", \"address\": "
-		     "\"127.0.0.1:%d\" } ] },\n"
-		     "{ \"name\": \"v6d\", \"listen\": \"[::1]:%d\",\n"
-		     "  \"deny\": [\"::/0\"],\n"
-		     "  \"health_check\": { \"enabled\": false },\n"
-		     "  \"backends\": [ { \"name\": \"b1\", \"address\": "
-		     "\"127.0.0.1:%d\" } ] } ] }\n",
-		     p4, b.port, p6, b.port, p6d, b.port);
-	lb_up(j.s, p4);
-	h_str_free(&j);
+	cfg = access_cfg();
+	l = listener(cfg, "v4", "127.0.0.1", p4, &b);
+	hc_set(l, "allow", hc_json("[\"127.0.0.0/24\"]"));
+	hc_set(l, "deny",
+	       hc_json("[\"127.0.0.3\", \"127.0.0.128/25\", \"::/0\"]"));
+	l = listener(cfg, "v6", "[::1]", p6, &b);
+	hc_set(l, "allow", hc_json("[\"::1/128\"]"));
+	hc_set(l, "deny", hc_json("[\"10.0.0.0/8\"]"));
+	l = listener(cfg, "v6d", "[::1]", p6d, &b);
+	hc_set(l, "deny", hc_json("[\"::/0\"]"));
+	lb_up(cfg, p4);
 
 	/* IPv4: allowed, and a v6 range (::/0) does not match it. */
 	ck_assert_int_eq(try_conn("127.0.0.2", "127.0.0.1", p4, NULL, 0, NULL),
@@ -657,21 +659,16 @@ END_TEST
 START_TEST(test_listener_max)
 {
 	struct h_backend b = { 0 };
-	struct h_str j = { 0 };
+	json_t *cfg, *l;
 	int port = h_free_port(), fds[4];
 	char name[64];
 
 	h_backend_up(&b, H_NAME, "b1");
-	cfg_head_admin(&j, NULL, ", \"mode\": \"0666\"");
-	h_str_printf(&j,
-		     "{ \"name\": \"web\", \"listen\": \"127.0.0.1:%d\",\n"
-		     "  \"max_connections\": 3,\n"
-		     "  \"health_check\": { \"enabled\": false },\n"
-		     "  \"backends\": [ { \"name\": \"b1\", \"address\": "
-		     "\"127.0.0.1:%d\" } ] } ] }\n",
-		     port, b.port);
-	lb_up(j.s, port);
-	h_str_free(&j);
+	cfg = access_cfg();
+	hc_set(cfg, "admin.mode", json_string("0666"));
+	l = listener(cfg, "web", "127.0.0.1", port, &b);
+	hc_set(l, "max_connections", json_integer(3));
+	lb_up(cfg, port);
 	/* A world-writable admin socket is allowed, with a warning. */
 	ck_assert_int_eq(h_lb_log_count(&lb, "warn admin.mode 0666 lets every "
 					"local user write to the admin socket"),
@@ -710,22 +707,16 @@ END_TEST
 START_TEST(test_source_limit)
 {
 	struct h_backend b = { 0 };
-	struct h_str j = { 0 };
+	json_t *cfg, *l;
 	int port = h_free_port(), a[12], c[12], served = 0, reset = 0;
 	json_t *st, *ws, *w;
 	size_t i;
 
 	h_backend_up(&b, H_NAME, "b1");
-	cfg_head(&j, NULL);
-	h_str_printf(&j,
-		     "{ \"name\": \"web\", \"listen\": \"127.0.0.1:%d\",\n"
-		     "  \"per_source\": { \"max_connections\": 3 },\n"
-		     "  \"health_check\": { \"enabled\": false },\n"
-		     "  \"backends\": [ { \"name\": \"b1\", \"address\": "
-		     "\"127.0.0.1:%d\" } ] } ] }\n",
-		     port, b.port);
-	lb_up(j.s, port);
-	h_str_free(&j);
+	cfg = access_cfg();
+	l = listener(cfg, "web", "127.0.0.1", port, &b);
+	hc_set(l, "per_source.max_connections", json_integer(3));
+	lb_up(cfg, port);
 
 	for (int k = 0; k < 12; k++) {
 		enum outcome o = try_conn("127.0.0.2", "127.0.0.1", port, NULL,
@@ -785,27 +776,18 @@ END_TEST
 START_TEST(test_source_rate)
 {
 	struct h_backend b = { 0 };
-	struct h_str j = { 0 };
+	json_t *cfg, *l;
 	int port = h_free_port(), served = 0, reset = 0;
 	uint64_t t0, ms;
 
 	h_backend_up(&b, H_NAME, "b1");
-	cfg_head(&j, NULL);
-	h_str_printf(&j,
-		     "{ \"name\": \"web\", \"listen\": \"127.0.0.1:%d\",\n"
-		     "  \"per_source\": { \"rate\": 1, \"burst\": 3 },\n"
-		     "  \"health_check\": { \"enabled\": false },\n"
-		     "  \"backends\": [ { \"name\": \"b1\", \"address\": "
-		     "\"127.0.0.1:%d\" } ] },\n"
-		     "{ \"name\": \"v6\", \"listen\": \"[::1]:%d\",\n"
-		     "  \"per_source\": { \"rate\": 1, \"burst\": 2, "
-		     "\"ipv6_prefix\": 128 },\n"
-		     "  \"health_check\": { \"enabled\": false },\n"
-		     "  \"backends\": [ { \"name\": \"b1\", \"address\": "
-		     "\"127.0.0.1:%d\" } ] } ] }\n",
-		     port, b.port, port, b.port);
-	lb_up(j.s, port);
-	h_str_free(&j);
+	cfg = access_cfg();
+	l = listener(cfg, "web", "127.0.0.1", port, &b);
+	hc_set(l, "per_source", hc_json("{ \"rate\": 1, \"burst\": 3 }"));
+	l = listener(cfg, "v6", "[::1]", port, &b);
+	hc_set(l, "per_source", hc_json("{ \"rate\": 1, \"burst\": 2, "
+					"\"ipv6_prefix\": 128 }"));
+	lb_up(cfg, port);
 
 	t0 = h_now_ms();
 	for (int k = 0; k < 10; k++) {
@@ -871,27 +853,25 @@ START_TEST(test_backend_max)
 	static const char *const algs[] = { "round-robin",
 					    "least-connections" };
 	struct h_backend b1 = { 0 }, b2 = { 0 };
-	struct h_str j = { 0 };
+	json_t *cfg;
 	int port[2] = { h_free_port(), h_free_port() };
 	char name[64], lname[8];
 
 	h_backend_up(&b1, H_NAME, "b1");
 	h_backend_up(&b2, H_NAME, "b2");
-	cfg_head(&j, NULL);
-	for (int l = 0; l < 2; l++)
-		h_str_printf(&j,
-			     "{ \"name\": \"l%d\", \"listen\": \"127.0.0.1:%d\","
-			     "\n  \"algorithm\": \"%s\",\n"
-			     "  \"health_check\": { \"enabled\": false },\n"
-			     "  \"backends\": [\n"
-			     "    { \"name\": \"b1\", \"address\": "
-			     "\"127.0.0.1:%d\", \"max_connections\": 1 },\n"
-			     "    { \"name\": \"b2\", \"address\": "
-			     "\"127.0.0.1:%d\", \"max_connections\": 2 } ] }%s\n",
-			     l, port[l], algs[l], b1.port, b2.port,
-			     l ? " ] }" : ",");
-	lb_up(j.s, port[0]);
-	h_str_free(&j);
+	cfg = access_cfg();
+	for (int l = 0; l < 2; l++) {
+		json_t *lj;
+
+		snprintf(lname, sizeof(lname), "l%d", l);
+		lj = listener(cfg, lname, "127.0.0.1", port[l], NULL);
+		hc_set(lj, "algorithm", json_string(algs[l]));
+		hc_set(hc_backend(lj, &b1, 0), "max_connections",
+		       json_integer(1));
+		hc_set(hc_backend(lj, &b2, 0), "max_connections",
+		       json_integer(2));
+	}
+	lb_up(cfg, port[0]);
 
 	for (int l = 0; l < 2; l++) {
 		int fds[3], n1 = 0, n2 = 0, b1k = -1;
@@ -961,41 +941,39 @@ proc_field(pid_t pid, const char *key, char *out, size_t cap)
 	fclose(f);
 }
 
-static char *
-priv_cfg(int port, int bport, int b2port, int extra_port)
+/*
+ * User nobody; listener "web" on port with backends b1 (and b2 unless
+ * NULL) and fast health checks; with extra_port, listener "low" on
+ * 127.0.0.77:extra_port.
+ */
+static json_t *
+priv_cfg(int port, const struct h_backend *b1, const struct h_backend *b2,
+	 int extra_port)
 {
-	struct h_str j = { 0 };
+	json_t *cfg = access_cfg(), *l;
 
-	cfg_head(&j, "\"user\": \"nobody\", ");
-	h_str_printf(&j,
-		     "{ \"name\": \"web\", \"listen\": \"127.0.0.1:%d\",\n"
-		     "  \"health_check\": { \"interval_ms\": 100, "
-		     "\"timeout_ms\": 100, \"rise\": 1, \"fall\": 1 },\n"
-		     "  \"backends\": [ { \"name\": \"b1\", \"address\": "
-		     "\"127.0.0.1:%d\" }",
-		     port, bport);
-	if (b2port)
-		h_str_printf(&j, ", { \"name\": \"b2\", \"address\": "
-			     "\"127.0.0.1:%d\" }", b2port);
-	h_str_printf(&j, " ] }");
-	if (extra_port)
-		h_str_printf(&j, ",\n{ \"name\": \"low\", \"listen\": "
-			     "\"127.0.0.77:%d\",\n  \"backends\": [ { \"name\": "
-			     "\"b1\", \"address\": \"127.0.0.1:%d\" } ] }",
-			     extra_port, bport);
-	h_str_printf(&j, " ] }\n");
-	return j.s;
+	hc_set(cfg, "user", json_string("nobody"));
+	l = listener(cfg, "web", "127.0.0.1", port, b1);
+	hc_set(l, "health_check",
+	       hc_json("{ \"interval_ms\": 100, \"timeout_ms\": 100, "
+		       "\"rise\": 1, \"fall\": 1 }"));
+	if (b2 != NULL)
+		hc_backend(l, b2, 0);
+	if (extra_port) {
+		l = hc_listener(cfg, "low", extra_port);
+		hc_listen(l, "127.0.0.77", extra_port);
+		hc_backend(l, b1, 0);
+	}
+	return cfg;
 }
 
+/* Write cfg as lb's config, readable by nobody; json_decref() it. */
 static void
-write_cfg(char *json)
+write_cfg(json_t *cfg)
 {
-	char *t = h_subst(json, "@DIR@", lb.dir);
-
-	ck_assert_int_eq(h_write_file(lb.cfg_path, t), 0);
+	ck_assert_int_eq(h_lb_write_cfg(&lb, cfg), 0);
 	ck_assert_int_eq(chmod(lb.cfg_path, 0644), 0);
-	free(t);
-	free(json);
+	json_decref(cfg);
 }
 
 /* net.ipv4.ip_unprivileged_port_start (1024 unless lowered). */
@@ -1038,17 +1016,15 @@ START_TEST(test_privdrop)
 	json_t *jr;
 	uint64_t deadline;
 
-	if (geteuid() != 0) {
-		fprintf(stderr, "test_privdrop: skipped: needs root\n");
-		return;
-	}
+	if (geteuid() != 0)
+		h_skip("needs root");
 	h_backend_up(&b1, H_NAME, "b1");
 	h_backend_up(&b2, H_NAME, "b2");
 	h_label(tcase_name());
 	ck_assert_int_eq(h_lb_mkdir(&lb), 0);
 	/* nobody must read the config to reload it. */
 	ck_assert_int_eq(chmod(lb.dir, 0755), 0);
-	write_cfg(priv_cfg(port, b1.port, 0, 0));
+	write_cfg(priv_cfg(port, &b1, NULL, 0));
 	rc = h_lb_launch(&lb, port, NULL);
 	ck_assert_msg(rc == 0, "ringlb did not start: %s", strerror(-rc));
 	snprintf(sock, sizeof(sock), "%s/admin.sock", lb.dir);
@@ -1086,7 +1062,7 @@ START_TEST(test_privdrop)
 	close(fd);
 
 	/* Reload through the API adds b2. */
-	write_cfg(priv_cfg(port, b1.port, b2.port, 0));
+	write_cfg(priv_cfg(port, &b1, &b2, 0));
 	json_decref(api_json("POST", "/reload", 200));
 	ck_assert_int_eq(generation(), 2);
 	jr = api_json("GET", "/listeners/web/backends/b2", 200);
@@ -1118,7 +1094,7 @@ START_TEST(test_privdrop)
 	}
 
 	/* SIGHUP reload. */
-	write_cfg(priv_cfg(port, b1.port, 0, 0));
+	write_cfg(priv_cfg(port, &b1, NULL, 0));
 	h_lb_signal(&lb, SIGHUP);
 	deadline = h_now_ms() + 5000;
 	while (generation() != 3) {
@@ -1129,7 +1105,7 @@ START_TEST(test_privdrop)
 	/* A new privileged port: refused with a clear error, nothing
 	 * changes, still serving. */
 	if (unprivileged_port_start() > 81) {
-		write_cfg(priv_cfg(port, b1.port, 0, 81));
+		write_cfg(priv_cfg(port, &b1, NULL, 81));
 		jr = api_json("POST", "/reload", 400);
 		ck_assert_msg(strstr(json_string_value(json_object_get(jr,
 								       "error")),
@@ -1142,9 +1118,9 @@ START_TEST(test_privdrop)
 						"Permission denied"),
 				 1);
 	} else {
-		fprintf(stderr, "test_privdrop: privileged-port reload "
-			"skipped: ip_unprivileged_port_start is %d\n",
-			unprivileged_port_start());
+		h_skip_part("a reload onto a privileged port: "
+			    "ip_unprivileged_port_start is %d",
+			    unprivileged_port_start());
 	}
 	ck_assert_int_eq(try_conn(NULL, "127.0.0.1", port, name, sizeof(name),
 				  &fd),

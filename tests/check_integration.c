@@ -36,13 +36,13 @@
  * keep falling back to poll (recv_buffers 1).
  */
 enum engine { ENGINE_DEFAULT, ENGINE_POLL, ENGINE_STARVED, ENGINE_MODES };
-static const char *const engine_json[] = {
-	[ENGINE_DEFAULT] = "",
-	[ENGINE_POLL] = "  \"recv_buffers\": 0,\n",
-	[ENGINE_STARVED] = "  \"recv_buffers\": 1,\n",
+static const int engine_recv_buffers[] = {
+	[ENGINE_DEFAULT] = -1,	/* not written */
+	[ENGINE_POLL] = 0,
+	[ENGINE_STARVED] = 1,
 };
 
-/* What one test's config says; spec_json() turns it into the file. */
+/* What one test's config says; spec_cfg() turns it into the config. */
 struct spec {
 	unsigned workers;		/* 0: 2 */
 	unsigned grace_ms;		/* 0: 5000 */
@@ -58,58 +58,50 @@ struct spec {
 	size_t nb;
 };
 
-static char *
-spec_json(const struct spec *s)
+/*
+ * The config of s: listener "web" on s->port (chosen now if 0) and the
+ * backends of s.  json_decref() it.
+ */
+static json_t *
+spec_cfg(struct spec *s)
 {
-	struct h_str j = { 0 };
+	json_t *cfg = hc_new(), *l;
 
-	h_str_printf(&j,
-		     "{\n"
-		     "  \"workers\": %u,\n"
-		     "  \"log_level\": \"info\",\n"
-		     "  \"shutdown_grace_ms\": %u,\n"
-		     "  \"admin\": { \"socket\": \"@DIR@/admin.sock\" },\n"
-		     "%s"
-		     "  \"listeners\": [ {\n"
-		     "    \"name\": \"web\",\n"
-		     "    \"listen\": \"%s:%d\",\n"
-		     "    \"algorithm\": \"%s\",\n",
-		     s->workers ? s->workers : 2,
-		     s->grace_ms ? s->grace_ms : 5000, engine_json[s->engine],
-		     s->listen_host ? s->listen_host : "127.0.0.1", s->port,
-		     s->algorithm ? s->algorithm : "round-robin");
+	hc_set(cfg, "workers", json_integer(s->workers ? s->workers : 2));
+	hc_set(cfg, "shutdown_grace_ms",
+	       json_integer(s->grace_ms ? s->grace_ms : 5000));
+	if (engine_recv_buffers[s->engine] >= 0)
+		hc_set(cfg, "recv_buffers",
+		       json_integer(engine_recv_buffers[s->engine]));
+	l = hc_listener(cfg, "web", s->port);
+	s->port = hc_port(l);
+	if (s->listen_host != NULL)
+		hc_listen(l, s->listen_host, s->port);
+	hc_set(l, "algorithm",
+	       json_string(s->algorithm ? s->algorithm : "round-robin"));
 	if (s->attempts)
-		h_str_printf(&j, "    \"connect_attempts\": %u,\n",
-			     s->attempts);
-	h_str_printf(&j, "    \"backends\": [\n");
+		hc_set(l, "connect_attempts", json_integer(s->attempts));
 	for (size_t i = 0; i < s->nb; i++)
-		h_str_printf(&j,
-			     "      { \"name\": \"%s\", \"address\": "
-			     "\"127.0.0.1:%d\", \"weight\": %u }%s\n",
-			     s->b[i]->name, s->b[i]->port,
-			     s->weight[i] ? s->weight[i] : 1,
-			     i + 1 < s->nb ? "," : "");
-	h_str_printf(&j, "    ],\n    \"health_check\": %s",
-		     s->health ? s->health : "{ \"enabled\": false }");
+		hc_backend(l, s->b[i], s->weight[i] ? s->weight[i] : 1);
+	hc_set(l, "health_check",
+	       hc_json(s->health ? s->health : "{ \"enabled\": false }"));
 	if (s->timeouts)
-		h_str_printf(&j, ",\n    \"timeouts\": %s", s->timeouts);
-	h_str_printf(&j, "\n  } ]\n}\n");
-	return j.s;
+		hc_set(l, "timeouts", hc_json(s->timeouts));
+	return cfg;
 }
 
 /* Pick a port, write the config, start ringlb and wait until it listens. */
 static void
 lb_up(struct h_lb *lb, struct spec *s)
 {
-	char *json;
+	json_t *cfg;
 	int rc;
 
 	h_label(tcase_name());
-	s->port = h_free_port();
-	ck_assert_msg(s->port > 0, "no free port");
-	json = spec_json(s);
-	rc = h_lb_start_in(lb, json, s->port, NULL);
-	free(json);
+	s->port = 0;
+	cfg = spec_cfg(s);
+	rc = h_lb_start_cfg(lb, cfg, s->port, NULL);
+	json_decref(cfg);
 	ck_assert_msg(rc == 0, "%s did not start listening on port %d: %s",
 		      h_lb_bin(), s->port,
 		      rc == -ECHILD ? "it exited" : strerror(-rc));
@@ -196,7 +188,7 @@ static const char good_json[] =
 	"  \"shutdown_grace_ms\": 30000,\n"
 	"  \"admin\": { \"socket\": \"@DIR@/admin.sock\" },\n"
 	"  \"listeners\": [\n"
-	"    { \"name\": \"web\", \"listen\": \"127.0.0.1:%d\",\n"
+	"    { \"name\": \"web\", \"listen\": \"127.0.0.1:@PORT@\",\n"
 	"      \"algorithm\": \"round-robin\", \"connect_attempts\": 3,\n"
 	"      \"backends\": [\n"
 	"        { \"name\": \"app1\", \"address\": \"127.0.0.1:9001\",\n"
@@ -208,7 +200,7 @@ static const char good_json[] =
 	"        \"send\": \"PING\\r\\n\", \"expect\": \"+PONG\" },\n"
 	"      \"timeouts\": { \"connect_ms\": 3000,\n"
 	"        \"idle_ms\": 600000 } },\n"
-	"    { \"name\": \"db\", \"listen\": \"127.0.0.1:%d\",\n"
+	"    { \"name\": \"db\", \"listen\": \"127.0.0.1:@PORT2@\",\n"
 	"      \"algorithm\": \"least-connections\",\n"
 	"      \"backends\": [\n"
 	"        { \"name\": \"db1\",\n"
@@ -221,23 +213,25 @@ struct bad_case {
 };
 
 /*
- * tmpl with every "%d" replaced by port (templates are not formats), and
+ * tmpl with every "@PORT@" replaced by port and "@PORT2@" by port + 1, and
  * every "@DIR@" by dir unless dir is NULL (h_lb_start_in() does it then).
+ * free() it.
  */
-static void
-put_port(struct h_str *j, const char *tmpl, int port, const char *dir)
+static char *
+put_port(const char *tmpl, int port, const char *dir)
 {
-	char *sub = dir != NULL ? h_subst(tmpl, "@DIR@", dir) : NULL;
-	const char *p;
+	char num[16], *a, *b;
 
-	if (sub != NULL)
-		tmpl = sub;
-	while ((p = strstr(tmpl, "%d")) != NULL) {
-		h_str_printf(j, "%.*s%d", (int)(p - tmpl), tmpl, port);
-		tmpl = p + 2;
-	}
-	h_str_printf(j, "%s", tmpl);
-	free(sub);
+	snprintf(num, sizeof(num), "%d", port);
+	a = h_subst(tmpl, "@PORT@", num);
+	snprintf(num, sizeof(num), "%d", port + 1);
+	b = h_subst(a, "@PORT2@", num);
+	free(a);
+	if (dir == NULL)
+		return b;
+	a = h_subst(b, "@DIR@", dir);
+	free(b);
+	return a;
 }
 
 static const struct bad_case bad_cases[] = {
@@ -248,7 +242,7 @@ static const struct bad_case bad_cases[] = {
 	{ "badport.json",
 	  "{ \"workers\": 1, \"admin\": { \"socket\": \"@DIR@/admin.sock\" }, "
 	  "\"listeners\": [ { \"name\": \"web\", "
-	  "\"listen\": \"127.0.0.1:%d\", \"backends\": [ "
+	  "\"listen\": \"127.0.0.1:@PORT@\", \"backends\": [ "
 	  "{ \"name\": \"a\", \"address\": \"127.0.0.1:9001\" }, "
 	  "{ \"name\": \"b\", \"address\": \"127.0.0.1:9002\" }, "
 	  "{ \"name\": \"c\", \"address\": \"127.0.0.1:99999\" } ] } ] }",
@@ -256,34 +250,34 @@ static const struct bad_case bad_cases[] = {
 	{ "unknownkey.json",
 	  "{ \"workers\": 1, \"admin\": { \"socket\": \"@DIR@/admin.sock\" }, "
 	  "\"listeners\": [ { \"name\": \"web\", "
-	  "\"listen\": \"127.0.0.1:%d\", \"backends\": [ "
+	  "\"listen\": \"127.0.0.1:@PORT@\", \"backends\": [ "
 	  "{ \"name\": \"a\", \"address\": \"127.0.0.1:9001\" } ], "
 	  "\"timeouts\": { \"connect_ms\": 100, \"idel_ms\": 5 } } ] }",
 	  { "listeners[0].timeouts", "idel_ms" } },
 	{ "unknowntop.json",
 	  "{ \"workers\": 1, \"admin\": { \"socket\": \"@DIR@/admin.sock\" }, "
 	  "\"wrokers\": 3, \"listeners\": [ { \"name\": "
-	  "\"web\", \"listen\": \"127.0.0.1:%d\", \"backends\": [ "
+	  "\"web\", \"listen\": \"127.0.0.1:@PORT@\", \"backends\": [ "
 	  "{ \"name\": \"a\", \"address\": \"127.0.0.1:9001\" } ] } ] }",
 	  { "wrokers" } },
 	{ "badtype.json",
 	  "{ \"workers\": \"two\", "
 	  "\"admin\": { \"socket\": \"@DIR@/admin.sock\" }, "
 	  "\"listeners\": [ { \"name\": \"web\", "
-	  "\"listen\": \"127.0.0.1:%d\", \"backends\": [ "
+	  "\"listen\": \"127.0.0.1:@PORT@\", \"backends\": [ "
 	  "{ \"name\": \"a\", \"address\": \"127.0.0.1:9001\" } ] } ] }",
 	  { "workers" } },
 	{ "badalg.json",
 	  "{ \"workers\": 1, \"admin\": { \"socket\": \"@DIR@/admin.sock\" }, "
 	  "\"listeners\": [ { \"name\": \"web\", "
-	  "\"listen\": \"127.0.0.1:%d\", \"algorithm\": \"random\", "
+	  "\"listen\": \"127.0.0.1:@PORT@\", \"algorithm\": \"random\", "
 	  "\"backends\": [ { \"name\": \"a\", \"address\": "
 	  "\"127.0.0.1:9001\" } ] } ] }",
 	  { "listeners[0].algorithm", "random" } },
 	{ "badlisten.json",
 	  "{ \"workers\": 1, \"admin\": { \"socket\": \"@DIR@/admin.sock\" }, "
 	  "\"listeners\": [ { \"name\": \"web\", "
-	  "\"listen\": \"127.0.0.1:%d\", \"backends\": [ "
+	  "\"listen\": \"127.0.0.1:@PORT@\", \"backends\": [ "
 	  "{ \"name\": \"a\", \"address\": \"127.0.0.1:9001\" }, "
 	  "{ \"name\": \"b\", \"address\": \"127.0.0.1\" } ] } ] }",
 	  { "listeners[0].backends[1].address" } },
@@ -293,7 +287,6 @@ START_TEST(test_config_check)
 {
 	char dir[128], path[256];
 	const char *argv[5];
-	struct h_str j = { 0 };
 	struct h_run *r;
 	char *text;
 	int port = h_free_port();
@@ -303,11 +296,9 @@ START_TEST(test_config_check)
 
 	/* A full, valid file: exit 0 and some verdict. */
 	snprintf(path, sizeof(path), "%s/good.json", dir);
-	h_str_printf(&j, good_json, port, port + 1);
-	text = h_subst(j.s, "@DIR@", dir);
+	text = put_port(good_json, port, dir);
 	ck_assert_int_eq(h_write_file(path, text), 0);
 	free(text);
-	h_str_free(&j);
 	argv[0] = h_lb_bin();
 	argv[1] = "-t";
 	argv[2] = "-c";
@@ -328,9 +319,9 @@ START_TEST(test_config_check)
 		const struct bad_case *bc = &bad_cases[i];
 
 		snprintf(path, sizeof(path), "%s/%s", dir, bc->file);
-		put_port(&j, bc->json, port, dir);
-		ck_assert_int_eq(h_write_file(path, j.s), 0);
-		h_str_free(&j);
+		text = put_port(bc->json, port, dir);
+		ck_assert_int_eq(h_write_file(path, text), 0);
+		free(text);
 		r = run_cmd(argv, 10000);
 		ck_assert_msg(WIFEXITED(r->status) &&
 				      WEXITSTATUS(r->status) == 1,
@@ -363,8 +354,8 @@ START_TEST(test_config_error_lines)
 {
 	char dir[128], path[256], verdict[300];
 	const char *argv[] = { h_lb_bin(), "-t", "-c", path, NULL };
-	struct h_str j = { 0 };
 	struct h_run *r;
+	char *text;
 
 	h_label(tcase_name());
 	ck_assert_int_eq(h_tempdir(dir, sizeof(dir)), 0);
@@ -375,9 +366,9 @@ START_TEST(test_config_error_lines)
 		snprintf(path, sizeof(path), "%s/%s", dir, bc->file);
 		snprintf(verdict, sizeof(verdict),
 			 "\n%s: configuration is invalid\n", path);
-		put_port(&j, bc->json, h_free_port(), dir);
-		ck_assert_int_eq(h_write_file(path, j.s), 0);
-		h_str_free(&j);
+		text = put_port(bc->json, h_free_port(), dir);
+		ck_assert_int_eq(h_write_file(path, text), 0);
+		free(text);
 		r = run_cmd(argv, 10000);
 		second = strchr(r->err, '\n');
 		ck_assert_msg(count_lines(r->err) == 2 && second != NULL &&
@@ -394,7 +385,7 @@ END_TEST
 START_TEST(test_config_bad_start)
 {
 	struct h_lb lb;
-	struct h_str j = { 0 };
+	char *text;
 	int port = h_free_port(), rc;
 	uint64_t t0, deadline;
 	bool listened = false;
@@ -402,10 +393,10 @@ START_TEST(test_config_bad_start)
 
 	/* The listener itself is fine; a key further down is not. */
 	h_label(tcase_name());
-	put_port(&j, bad_cases[2].json, port, NULL);
+	text = put_port(bad_cases[2].json, port, NULL);
 	t0 = h_now_ms();
-	rc = h_lb_start_in(&lb, j.s, 0, NULL);
-	h_str_free(&j);
+	rc = h_lb_start_in(&lb, text, 0, NULL);
+	free(text);
 	ck_assert_msg(rc == 0, "cannot start %s: %s", h_lb_bin(),
 		      strerror(-rc));
 	deadline = t0 + 3000;
@@ -437,7 +428,8 @@ START_TEST(test_verbose_flag)
 	struct h_backend a;
 	struct spec s = { .b = { &a }, .nb = 1 };
 	struct h_lb quiet, loud;
-	char name[NAME_MAX_LEN], *json;
+	char name[NAME_MAX_LEN];
+	json_t *cfg;
 	int rc;
 
 	h_backend_up(&a, H_NAME, "app1");
@@ -448,10 +440,10 @@ START_TEST(test_verbose_flag)
 	ck_assert_msg(h_lb_log_count(&quiet, "Z debug ") == 0,
 		      "debug lines logged at log_level info without -v");
 
-	s.port = h_free_port();
-	json = spec_json(&s);
-	rc = h_lb_start_in(&loud, json, s.port, "-v");
-	free(json);
+	s.port = 0;
+	cfg = spec_cfg(&s);
+	rc = h_lb_start_cfg(&loud, cfg, s.port, "-v");
+	json_decref(cfg);
 	ck_assert_msg(rc == 0, "ringlb -v did not start: %s", strerror(-rc));
 	rc = h_get_name("127.0.0.1", s.port, name, sizeof(name), NULL);
 	ck_assert_msg(rc == 0, "connect: %s", errstr(rc));
@@ -1525,7 +1517,7 @@ START_TEST(test_port_in_use)
 	struct spec s = { .b = { &e }, .nb = 1 };
 	struct sockaddr_in sin = { .sin_family = AF_INET };
 	struct h_lb lb;
-	char *json;
+	json_t *cfg;
 	int lfd, rc;
 
 	h_backend_up(&e, H_ECHO, "echo");
@@ -1536,9 +1528,9 @@ START_TEST(test_port_in_use)
 	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	ck_assert_int_eq(bind(lfd, (struct sockaddr *)&sin, sizeof(sin)), 0);
 	ck_assert_int_eq(listen(lfd, 16), 0);
-	json = spec_json(&s);
-	rc = h_lb_start_in(&lb, json, 0, NULL);
-	free(json);
+	cfg = spec_cfg(&s);
+	rc = h_lb_start_cfg(&lb, cfg, 0, NULL);
+	json_decref(cfg);
 	ck_assert_int_eq(rc, 0);
 	ck_assert_msg(h_lb_wait_exit(&lb, 5000) == 0,
 		      "ringlb still running 5 s after start on a taken port");
@@ -1615,14 +1607,14 @@ START_TEST(test_second_instance)
 	struct h_backend e;
 	struct spec s = { .b = { &e }, .nb = 1 };
 	struct h_lb lb, lb2;
-	char *json;
+	json_t *cfg;
 	int rc;
 
 	h_backend_up(&e, H_NAME, "first");
 	lb_up(&lb, &s);
-	json = spec_json(&s);
-	rc = h_lb_start_in(&lb2, json, 0, NULL);
-	free(json);
+	cfg = spec_cfg(&s);
+	rc = h_lb_start_cfg(&lb2, cfg, 0, NULL);
+	json_decref(cfg);
 	ck_assert_int_eq(rc, 0);
 	ck_assert_msg(h_lb_wait_exit(&lb2, 5000) == 0,
 		      "a second ringlb on port %d still runs after 5 s",
@@ -1843,11 +1835,8 @@ START_TEST(test_redis)
 	struct h_run *out;
 	struct h_lb lb;
 
-	if (find_in_path("redis-server") == NULL) {
-		fprintf(stderr,
-			"SKIP test_redis: redis-server not installed\n");
-		return;
-	}
+	if (find_in_path("redis-server") == NULL)
+		h_skip("redis-server not installed");
 	snprintf(r.name, sizeof(r.name), "redis");
 	r.port = redis_up();
 	lb_up(&lb, &s);
@@ -1916,11 +1905,8 @@ START_TEST(test_redis_bad_expect)
 	char *line;
 	int fd;
 
-	if (find_in_path("redis-server") == NULL) {
-		fprintf(stderr, "SKIP test_redis_bad_expect: redis-server not "
-			"installed\n");
-		return;
-	}
+	if (find_in_path("redis-server") == NULL)
+		h_skip("redis-server not installed");
 	snprintf(r.name, sizeof(r.name), "redis");
 	r.port = redis_up();
 	lb_up(&lb, &s);
@@ -1959,10 +1945,8 @@ START_TEST(test_ipv6)
 		rc = bind(probe, (struct sockaddr *)&sin6, sizeof(sin6));
 		close(probe);
 	}
-	if (probe < 0 || rc < 0) {
-		fprintf(stderr, "SKIP test_ipv6: no ::1 on this machine\n");
-		return;
-	}
+	if (probe < 0 || rc < 0)
+		h_skip("no ::1 on this machine");
 	h_backend_up(&a, H_NAME, "v4-backend");
 	lb_up(&lb, &s);
 	rc = h_get_name("::1", s.port, name, sizeof(name), &fd);

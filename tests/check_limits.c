@@ -46,22 +46,22 @@ START_TEST(test_fd_exhaustion)
 	struct h_backend hold;
 	struct h_lb lb;
 	struct rlimit rl;
-	char json[1024], line[128];
+	char line[128];
+	json_t *cfg, *l;
 	int fds[FLOOD], port, idle, served = 0, fd, rc;
 	long t0, t1, hz = sysconf(_SC_CLK_TCK);
 
 	h_label("fd_exhaustion");
 	ck_assert_int_eq(h_backend_start(&hold, H_HOLD, "hold"), 0);
 	port = h_free_port();
-	snprintf(json, sizeof(json),
-		 "{ \"workers\": 2, "
-		 "\"admin\": { \"socket\": \"@DIR@/admin.sock\" }, "
-		 "\"listeners\": [ { \"name\": \"web\", "
-		 "\"listen\": \"127.0.0.1:%d\", \"backends\": [ { \"name\": "
-		 "\"hold\", \"address\": \"127.0.0.1:%d\" } ], "
-		 "\"health_check\": { \"enabled\": false } } ] }",
-		 port, hold.port);
-	ck_assert_int_eq(h_lb_start_in(&lb, json, port, NULL), 0);
+	cfg = hc_new();
+	/* No grace of its own: ringlb's default, as it always had. */
+	hc_del(cfg, "shutdown_grace_ms");
+	l = hc_listener(cfg, "web", port);
+	hc_backend(l, &hold, 0);
+	hc_set(l, "health_check", hc_json("{ \"enabled\": false }"));
+	ck_assert_int_eq(h_lb_start_cfg(&lb, cfg, port, NULL), 0);
+	json_decref(cfg);
 	h_sleep_ms(200);
 	idle = h_lb_fd_count(&lb);
 	ck_assert_int_gt(idle, 0);

@@ -1,9 +1,14 @@
 #!/bin/sh
 # Run each Check test binary, keep going after a failure, and finish with
-# one summary line counting the individual checks; exit non-zero if any
-# binary failed (including a crash that printed no count).
+# one summary line counting the individual checks,
+#   checks: N passed, M failed, K skipped
+# exit non-zero if any binary failed (including a crash that printed no
+# count).  Check counts a skipped test as passed; the test says it skipped
+# with a line "SKIP <test>: <why>" (h_skip() in tests/h_suite.h), counted
+# here and taken off the passed ones.
 checks=0
 failed=0
+skipped=0
 bad=0
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
@@ -24,8 +29,10 @@ for t in "$@"; do
 	n=$(echo "$line" | sed -E 's/.*Checks: ([0-9]+).*/\1/')
 	f=$(echo "$line" | sed -E 's/.*Failures: ([0-9]+).*/\1/')
 	e=$(echo "$line" | sed -E 's/.*Errors: ([0-9]+).*/\1/')
+	s=$(grep -c '^SKIP [A-Za-z0-9_]*: ' "$out")
 	checks=$((checks + n))
 	failed=$((failed + f + e))
+	skipped=$((skipped + s))
 	[ $((f + e)) -eq 0 ] || echo "FAILED: $t"
 done
 if [ -n "$SANITIZER_REPORTS" ]; then
@@ -37,5 +44,6 @@ if [ -n "$SANITIZER_REPORTS" ]; then
 	[ "$reports" = 0 ] || echo "FAILED: $reports sanitizer reports" \
 		"($SANITIZER_REPORTS.*)"
 fi
-echo "checks: $((checks - failed)) passed, $failed failed"
+echo "checks: $((checks - failed - skipped)) passed, $failed failed," \
+	"$skipped skipped"
 [ "$failed" = 0 ] && [ "$bad" = 0 ] && [ "$reports" = 0 ]
