@@ -22,6 +22,7 @@ struct hs_cursor {
 	size_t len;
 	size_t pos;		/* next byte of buf */
 	size_t rec_left;	/* handshake bytes left in this record */
+	size_t taken;		/* handshake bytes read so far */
 	enum sni_status err;	/* SNI_FOUND while nothing went wrong */
 };
 
@@ -76,6 +77,7 @@ hs_read(struct hs_cursor *c, size_t n, uint8_t *out)
 		}
 		c->pos += k;
 		c->rec_left -= k;
+		c->taken += k;
 		n -= k;
 	}
 	return true;
@@ -144,54 +146,58 @@ bad:
 	return false;
 }
 
+/*
+ * The ClientHello: its server name, or why there is none.  *body gets the
+ * handshake message's length once it is known.
+ */
 static enum sni_status
-client_hello(const uint8_t *buf, size_t len, char name[SNI_NAME_MAX])
+client_hello(struct hs_cursor *c, char name[SNI_NAME_MAX], size_t *body_out)
 {
-	struct hs_cursor c = { .buf = buf, .len = len, .err = SNI_FOUND };
 	size_t type, body, n, left, ext_type, ext_len;
 	enum sni_status st = SNI_NONE;
 
 	name[0] = '\0';
-	if (!hs_uint(&c, 1, &type) || !hs_uint(&c, 3, &body))
-		return c.err;
+	if (!hs_uint(c, 1, &type) || !hs_uint(c, 3, &body))
+		return c->err;
 	if (type != TLS_CLIENT_HELLO || body < 38)
 		return SNI_NOT_TLS;
+	*body_out = body;
 	left = body;
 	/* legacy_version and random */
-	if (!hs_read(&c, 34, NULL))
-		return c.err;
+	if (!hs_read(c, 34, NULL))
+		return c->err;
 	left -= 34;
 	/* session id, cipher suites, compression methods */
-	if (!hs_uint(&c, 1, &n) || n > 32 || n + 1 > left ||
-	    !hs_read(&c, n, NULL))
-		return c.err != SNI_FOUND ? c.err : SNI_NOT_TLS;
+	if (!hs_uint(c, 1, &n) || n > 32 || n + 1 > left ||
+	    !hs_read(c, n, NULL))
+		return c->err != SNI_FOUND ? c->err : SNI_NOT_TLS;
 	left -= 1 + n;
-	if (left < 2 || !hs_uint(&c, 2, &n) || n + 2 > left || n % 2 ||
-	    !hs_read(&c, n, NULL))
-		return c.err != SNI_FOUND ? c.err : SNI_NOT_TLS;
+	if (left < 2 || !hs_uint(c, 2, &n) || n + 2 > left || n % 2 ||
+	    !hs_read(c, n, NULL))
+		return c->err != SNI_FOUND ? c->err : SNI_NOT_TLS;
 	left -= 2 + n;
-	if (left < 1 || !hs_uint(&c, 1, &n) || n + 1 > left ||
-	    !hs_read(&c, n, NULL))
-		return c.err != SNI_FOUND ? c.err : SNI_NOT_TLS;
+	if (left < 1 || !hs_uint(c, 1, &n) || n + 1 > left ||
+	    !hs_read(c, n, NULL))
+		return c->err != SNI_FOUND ? c->err : SNI_NOT_TLS;
 	left -= 1 + n;
 	if (left == 0)
 		return SNI_NONE;	/* no extensions at all */
-	if (left < 2 || !hs_uint(&c, 2, &n) || n + 2 != left)
-		return c.err != SNI_FOUND ? c.err : SNI_NOT_TLS;
+	if (left < 2 || !hs_uint(c, 2, &n) || n + 2 != left)
+		return c->err != SNI_FOUND ? c->err : SNI_NOT_TLS;
 	left = n;
 	while (left) {
-		if (left < 4 || !hs_uint(&c, 2, &ext_type) ||
-		    !hs_uint(&c, 2, &ext_len) || ext_len + 4 > left)
-			return c.err != SNI_FOUND ? c.err : SNI_NOT_TLS;
+		if (left < 4 || !hs_uint(c, 2, &ext_type) ||
+		    !hs_uint(c, 2, &ext_len) || ext_len + 4 > left)
+			return c->err != SNI_FOUND ? c->err : SNI_NOT_TLS;
 		left -= 4 + ext_len;
 		if (ext_type == EXT_SERVER_NAME) {
-			if (server_name(&c, ext_len, name, &st))
+			if (server_name(c, ext_len, name, &st))
 				return SNI_FOUND;
 			if (st != SNI_NONE)
 				return st;
 			/* Unusable: go on, so a bad length still shows. */
-		} else if (!hs_read(&c, ext_len, NULL)) {
-			return c.err;
+		} else if (!hs_read(c, ext_len, NULL)) {
+			return c->err;
 		}
 	}
 	name[0] = '\0';
@@ -201,7 +207,14 @@ client_hello(const uint8_t *buf, size_t len, char name[SNI_NAME_MAX])
 enum sni_status
 sni_parse(const uint8_t *buf, size_t len, char name[SNI_NAME_MAX])
 {
-	enum sni_status st = client_hello(buf, len, name);
+	struct hs_cursor c = { .buf = buf, .len = len, .err = SNI_FOUND };
+	size_t body = 0;
+	enum sni_status st = client_hello(&c, name, &body);
+
+	/* A verdict only on the whole message: the rest must be there too. */
+	if ((st == SNI_FOUND || st == SNI_NONE) && 4 + body > c.taken &&
+	    !hs_read(&c, 4 + body - c.taken, NULL))
+		st = c.err;
 
 	if (st != SNI_FOUND)
 		name[0] = '\0';

@@ -23,5 +23,6 @@
 #include "h_net.h"	/* client sockets, xfer, multi-echo, black hole */
 #include "h_http.h"	/* HTTP client for the admin API */
 #include "h_config.h"	/* configs built with jansson */
+#include "h_api.h"	/* the admin API and ringlbctl */
 
 #endif

@@ -3,7 +3,7 @@
 # but only those that are missing.  Needs root (or sudo) the first time.
 # Arguments name more packages to check the same way (`make fuzz`, `make lint`).
 set -e
-pkgs="gcc make pkg-config liburing-dev libjansson-dev libmicrohttpd-dev libcap-ng-dev libcurl4-openssl-dev check redis-server redis-tools procps curl $*"
+pkgs="gcc make pkg-config liburing-dev libjansson-dev libmicrohttpd-dev libcap-ng-dev libcurl4-openssl-dev check redis-server redis-tools procps curl openssl $*"
 missing=""
 for p in $pkgs; do
 	st=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
