@@ -1142,6 +1142,181 @@ START_TEST(test_user_group)
 }
 END_TEST
 
+
+/* A top-level pool "pg" and listener(s) naming it; extra: more keys. */
+#define PG "{'name':'pg','backends':[" BE "]}"
+#define POOLS(pools, listeners) "{'pools':[" pools "],'listeners':[" listeners "]}"
+#define USES(extra) "{'name':'v4','listen':'127.0.0.1:5432','pool':'pg'" extra "}"
+
+START_TEST(test_pools_valid)
+{
+	struct config *cfg = parse_ok(POOLS(
+		"{'name':'pg','algorithm':'least-connections',"
+		"'connect_attempts':2,'send_proxy':'v2','fail_ms':500,"
+		"'timeouts':{'connect_ms':700},'health_check':{'enabled':false},"
+		"'backends':[" BE ",{'name':'c','address':'127.0.0.1:9002',"
+		"'send_proxy':'off'},{'name':'d','address':'127.0.0.1:9003',"
+		"'send_proxy':'v1'}]},"
+		"{'name':'api','backends':[" BE "]}",
+		USES(",'timeouts':{'idle_ms':9000}") ","
+		"{'name':'v6','listen':'[::1]:5432','pool':'pg'},"
+		"{'name':'own','listen':'127.0.0.1:1','backends':[" BE "]},"
+		"{'name':'tls','listen':'127.0.0.1:443','pool':'api',"
+		"'routes':[{'sni':['API.example.com','*.example.org'],'pool':'pg'}],"
+		"'timeouts':{'preread_ms':700},"
+		"'accept_proxy':{'from':['10.0.0.0/8','::1'],'timeout_ms':100,"
+		"'allow_direct':true}},"
+		"{'name':'sni','listen':'127.0.0.1:444',"
+		"'routes':[{'sni':['a.b'],'pool':'api'}]}"));
+	const struct cfg_pool *pg, *own;
+	const struct cfg_listener *tls;
+
+	/* The named pools first, then one per listener with backends. */
+	ck_assert_uint_eq(cfg->npools, 3);
+	pg = &cfg->pools[0];
+	ck_assert_str_eq(pg->name, "pg");
+	ck_assert(!pg->is_inline);
+	ck_assert_int_eq(pg->algorithm, ALG_LEAST_CONN);
+	ck_assert_uint_eq(pg->connect_attempts, 2);
+	ck_assert_uint_eq(pg->connect_ms, 700);
+	ck_assert_uint_eq(pg->fail_ms, 500);
+	ck_assert_int_eq(pg->send_proxy, SEND_PROXY_V2);
+	ck_assert_int_eq(cfg_backend_send_proxy(pg, &pg->backends[0]),
+			 SEND_PROXY_V2);
+	ck_assert_int_eq(cfg_backend_send_proxy(pg, &pg->backends[1]),
+			 SEND_PROXY_OFF);
+	ck_assert_int_eq(cfg_backend_send_proxy(pg, &pg->backends[2]),
+			 SEND_PROXY_V1);
+	ck_assert_uint_eq(pg->nusers, 3);	/* v4, v6, tls's route */
+	own = &cfg->pools[2];
+	ck_assert_str_eq(own->name, "own");
+	ck_assert(own->is_inline);
+	ck_assert_int_eq(own->send_proxy, SEND_PROXY_OFF);
+	ck_assert_uint_eq(own->connect_ms, 3000);
+	ck_assert_uint_eq(cfg->listeners[0].pool, 0);
+	ck_assert_uint_eq(cfg->listeners[0].idle_ms, 9000);
+	ck_assert_uint_eq(cfg->listeners[1].pool, 0);
+	ck_assert_uint_eq(cfg->listeners[2].pool, 2);
+	tls = &cfg->listeners[3];
+	ck_assert_uint_eq(tls->pool, 1);
+	ck_assert_uint_eq(tls->nroutes, 2);
+	ck_assert_str_eq(tls->routes[0].sni, "api.example.com");
+	ck_assert_str_eq(tls->routes[1].sni, "*.example.org");
+	ck_assert_uint_eq(tls->routes[1].pool, 0);
+	ck_assert_uint_eq(tls->preread_ms, 700);
+	ck_assert(tls->accept_proxy.enabled);
+	ck_assert_uint_eq(tls->accept_proxy.nfrom, 2);
+	ck_assert_uint_eq(tls->accept_proxy.timeout_ms, 100);
+	ck_assert(tls->accept_proxy.allow_direct);
+	ck_assert_uint_eq(cfg->listeners[4].pool, CFG_NO_POOL);
+	ck_assert_ptr_null(cfg_listener_pool(cfg, &cfg->listeners[4]));
+	ck_assert_uint_eq(cfg->listeners[4].preread_ms, 5000);
+	ck_assert(!cfg->listeners[0].accept_proxy.enabled);
+	cfg_free(cfg);
+
+	/* accept_proxy defaults. */
+	cfg = parse_ok(LST(",'accept_proxy':{'from':['127.0.0.1']}"));
+	ck_assert_uint_eq(cfg->listeners[0].accept_proxy.timeout_ms, 3000);
+	ck_assert(!cfg->listeners[0].accept_proxy.allow_direct);
+	cfg_free(cfg);
+}
+END_TEST
+
+START_TEST(test_pools_errors)
+{
+	ck_assert_bad(POOLS(PG, USES("") ",{'name':'x','listen':'127.0.0.1:1','pool':'nope'}"),
+		      "bad.json: listeners[1].pool: unknown pool \"nope\" (pools are defined in the top-level \"pools\" array)");
+	ck_assert_bad(POOLS(PG "," PG, USES("")),
+		      "bad.json: pools[1].name: duplicate pool name \"pg\" (also pools[0])");
+	ck_assert_bad(POOLS(PG, USES(",'backends':[" BE "]")),
+		      "bad.json: listeners[0].backends: not allowed with \"pool\": set it in the pool \"pg\" (or drop \"pool\" to give this listener its own backends)");
+	ck_assert_bad(POOLS(PG, USES(",'algorithm':'round-robin'")),
+		      "bad.json: listeners[0].algorithm: not allowed with \"pool\": set it in the pool \"pg\"");
+	ck_assert_bad(POOLS(PG, USES(",'send_proxy':'v1'")),
+		      "bad.json: listeners[0].send_proxy: not allowed with \"pool\": set it in the pool \"pg\"");
+	ck_assert_bad(POOLS(PG, USES(",'timeouts':{'connect_ms':5}")),
+		      "bad.json: listeners[0].timeouts.connect_ms: belongs to the pool: set it in the pool \"pg\"");
+	ck_assert_bad(POOLS(PG, "{'name':'pg','listen':'127.0.0.1:1','backends':[" BE "]}"),
+		      "bad.json: listeners[0].name: \"pg\" is also the name of pools[0]; a listener with its own backends defines a pool of its own name, so rename one of them");
+	/* A listener's own pool is not one to name. */
+	ck_assert_bad(POOLS(PG, "{'name':'own','listen':'127.0.0.1:1','backends':[" BE "]},"
+			  "{'name':'x','listen':'127.0.0.1:2','pool':'own'}"),
+		      "bad.json: listeners[1].pool: unknown pool \"own\" (pools are defined in the top-level \"pools\" array)");
+	ck_assert_bad("{'pools':[],'listeners':[" USES("") "]}",
+		      "bad.json: pools: must contain at least one pool (leave pools out instead)");
+	ck_assert_bad(POOLS("{'name':'pg'}", USES("")),
+		      "bad.json: pools[0].backends: required key missing");
+	ck_assert_bad(POOLS("{'name':'pg','backends':[" BE "],'listen':'x'}", USES("")),
+		      "bad.json: pools[0]: unknown key \"listen\"");
+	ck_assert_bad(POOLS("{'name':'pg','backends':[" BE "],'timeouts':{'idle_ms':1}}", USES("")),
+		      "bad.json: pools[0].timeouts: unknown key \"idle_ms\"");
+	ck_assert_bad(POOLS("{'name':'pg','backends':[" BE "],'fail_ms':1,'timeouts':{'fail_ms':2}}", USES("")),
+		      "bad.json: pools[0].fail_ms: given twice (also pools[0].timeouts.fail_ms); keep one");
+	ck_assert_bad(POOLS("{'name':'pg','backends':[" BE "],'send_proxy':'v3'}", USES("")),
+		      "bad.json: pools[0].send_proxy: unknown value \"v3\" (expected \"v1\", \"v2\" or \"off\")");
+	ck_assert_bad(BKS("{'name':'b','address':'127.0.0.1:1','send_proxy':true}"),
+		      "bad.json: listeners[0].backends[0].send_proxy: must be a string, got boolean");
+	ck_assert_bad(POOLS("{'name':'p g','backends':[" BE "]}", USES("")),
+		      "bad.json: pools[0].name: invalid character \" \" in \"p g\" (allowed: A-Z a-z 0-9 _ . -)");
+}
+END_TEST
+
+START_TEST(test_accept_proxy_errors)
+{
+	ck_assert_bad(LST(",'accept_proxy':{}"),
+		      "bad.json: listeners[0].accept_proxy.from: required key missing (the addresses of the load balancers that send PROXY headers)");
+	ck_assert_bad(LST(",'accept_proxy':{'from':[]}"),
+		      "bad.json: listeners[0].accept_proxy.from: must contain at least one address range (leave from out instead)");
+	ck_assert_bad(LST(",'accept_proxy':{'from':['10.0.0.1/8']}"),
+		      "bad.json: listeners[0].accept_proxy.from[0]: bad address range \"10.0.0.1/8\": host bits set after the prefix (the range is 10.0.0.0/8)");
+	ck_assert_bad(LST(",'accept_proxy':{'from':['::1'],'timeout_ms':0}"),
+		      "bad.json: listeners[0].accept_proxy.timeout_ms: must be an integer from 1 to 600000, got 0");
+	ck_assert_bad(LST(",'accept_proxy':{'from':['::1'],'allow_direct':1}"),
+		      "bad.json: listeners[0].accept_proxy.allow_direct: must be true or false, got integer");
+	ck_assert_bad(LST(",'accept_proxy':{'from':['::1'],'trust':1}"),
+		      "bad.json: listeners[0].accept_proxy: unknown key \"trust\"");
+	ck_assert_bad(LST(",'accept_proxy':['::1']"),
+		      "bad.json: listeners[0].accept_proxy: must be an object, got array");
+}
+END_TEST
+
+#define RT(routes) POOLS(PG, "{'name':'tls','listen':'127.0.0.1:1','routes':[" routes "]}")
+
+START_TEST(test_routes_errors)
+{
+	ck_assert_bad(RT(""),
+		      "bad.json: listeners[0].routes: must contain at least one route (leave routes out instead)");
+	ck_assert_bad(RT("{'sni':['a.b']}"),
+		      "bad.json: listeners[0].routes[0].pool: required key missing");
+	ck_assert_bad(RT("{'sni':['a.b'],'pool':'nope'}"),
+		      "bad.json: listeners[0].routes[0].pool: unknown pool \"nope\" (pools are defined in the top-level \"pools\" array)");
+	ck_assert_bad(RT("{'sni':[],'pool':'pg'}"),
+		      "bad.json: listeners[0].routes[0].sni: must contain at least one server name");
+	ck_assert_bad(RT("{'pool':'pg'}"),
+		      "bad.json: listeners[0].routes[0].sni: required key missing");
+	ck_assert_bad(RT("{'sni':['a.b'],'pool':'pg','x':1}"),
+		      "bad.json: listeners[0].routes[0]: unknown key \"x\"");
+	ck_assert_bad(RT("{'sni':['a.*.b'],'pool':'pg'}"),
+		      "bad.json: listeners[0].routes[0].sni[0]: bad server name \"a.*.b\": \"*\" only as a whole first label (\"*.example.org\")");
+	ck_assert_bad(RT("{'sni':['*.'],'pool':'pg'}"),
+		      "bad.json: listeners[0].routes[0].sni[0]: bad server name \"*.\": no host name");
+	ck_assert_bad(RT("{'sni':['a..b'],'pool':'pg'}"),
+		      "bad.json: listeners[0].routes[0].sni[0]: bad server name \"a..b\": an empty label");
+	ck_assert_bad(RT("{'sni':['a b'],'pool':'pg'}"),
+		      "bad.json: listeners[0].routes[0].sni[0]: bad server name \"a b\": a host name has only letters, digits, '-', '_' and '.'");
+	ck_assert_bad(RT("{'sni':[1],'pool':'pg'}"),
+		      "bad.json: listeners[0].routes[0].sni[0]: must be a string, got integer");
+	ck_assert_bad(RT("{'sni':['A.b'],'pool':'pg'},{'sni':['a.B'],'pool':'pg'}"),
+		      "bad.json: listeners[0].routes[1].sni[0]: server name \"a.b\" is in two routes");
+	ck_assert_bad(POOLS(PG, "{'name':'tls','listen':'127.0.0.1:1','algorithm':'round-robin','routes':[{'sni':['a'],'pool':'pg'}]}"),
+		      "bad.json: listeners[0].algorithm: belongs to a pool, and this listener has none of its own (it routes by SNI)");
+	ck_assert_bad(LST(",'timeouts':{'preread_ms':100}"),
+		      "bad.json: listeners[0].timeouts.preread_ms: only for a listener with routes (it bounds reading the TLS ClientHello)");
+	ck_assert_bad(POOLS(PG, "{'name':'l','listen':'127.0.0.1:1'}"),
+		      "bad.json: listeners[0].backends: required key missing (or name a pool with \"pool\")");
+}
+END_TEST
+
 static Suite *
 config_suite(void)
 {
@@ -1174,6 +1349,13 @@ config_suite(void)
 	tcase_add_test(tc, test_too_many_backends);
 	tcase_add_test(tc, test_small_err_buffer);
 	tcase_add_test(tc, test_message_safety);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("pools");
+	tcase_add_test(tc, test_pools_valid);
+	tcase_add_test(tc, test_pools_errors);
+	tcase_add_test(tc, test_accept_proxy_errors);
+	tcase_add_test(tc, test_routes_errors);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("access");

@@ -328,6 +328,29 @@ START_TEST(test_pool_errors_at_start)
 }
 END_TEST
 
+/* Every shipped config, the README's examples among them, is valid. */
+START_TEST(test_shipped_configs)
+{
+	static const char *const files[] = {
+		"config/ringlb.json",
+		"config/examples/postgres-dual-stack.json",
+		"config/examples/tls-sni.json",
+	};
+
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		const char *argv[] = { h_lb_bin(), "-t", "-c", files[i], NULL };
+		struct h_run *r = calloc(1, sizeof(*r));
+
+		ck_assert_ptr_nonnull(r);
+		ck_assert_int_eq(h_run(argv, 10000, r), 0);
+		ck_assert_msg(WIFEXITED(r->status) && WEXITSTATUS(r->status) == 0 &&
+				      strstr(r->out, "configuration is valid"),
+			      "%s: %s%s", files[i], r->out, r->err);
+		free(r);
+	}
+}
+END_TEST
+
 int
 main(void)
 {
@@ -337,5 +360,6 @@ main(void)
 	tcase_add_test(tc, test_shared_pool);
 	tcase_add_test(tc, test_pool_reload);
 	tcase_add_test(tc, test_pool_errors_at_start);
+	tcase_add_test(tc, test_shipped_configs);
 	return h_run_suite("check_pools", s);
 }
