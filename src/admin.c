@@ -401,7 +401,8 @@ metrics_text(size_t *len)
 				   (unsigned long long)(expr));               \
 		}                                                             \
 	} while (0)
-#define FOR_EACH_BACKEND(p, be)                                                 \
+/* Every backend of every pool, as p and be, for the body that follows. */
+#define FOR_EACH_BACKEND                                                        \
 	for (size_t i_ = 0; i_ < rt->npools; i_++)                            \
 		for (const struct pool *p = &rt->pools[i_]; p; p = NULL)      \
 			for (size_t j_ = 0; j_ < p->nbackends; j_++)          \
@@ -411,7 +412,7 @@ metrics_text(size_t *len)
 #define PER_BACKEND(metric, type, help, fmt, expr)                              \
 	do {                                                                  \
 		metric_head(&b, metric, type, help);                            \
-		FOR_EACH_BACKEND(p, be)                                       \
+		FOR_EACH_BACKEND                                              \
 		buf_printf(&b, "%s{%s} " fmt "\n", metric,                     \
 			   backend_labels(p, be, bl, sizeof(bl)), (expr));     \
 	} while (0)
@@ -456,7 +457,7 @@ metrics_text(size_t *len)
 		    backend_is_up(be) ? 1 : 0);
 	metric_head(&b, "ringlb_backend_state", "gauge",
 		    "1 for the backend's current state.");
-	FOR_EACH_BACKEND(p, be) {
+	FOR_EACH_BACKEND {
 		const char *cur = backend_state_name(be);
 
 		backend_labels(p, be, bl, sizeof(bl));

@@ -57,8 +57,9 @@ pick_reserve(struct pool *p, const struct pick_ctx *ctx, uint64_t now_ms)
 	for (unsigned i = 0; i <= PICK_RACES; i++) {
 		struct backend *b = p->ops->pick(p, &c);
 
+		/* b is one of the pool's backends, never a part of c. */
 		if (!b || backend_reserve(b))
-			return b;
+			return b; /* cppcheck-suppress returnDanglingLifetime */
 		if (c.ntried < sizeof(skip) / sizeof(skip[0]))
 			skip[c.ntried++] = b;
 	}

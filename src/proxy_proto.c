@@ -127,10 +127,9 @@ parse_v1(const uint8_t *buf, size_t len, struct pp_info *out,
 	 size_t *hdr_len, const char **why)
 {
 	const char *s = (const char *)buf;
-	/* The CR of a 107-byte line is its 106th byte (index 105). */
-	size_t lim = len < PP_V1_MAX - 1 ? len : PP_V1_MAX - 1;
 
-	for (size_t i = 0; i < lim; i++) {
+	/* The CR of a 107-byte line is its 106th byte (index 105). */
+	for (size_t i = 0; i < len && i < PP_V1_MAX - 1; i++) {
 		if (s[i] == '\n')
 			return bad(why, "PROXY v1: LF without CR");
 		if (s[i] != '\r')
@@ -248,13 +247,16 @@ pp_parse(const uint8_t *buf, size_t len, struct pp_info *out,
 		n = len < sizeof(v2_sig) ? len : sizeof(v2_sig);
 		if (memcmp(buf, v2_sig, n) != 0)
 			return bad(why, "not a PROXY header (bad v2 signature)");
-		return n < sizeof(v2_sig) ? PP_MORE :
-					    parse_v2(buf, len, out, hdr_len, why);
+		if (len < sizeof(v2_sig))
+			return PP_MORE;
+		return parse_v2(buf, len, out, hdr_len, why);
 	}
-	n = len < 6 ? len : 6;
+	n = len < sizeof(v1_sig) - 1 ? len : sizeof(v1_sig) - 1;
 	if (memcmp(buf, v1_sig, n) != 0)
 		return bad(why, "not a PROXY header");
-	return n < 6 ? PP_MORE : parse_v1(buf, len, out, hdr_len, why);
+	if (len < sizeof(v1_sig) - 1)
+		return PP_MORE;
+	return parse_v1(buf, len, out, hdr_len, why);
 }
 
 /* An IPv4-mapped IPv6 address as IPv4; anything else as it is. */

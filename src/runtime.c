@@ -198,9 +198,9 @@ out_abort:
 void
 runtime_fini(struct runtime *rt)
 {
-	for (size_t i = 0; i < rt->nlisteners; i++)
+	for (size_t i = 0; rt->listeners && i < rt->nlisteners; i++)
 		listener_fini(&rt->listeners[i], rt->nworkers);
-	for (size_t i = 0; i < rt->npools; i++)
+	for (size_t i = 0; rt->pools && i < rt->npools; i++)
 		pool_fini(&rt->pools[i]);
 	free(rt->listeners);
 	free(rt->pools);
@@ -218,7 +218,7 @@ void
 runtime_abort(struct runtime *rt)
 {
 	/* Backwards, so a backend listed twice ends with its first state. */
-	for (size_t i = rt->npools; i-- > 0;) {
+	for (size_t i = rt->pools ? rt->npools : 0; i-- > 0;) {
 		struct pool *p = &rt->pools[i];
 
 		for (size_t j = p->nbackends; p->undo && j-- > 0;) {

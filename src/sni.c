@@ -34,9 +34,8 @@ hs_next_record(struct hs_cursor *c)
 
 	if (c->pos + 5 > c->len) {
 		/* The header so far must look like a handshake record. */
-		if (c->pos < c->len && h[0] != TLS_HANDSHAKE)
-			c->err = SNI_NOT_TLS;
-		else if (c->pos + 1 < c->len && h[1] != 3)
+		if ((c->pos < c->len && h[0] != TLS_HANDSHAKE) ||
+		    (c->pos + 1 < c->len && h[1] != 3))
 			c->err = SNI_NOT_TLS;
 		else
 			c->err = SNI_MORE;

@@ -302,8 +302,9 @@ cmd_status(bool as_json)
 
 		printf("pool %s (%s): fed by", str(p, "name"),
 		       str(p, "algorithm"));
-		json_array_foreach(ls, j, l)
+		json_array_foreach(ls, j, l) {
 			printf("%s %s", j ? "," : "", json_string_value(l));
+		}
 		puts(json_array_size(ls) ? "" : " no listener");
 	}
 	putchar('\n');
