@@ -46,36 +46,6 @@ feed(json_t *cfg, const char *name, const char *pool)
 	return l;
 }
 
-/*
- * Send tx[0..n) in pieces of `step` bytes `pause_ms` apart, then shut
- * down the write side; read what comes back until EOF into out.  The
- * length read, or -errno (a reset: -ECONNRESET).
- */
-static long
-exchange(int port, const void *tx, size_t n, size_t step, unsigned pause_ms,
-	 char *out, size_t cap, int *cport)
-{
-	const char *p = tx;
-	long got = 0, rc;
-	int fd = h_connect("127.0.0.1", port, 3000);
-
-	ck_assert_int_ge(fd, 0);
-	if (cport)
-		*cport = h_local_port(fd);
-	for (size_t o = 0; o < n; o += step) {
-		size_t k = n - o < step ? n - o : step;
-
-		if (h_write_all(fd, p + o, k, 3000) < 0)
-			break;
-		if (pause_ms && o + k < n)
-			h_sleep_ms(pause_ms);
-	}
-	shutdown(fd, SHUT_WR);
-	rc = h_read_all(fd, out, cap, 8000, &got);
-	close(fd);
-	return rc < 0 ? rc : got;
-}
-
 /* A v2 header: ver_cmd, fam, then body[0..len). */
 static size_t
 v2(uint8_t *out, uint8_t ver_cmd, uint8_t fam, const void *body,
@@ -147,7 +117,7 @@ START_TEST(test_send_proxy)
 	ck_assert_int_eq(h_lb_start_cfg(&lb, cfg, port, NULL), 0);
 
 	for (int i = 0; i < 3; i++) {
-		long n = exchange(port, "hello", 5, 5, 0, out, sizeof(out),
+		long n = h_exchange(port, "hello", 5, 5, 0, out, sizeof(out),
 				  &cport);
 		struct pp_info pi;
 		const char *why;
@@ -226,7 +196,7 @@ START_TEST(test_accept_proxy)
 	snprintf(tx, sizeof(tx), "%sdata after the header", hdr);
 	snprintf(want, sizeof(want), "%sdata after the header", hdr);
 	for (int split = 0; split < 2; split++) {
-		n = exchange(p1, tx, strlen(tx), split ? 3 : strlen(tx),
+		n = h_exchange(p1, tx, strlen(tx), split ? 3 : strlen(tx),
 			     split ? 10 : 0, out, sizeof(out), &cport);
 		ck_assert_int_eq(n, (long)strlen(want));
 		ck_assert(memcmp(out, want, (size_t)n) == 0);
@@ -238,14 +208,14 @@ START_TEST(test_accept_proxy)
 
 	/* One byte every 100 ms, 3.1 s for the header: within 8 s. */
 	snprintf(tx, sizeof(tx), "PROXY TCP4 9.8.7.6 5.6.7.8 1 2\r\nslow");
-	n = exchange(p1, tx, strlen(tx), 1, 100, out, sizeof(out), NULL);
+	n = h_exchange(p1, tx, strlen(tx), 1, 100, out, sizeof(out), NULL);
 	ck_assert_int_eq(n, (long)strlen(tx));
 	ck_assert(memcmp(out, tx, (size_t)n) == 0);
 
 	/* A v4-mapped IPv6 client goes on as IPv4. */
 	snprintf(tx, sizeof(tx),
 		 "PROXY TCP6 ::ffff:1.2.3.4 ::ffff:5.6.7.8 1000 2000\r\nm");
-	n = exchange(p1, tx, strlen(tx), strlen(tx), 0, out, sizeof(out),
+	n = h_exchange(p1, tx, strlen(tx), strlen(tx), 0, out, sizeof(out),
 		     NULL);
 	snprintf(want, sizeof(want), "PROXY TCP4 1.2.3.4 5.6.7.8 1000 2000\r\nm");
 	ck_assert_int_eq(n, (long)strlen(want));
@@ -253,7 +223,7 @@ START_TEST(test_accept_proxy)
 
 	/* UNKNOWN: the socket's own addresses go on. */
 	snprintf(tx, sizeof(tx), "PROXY UNKNOWN x y\r\nu");
-	n = exchange(p1, tx, strlen(tx), strlen(tx), 0, out, sizeof(out),
+	n = h_exchange(p1, tx, strlen(tx), strlen(tx), 0, out, sizeof(out),
 		     &cport);
 	snprintf(want, sizeof(want), "PROXY TCP4 127.0.0.1 127.0.0.1 %d %d\r\nu",
 		 cport, p1);
@@ -278,7 +248,7 @@ START_TEST(test_accept_proxy)
 	bl += 7;
 	hl = v2(h2, 0x21, 0x11, body, bl);
 	memcpy(h2 + hl, "v2!", 3);
-	n = exchange(p2, h2, hl + 3, 5, 5, out, sizeof(out), NULL);
+	n = h_exchange(p2, h2, hl + 3, 5, 5, out, sizeof(out), NULL);
 	ck_assert_int_gt(n, 0);
 	ck_assert_int_eq(pp_parse((const uint8_t *)out, (size_t)n, &pi, &hl,
 				  &why),
@@ -300,7 +270,7 @@ START_TEST(test_accept_proxy)
 	/* LOCAL: the socket's addresses; no via= in the log. */
 	hl = v2(h2, 0x20, 0x00, NULL, 0);
 	memcpy(h2 + hl, "L", 1);
-	n = exchange(p2, h2, hl + 1, hl + 1, 0, out, sizeof(out), &cport);
+	n = h_exchange(p2, h2, hl + 1, hl + 1, 0, out, sizeof(out), &cport);
 	ck_assert_int_eq(pp_parse((const uint8_t *)out, (size_t)n, &pi, &hl,
 				  &why),
 			 PP_OK);
@@ -321,9 +291,16 @@ expect_reset(int port, const void *tx, size_t n, int within_ms,
 	long data = 0;
 	int rc;
 
+	/* Refused at accept: the reset may beat the connect's completion. */
+	if (fd == -ECONNRESET)
+		return;
 	ck_assert_int_ge(fd, 0);
-	if (n)
-		ck_assert_int_eq(h_write_all(fd, tx, n, 3000), 0);
+	rc = n ? h_write_all(fd, tx, n, 3000) : 0;
+	if (rc == -ECONNRESET || rc == -EPIPE) {
+		close(fd);
+		return;
+	}
+	ck_assert_msg(rc == 0, "%s: write: %d", what, rc);
 	rc = h_wait_close(fd, within_ms, &data);
 	ck_assert_msg(rc == -ECONNRESET && data == 0,
 		      "%s: want a reset and no byte, got %d (%ld bytes)", what,
@@ -331,20 +308,6 @@ expect_reset(int port, const void *tx, size_t n, int within_ms,
 	close(fd);
 }
 
-static long long
-refused(struct h_lb *lb, const char *listener, const char *reason)
-{
-	char path[128];
-	json_t *j;
-	long long n;
-
-	snprintf(path, sizeof(path), "/listeners/%s", listener);
-	j = h_api(lb, "GET", path, NULL, 200);
-	snprintf(path, sizeof(path), "refused.%s", reason);
-	n = h_jint(j, path);
-	json_decref(j);
-	return n;
-}
 
 /*
  * Bad headers: too long, too big, unknown version/command/family,
@@ -419,7 +382,7 @@ START_TEST(test_accept_proxy_bad)
 		ck_assert_int_eq(h_wait_close(fd, 2000, &data), -ECONNRESET);
 		close(fd);
 	}
-	ck_assert_int_eq(refused(&lb, "in", "proxy_bad"), 10);
+	ck_assert_int_eq(h_refused(&lb, "in", "proxy_bad"), 10);
 
 	/* Late: a v2 length past the bytes sent, and a trickle. */
 	n = v2(h2, 0x21, 0x11, "12345678", 8);
@@ -450,12 +413,12 @@ START_TEST(test_accept_proxy_bad)
 			      "ms", (unsigned long long)(h_now_ms() - t0));
 		close(fd);
 	}
-	ck_assert_int_eq(refused(&lb, "slow", "proxy_timeout"), 2);
+	ck_assert_int_eq(h_refused(&lb, "slow", "proxy_timeout"), 2);
 
 	/* Not in "from": reset, even with a good header. */
 	expect_reset(pstrict, "PROXY TCP4 1.2.3.4 5.6.7.8 1 2\r\n", 32, 2000,
 		     "untrusted peer");
-	ck_assert_int_eq(refused(&lb, "strict", "proxy_untrusted"), 1);
+	ck_assert_int_eq(h_refused(&lb, "strict", "proxy_untrusted"), 1);
 	/* Nothing of the above reached the backend. */
 	j = h_api(&lb, "GET", "/pools/p/backends/e", NULL, 200);
 	ck_assert_int_eq(h_jint(j, "total"), 0);
@@ -463,7 +426,7 @@ START_TEST(test_accept_proxy_bad)
 
 	/* allow_direct: served as it is; a "header" is the client's data. */
 	snprintf(tx, sizeof(tx), "PROXY TCP4 1.2.3.4 5.6.7.8 1 2\r\nhi");
-	got = exchange(pmixed, tx, strlen(tx), strlen(tx), 0, out, sizeof(out),
+	got = h_exchange(pmixed, tx, strlen(tx), strlen(tx), 0, out, sizeof(out),
 		       NULL);
 	ck_assert_int_eq(got, (long)strlen(tx));
 	ck_assert(memcmp(out, tx, (size_t)got) == 0);
@@ -521,7 +484,7 @@ START_TEST(test_accept_proxy_checks)
 	/* The socket's peer (127.0.0.1) is allowed; 1.2.3.9 is not. */
 	expect_reset(port, "PROXY TCP4 1.2.3.9 5.6.7.8 1 2\r\n", 32, 2000,
 		     "denied advertised client");
-	ck_assert_int_eq(refused(&lb, "in", "acl_denied"), 1);
+	ck_assert_int_eq(h_refused(&lb, "in", "acl_denied"), 1);
 	/* One connection per advertised source, not per socket peer. */
 	fd = h_connect("127.0.0.1", port, 3000);
 	ck_assert_int_ge(fd, 0);
@@ -529,7 +492,7 @@ START_TEST(test_accept_proxy_checks)
 	ck_assert_int_ge(h_read_line(fd, line, sizeof(line), 3000), 0);
 	ck_assert_str_eq(line, "e");
 	expect_reset(port, a, strlen(a), 2000, "second 9.9.9.9");
-	ck_assert_int_eq(refused(&lb, "in", "source_limit"), 1);
+	ck_assert_int_eq(h_refused(&lb, "in", "source_limit"), 1);
 	{
 		const char *o = "PROXY TCP4 9.9.9.8 5.6.7.8 1 2\r\n";
 		int fd2 = h_connect("127.0.0.1", port, 3000);

@@ -114,7 +114,7 @@ curl_cn(const char *host, int port, const char *tls_max, char *cn,
 
 START_TEST(test_sni_tls)
 {
-	struct tls_site api, www, def;
+	struct tls_site site[3];
 	json_t *cfg, *l, *p, *r;
 	char dir[128], cn[64], addr[64];
 	int port, nodef;
@@ -122,11 +122,11 @@ START_TEST(test_sni_tls)
 
 	need_tools();
 	ck_assert_int_eq(h_tempdir(dir, sizeof(dir)), 0);
-	site_start(&api, dir, "api");
-	site_start(&www, dir, "www");
-	site_start(&def, dir, "def");
+	site_start(&site[0], dir, "api");
+	site_start(&site[1], dir, "www");
+	site_start(&site[2], dir, "def");
 	cfg = hc_new();
-	for (struct tls_site *s = &api; s <= &def; s++) {
+	for (struct tls_site *s = site; s < site + 3; s++) {
 		p = hc_pool(cfg, s->name);
 		snprintf(addr, sizeof(addr), "127.0.0.1:%d", s->port);
 		hc_set(p, "backends", json_pack("[{s:s,s:s}]", "name", s->name,
@@ -188,9 +188,8 @@ START_TEST(test_sni_tls)
 				 2);
 		json_decref(j);
 	}
-	h_kill(api.pid);
-	h_kill(www.pid);
-	h_kill(def.pid);
+	for (int i = 0; i < 3; i++)
+		h_kill(site[i].pid);
 	json_decref(cfg);
 }
 END_TEST
@@ -263,47 +262,6 @@ client_hello(uint8_t *out, size_t cap, const char *sni, size_t pad,
 	return o;
 }
 
-/*
- * Send buf in writes of `step` bytes `pause_ms` apart, shut down, read
- * all.  Bytes read, or -errno.
- */
-static long
-send_hello(int port, const uint8_t *buf, size_t n, size_t step,
-	   unsigned pause_ms, char *out, size_t cap)
-{
-	long got = 0, rc;
-	int fd = h_connect("127.0.0.1", port, 3000);
-
-	ck_assert_int_ge(fd, 0);
-	for (size_t o = 0; o < n; o += step) {
-		size_t k = n - o < step ? n - o : step;
-
-		if (h_write_all(fd, buf + o, k, 3000) < 0)
-			break;
-		if (pause_ms && o + k < n)
-			h_sleep_ms(pause_ms);
-	}
-	shutdown(fd, SHUT_WR);
-	rc = h_read_all(fd, out, cap, 8000, &got);
-	close(fd);
-	return rc < 0 ? rc : got;
-}
-
-static long long
-refused(struct h_lb *lb, const char *listener, const char *reason)
-{
-	char path[128];
-	json_t *j;
-	long long n;
-
-	snprintf(path, sizeof(path), "/listeners/%s", listener);
-	j = h_api(lb, "GET", path, NULL, 200);
-	snprintf(path, sizeof(path), "refused.%s", reason);
-	n = h_jint(j, path);
-	json_decref(j);
-	return n;
-}
-
 START_TEST(test_sni_preread)
 {
 	static uint8_t hello[40000];
@@ -355,26 +313,26 @@ START_TEST(test_sni_preread)
 	 * by its name, forwarded byte for byte.
 	 */
 	n = client_hello(hello, sizeof(hello), "Big.Example", 6000, 2500);
-	got = send_hello(pr, hello, n, 1000, 50, out, sizeof(out));
+	got = h_exchange(pr, hello, n, 1000, 50, out, sizeof(out), NULL);
 	ck_assert_int_eq(got, (long)(2 + n));
 	ck_assert(memcmp(out, "a\n", 2) == 0);
 	ck_assert_msg(memcmp(out + 2, hello, n) == 0, "bytes changed");
 	n = client_hello(hello, sizeof(hello), "x.example.org", 0, 16384);
-	got = send_hello(pr, hello, n, n, 0, out, sizeof(out));
+	got = h_exchange(pr, hello, n, n, 0, out, sizeof(out), NULL);
 	ck_assert_int_eq(got, (long)(2 + n));
 	ck_assert(memcmp(out, "b\n", 2) == 0);
 
 	/* No default pool: no SNI, not TLS, too long, too slow: reset. */
 	n = client_hello(hello, sizeof(hello), NULL, 100, 16384);
-	ck_assert_int_eq(send_hello(pr, hello, n, n, 0, out, sizeof(out)),
+	ck_assert_int_eq(h_exchange(pr, hello, n, n, 0, out, sizeof(out), NULL),
 			 -ECONNRESET);
-	ck_assert_int_eq(send_hello(pr, (const uint8_t *)"GET / HTTP/1.1\r\n\r\n",
-				    18, 18, 0, out, sizeof(out)),
+	ck_assert_int_eq(h_exchange(pr, (const uint8_t *)"GET / HTTP/1.1\r\n\r\n",
+				    18, 18, 0, out, sizeof(out), NULL),
 			 -ECONNRESET);
 	n = client_hello(hello, sizeof(hello), "big.example", 17000, 16000);
-	ck_assert_int_eq(send_hello(pr, hello, n, n, 0, out, sizeof(out)),
+	ck_assert_int_eq(h_exchange(pr, hello, n, n, 0, out, sizeof(out), NULL),
 			 -ECONNRESET);
-	ck_assert_int_eq(refused(&lb, "r", "no_route"), 3);
+	ck_assert_int_eq(h_refused(&lb, "r", "no_route"), 3);
 	{
 		int fd = h_connect("127.0.0.1", pr, 3000);
 		long data = 0;
@@ -389,16 +347,16 @@ START_TEST(test_sni_preread)
 			      (unsigned long long)(h_now_ms() - t0));
 		close(fd);
 	}
-	ck_assert_int_eq(refused(&lb, "r", "preread_timeout"), 1);
+	ck_assert_int_eq(h_refused(&lb, "r", "preread_timeout"), 1);
 	ck_assert_int_eq(h_lb_log_count(&lb, "end=preread-timeout"), 1);
 
 	/* A default pool takes all of those instead. */
 	n = client_hello(hello, sizeof(hello), NULL, 100, 16384);
-	got = send_hello(pd, hello, n, n, 0, out, sizeof(out));
+	got = h_exchange(pd, hello, n, n, 0, out, sizeof(out), NULL);
 	ck_assert_int_eq(got, (long)(2 + n));
 	ck_assert(memcmp(out, "d\n", 2) == 0);
-	got = send_hello(pd, (const uint8_t *)"GET / HTTP/1.1\r\n\r\n", 18, 18, 0,
-			 out, sizeof(out));
+	got = h_exchange(pd, (const uint8_t *)"GET / HTTP/1.1\r\n\r\n", 18, 18, 0,
+			 out, sizeof(out), NULL);
 	ck_assert_int_eq(got, 20);
 	ck_assert(memcmp(out, "d\nGET / HTTP/1.1\r\n\r\n", 20) == 0);
 	{
@@ -416,13 +374,13 @@ START_TEST(test_sni_preread)
 			      (unsigned long long)(h_now_ms() - t0));
 		close(fd);
 	}
-	ck_assert_int_eq(refused(&lb, "rd", "no_route") +
-				 refused(&lb, "rd", "preread_timeout"),
+	ck_assert_int_eq(h_refused(&lb, "rd", "no_route") +
+				 h_refused(&lb, "rd", "preread_timeout"),
 			 0);
 
 	/* PROXY v2 to the backend: the SNI as AUTHORITY, then the hello. */
 	n = client_hello(hello, sizeof(hello), "big.example", 0, 16384);
-	got = send_hello(pp, hello, n, n, 0, out, sizeof(out));
+	got = h_exchange(pp, hello, n, n, 0, out, sizeof(out), NULL);
 	ck_assert_int_gt(got, 0);
 	ck_assert_int_eq(pp_parse((const uint8_t *)out, (size_t)got, &pi, &hl,
 				  &why),

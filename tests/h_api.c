@@ -31,6 +31,21 @@ h_api(const struct h_lb *lb, const char *method, const char *path,
 }
 
 long long
+h_refused(const struct h_lb *lb, const char *listener, const char *reason)
+{
+	char path[128];
+	json_t *j;
+	long long n;
+
+	snprintf(path, sizeof(path), "/listeners/%s", listener);
+	j = h_api(lb, "GET", path, NULL, 200);
+	snprintf(path, sizeof(path), "refused.%s", reason);
+	n = h_jint(j, path);
+	json_decref(j);
+	return n;
+}
+
+long long
 h_jint(const json_t *j, const char *path)
 {
 	json_t *v = hc_get(j, path);

@@ -17,6 +17,9 @@ struct h_run;
  */
 json_t *h_api(const struct h_lb *lb, const char *method, const char *path,
 	      const char *body, int want);
+/* Clients listener turned away for reason (its refused.REASON). */
+long long h_refused(const struct h_lb *lb, const char *listener,
+		    const char *reason);
 /* The integer at a dotted path of j (hc_get), failing the test if none. */
 long long h_jint(const json_t *j, const char *path);
 /* The string at a dotted path of j, failing the test if none. */

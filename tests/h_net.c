@@ -693,3 +693,29 @@ h_get_name(const char *host, int port, char *name, size_t cap, int *fdp)
 		*fdp = fd;
 	return rc < 0 ? rc : 0;
 }
+
+long
+h_exchange(int port, const void *tx, size_t n, size_t step, unsigned pause_ms,
+	   void *out, size_t cap, int *cport)
+{
+	const char *p = tx;
+	long got = 0, rc;
+	int fd = h_connect("127.0.0.1", port, 3000);
+
+	if (fd < 0)
+		return fd;
+	if (cport)
+		*cport = h_local_port(fd);
+	for (size_t o = 0; o < n; o += step) {
+		size_t k = n - o < step ? n - o : step;
+
+		if (h_write_all(fd, p + o, k, 3000) < 0)
+			break;
+		if (pause_ms && o + k < n)
+			h_sleep_ms(pause_ms);
+	}
+	shutdown(fd, SHUT_WR);
+	rc = h_read_all(fd, out, cap, 8000, &got);
+	close(fd);
+	return rc < 0 ? rc : got;
+}

@@ -36,6 +36,14 @@ int h_wait_close(int fd, int timeout_ms, long *data);
  * open in *fdp; otherwise it is closed.
  */
 int h_get_name(const char *host, int port, char *name, size_t cap, int *fdp);
+/*
+ * One client on 127.0.0.1:port: send tx[0..n) in writes of `step` bytes
+ * `pause_ms` apart, shut down the write side, read until EOF into
+ * out[0..cap).  Bytes read, or -errno (a reset: -ECONNRESET).  *cport (if
+ * not NULL) gets the client's port.
+ */
+long h_exchange(int port, const void *tx, size_t n, size_t step,
+		unsigned pause_ms, void *out, size_t cap, int *cport);
 /* Local port of a socket, or -1. */
 int h_local_port(int fd);
 /* Close with SO_LINGER 0: the peer gets a RST. */

@@ -26,6 +26,9 @@ Started by run.sh, which installs the packages and compiles the helpers
                    "ringlbB" (add it to TARGETS); same config, plus
   RINGLB_B_JSON=o  top-level keys merged into ringlbB's config, e.g.
                    '{"recv_buffers": 0}' (RINGLB_B defaults to RINGLB)
+  RINGLB_B_SEND_PROXY=v1|v2  ringlbB's http pool sends PROXY headers, to
+                   nginx backends that expect them (ports BASE+41..43,
+                   `listen ... proxy_protocol`); the other pools as usual
   HAPROXY_SPLICE=1 give HAProxy `option splice-request` and
                    `option splice-response` (default: off, as
                    shipped)
@@ -81,6 +84,7 @@ OUT_DIR = os.environ.get("OUT_DIR") or (
 RINGLB = os.environ.get("RINGLB") or os.path.join(REPO, "build", "ringlb")
 RINGLB_B = os.environ.get("RINGLB_B") or RINGLB
 RINGLB_B_JSON = json.loads(os.environ.get("RINGLB_B_JSON") or "{}")
+RINGLB_B_SEND_PROXY = os.environ.get("RINGLB_B_SEND_PROXY") or ""
 TARGETS = [t for t in (os.environ.get("TARGETS") or
                        "ringlb,haproxy,nginx,direct").split(",") if t]
 WORKLOADS = [w for w in (os.environ.get("WORKLOADS") or
@@ -103,6 +107,9 @@ POOLS = {
     "echo": [BASE + 31],
 }
 POOL_OFF = {"http": 1, "iperf": 11, "redis": 21, "echo": 31}
+# The same http backends, reading a PROXY header first (nginx
+# proxy_protocol), for RINGLB_B_SEND_PROXY.
+PROXY_HTTP = [BASE + 41, BASE + 42, BASE + 43]
 TARGET_OFF = {"ringlb": 100, "haproxy": 200, "nginx": 300, "ringlbB": 400}
 WL_POOL = {"ka": "http", "cc": "http", "bulk1": "iperf", "bulk4r": "iperf",
            "bulk1c": "iperf", "bulk4rc": "iperf",
@@ -269,6 +276,8 @@ def backend_services():
     os.makedirs(os.path.join(d, "nginx-http"), exist_ok=True)
     listen = "".join("        listen 127.0.0.1:%d;\n" % p
                      for p in POOLS["http"])
+    listen_pp = "".join("        listen 127.0.0.1:%d proxy_protocol;\n" % p
+                        for p in PROXY_HTTP)
     tmp = os.path.join(d, "nginx-http")
     conf = write(os.path.join(d, "nginx-http.conf"), f"""\
 daemon off;
@@ -289,6 +298,10 @@ http {{
     keepalive_timeout 300s;
     server {{
 {listen}        default_type text/plain;
+        location / {{ return 200 "ok\\n"; }}
+    }}
+    server {{
+{listen_pp}        default_type text/plain;
         location / {{ return 200 "ok\\n"; }}
     }}
 }}
@@ -325,6 +338,11 @@ def ringlb_service(target="ringlb", binary=None):
             "listeners": listeners}
     if target == "ringlbB":
         conf.update(RINGLB_B_JSON)
+        if RINGLB_B_SEND_PROXY:
+            http = next(l for l in listeners if l["name"] == "http")
+            http["send_proxy"] = RINGLB_B_SEND_PROXY
+            for b, p in zip(http["backends"], PROXY_HTTP):
+                b["address"] = "127.0.0.1:%d" % p
     path = write(os.path.join(BENCH_DIR, target + ".json"),
                  json.dumps(conf, indent=2) + "\n")
     return Service(target, [binary or RINGLB, "-c", path])
@@ -973,7 +991,7 @@ def sanity(target):
 
 def main():
     os.makedirs(BENCH_DIR, exist_ok=True)
-    all_ports = [p for ps in POOLS.values() for p in ps]
+    all_ports = [p for ps in POOLS.values() for p in ps] + PROXY_HTTP
     for t in TARGETS:
         if t != "direct":
             all_ports += [port_of(t, pool) for pool in POOLS]
