@@ -37,6 +37,7 @@ struct lstats {
 
 /* A listener of one generation: where its clients go, and its counters. */
 struct listener {
+	struct runtime *rt;		/* the generation it belongs to */
 	const struct cfg_listener *cfg;
 	struct pool *pool;		/* the pool its clients go to */
 	struct lstats *stats;

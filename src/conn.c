@@ -68,8 +68,8 @@ enum conn_phase {
 /* How long a phase may last. */
 enum phase_limit {
 	LIMIT_NONE,	/* bounded elsewhere (the connect's linked timeout) */
-	LIMIT_START,	/* limit_ms since the phase began */
-	LIMIT_IDLE,	/* limit_ms since the last byte moved */
+	LIMIT_START,	/* limit_ms since the phase began (c->last_ms) */
+	LIMIT_IDLE,	/* limit_ms since the last byte moved (c->last_ms) */
 };
 
 #define OPBIT(op) (1u << (op))
@@ -186,9 +186,10 @@ struct conn {
 	struct conn *prev;
 	struct conn *next;
 	struct worker *w;
-	struct runtime *rt;	/* generation it was accepted under */
-	struct listener *lsn;	/* rt's listener it came in on */
-	struct pool *pool;	/* rt's pool it is balanced over */
+	/* The listener it came in on, of the generation it was accepted
+	 * under (lsn->rt), which it keeps to the end. */
+	struct listener *lsn;
+	struct pool *pool;	/* that generation's pool it is balanced over */
 	struct backend *b;	/* holds an active reference when set */
 	unsigned kill_gen;	/* b->kill_gen when b was picked */
 	uint16_t tried[CFG_ATTEMPTS_MAX]; /* indexes in pool->backends */
@@ -199,12 +200,14 @@ struct conn {
 	unsigned inflight;
 	bool connecting;
 	bool admitted;		/* holds the listener's active count */
-	enum conn_phase phase;
-	uint64_t phase_ms;	/* when the phase began */
+	uint8_t phase;		/* enum conn_phase */
 	struct conn_meta *meta;
-	const char *end;
 	uint64_t id;
 	uint64_t start_ms;
+	/*
+	 * Proxying: when the last byte moved; before: when the phase began
+	 * (the reading phases are bounded from their start, not by idleness).
+	 */
 	uint64_t last_ms;
 	struct sockaddr_in6 peer;	/* holds an IPv4 one too */
 } __attribute__((aligned(OP_ALIGN)));
@@ -238,8 +241,8 @@ conn_set_phase(struct conn *c, enum conn_phase ph)
 	if (log_enabled(LOG_DEBUG))
 		log_debug("conn=%llu %s -> %s", (unsigned long long)c->id,
 			  conn_phase_name(c->phase), conn_phase_name(ph));
-	c->phase = ph;
-	c->phase_ms = c->w->now_ms;
+	c->phase = (uint8_t)ph;
+	c->last_ms = c->w->now_ms;
 }
 
 static void
@@ -323,7 +326,6 @@ conn_finish(struct conn *c, const char *why)
 
 	if (c->phase == PH_CLOSING)
 		return;
-	c->end = why;
 	conn_set_phase(c, PH_CLOSING);
 	/*
 	 * Cancel each op by its exact user_data: cancel-by-fd scans every
@@ -456,7 +458,7 @@ conn_free(struct conn *c)
 		free(c->meta);
 	}
 	/* Last: once the count is zero the runtime may be freed. */
-	atomic_fetch_sub_explicit(&c->rt->conns[w->id].n, 1,
+	atomic_fetch_sub_explicit(&c->lsn->rt->conns[w->id].n, 1,
 				  memory_order_release);
 	if (c->prev)
 		c->prev->next = c->next;
@@ -575,7 +577,7 @@ preread_bytes(struct conn *c)
 		preread_default(c, REFUSE_NO_ROUTE, "no-route");
 		return;
 	}
-	c->pool = &c->rt->pools[best->pool];
+	c->pool = &c->lsn->rt->pools[best->pool];
 	conn_start(c);
 }
 
@@ -612,7 +614,6 @@ conn_accept(struct wlistener *l, int fd)
 	c->src = src;
 	c->peer = peer;
 	c->w = w;
-	c->rt = w->rt;
 	c->lsn = ls;
 	c->pool = ls->pool;
 	c->s[CLIENT].fd = fd;
@@ -621,7 +622,6 @@ conn_accept(struct wlistener *l, int fd)
 	c->start_ms = w->now_ms;
 	c->last_ms = w->now_ms;
 	c->phase = PH_CONNECT;
-	c->phase_ms = w->now_ms;
 	/* Only the info-level close line needs the client's address. */
 	if (c->peer.sin6_family == AF_UNSPEC && log_enabled(LOG_INFO)) {
 		socklen_t len = sizeof(c->peer);
@@ -635,7 +635,7 @@ conn_accept(struct wlistener *l, int fd)
 		w->conns->prev = c;
 	w->conns = c;
 	w->nconns++;
-	atomic_fetch_add_explicit(&c->rt->conns[w->id].n, 1,
+	atomic_fetch_add_explicit(&c->lsn->rt->conns[w->id].n, 1,
 				  memory_order_relaxed);
 	atomic_fetch_add_explicit(&c->lsn->stats->accepts, 1,
 				  memory_order_relaxed);
@@ -753,7 +753,6 @@ conn_read_phase(struct conn *c, int res)
 			conn_finish(c, "error");
 			return;
 		}
-		c->last_ms = c->w->now_ms;
 	}
 	ph->on_bytes(c);
 	if (c->phase == was)
@@ -1445,8 +1444,7 @@ phase_expired(const struct conn *c, uint64_t now_ms)
 	memcpy(&ms, (const char *)c->lsn->cfg + ph->limit_ms, sizeof(ms));
 	if (ms == 0)
 		return false;	/* 0: never */
-	return now_ms - (ph->limit == LIMIT_IDLE ? c->last_ms : c->phase_ms) >=
-	       ms;
+	return now_ms - c->last_ms >= ms;
 }
 
 void

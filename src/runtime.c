@@ -118,6 +118,7 @@ listener_init(struct runtime *rt, struct listener *l,
 	struct listener *old = prev ? runtime_listener(prev, cl->name) : NULL;
 	bool oom;
 
+	l->rt = rt;
 	l->cfg = cl;
 	l->pool = cl->pool == CFG_NO_POOL ? NULL : &rt->pools[cl->pool];
 	l->fds = malloc(rt->nworkers * sizeof(*l->fds));

@@ -14,6 +14,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -317,6 +320,35 @@ START_TEST(test_sni_preread)
 	ck_assert_int_eq(got, (long)(2 + n));
 	ck_assert(memcmp(out, "a\n", 2) == 0);
 	ck_assert_msg(memcmp(out + 2, hello, n) == 0, "bytes changed");
+	/*
+	 * On loopback a segment holds 64 KiB; a client with a 536-byte MSS
+	 * sends the same 6 KiB ClientHello in a dozen segments.
+	 */
+	{
+		struct sockaddr_in sa = { .sin_family = AF_INET,
+					  .sin_port = htons((uint16_t)pr) };
+		int mss = 536, fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC,
+					   0);
+		long rgot = 0;
+
+		ck_assert_int_ge(fd, 0);
+		sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		ck_assert_int_eq(setsockopt(fd, IPPROTO_TCP, TCP_MAXSEG, &mss,
+					    sizeof(mss)),
+				 0);
+		ck_assert_int_eq(connect(fd, (struct sockaddr *)&sa,
+					 sizeof(sa)),
+				 0);
+		n = client_hello(hello, sizeof(hello), "big.example", 6000,
+				 16384);
+		ck_assert_int_eq(h_write_all(fd, hello, n, 3000), 0);
+		shutdown(fd, SHUT_WR);
+		h_read_all(fd, out, sizeof(out), 8000, &rgot);
+		close(fd);
+		ck_assert_int_eq(rgot, (long)(2 + n));
+		ck_assert(memcmp(out, "a\n", 2) == 0);
+		ck_assert(memcmp(out + 2, hello, n) == 0);
+	}
 	n = client_hello(hello, sizeof(hello), "x.example.org", 0, 16384);
 	got = h_exchange(pr, hello, n, n, 0, out, sizeof(out), NULL);
 	ck_assert_int_eq(got, (long)(2 + n));
