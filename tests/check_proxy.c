@@ -46,6 +46,8 @@ feed(json_t *cfg, const char *name, const char *pool)
 	return l;
 }
 
+static int listen_any(int *port);
+
 /* A v2 header: ver_cmd, fam, then body[0..len). */
 static size_t
 v2(uint8_t *out, uint8_t ver_cmd, uint8_t fam, const void *body,
@@ -151,6 +153,55 @@ START_TEST(test_send_proxy)
 		}
 	}
 	ck_assert_int_eq(seen, 7);
+	json_decref(cfg);
+}
+END_TEST
+
+/*
+ * A client that waits for the server to speak first (SMTP, MySQL): the
+ * header goes out at once, alone, not held back for client bytes.
+ */
+START_TEST(test_send_proxy_server_first)
+{
+	json_t *cfg = hc_new(), *p, *l;
+	int lfd, bport, port, fd, cfd, cport;
+	char addr[64], want[128], got[128];
+	struct h_lb lb;
+	long n = 0;
+
+	lfd = listen_any(&bport);
+	p = hc_pool(cfg, "p");
+	hc_set(p, "send_proxy", json_string("v1"));
+	hc_set(p, "health_check", hc_json("{ \"enabled\": false }"));
+	snprintf(addr, sizeof(addr), "127.0.0.1:%d", bport);
+	hc_set(p, "backends", json_pack("[{s:s,s:s}]", "name", "b", "address",
+					addr));
+	l = hc_listener(cfg, "l", 0);
+	hc_set(l, "pool", json_string("p"));
+	port = hc_port(l);
+	ck_assert_int_eq(h_lb_start_cfg(&lb, cfg, port, NULL), 0);
+	fd = h_connect("127.0.0.1", port, 3000);
+	ck_assert_int_ge(fd, 0);
+	cport = h_local_port(fd);
+	cfd = -1;
+	for (int i = 0; i < 300 && cfd < 0; i++) {
+		cfd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (cfd < 0)
+			h_sleep_ms(10);
+	}
+	ck_assert_int_ge(cfd, 0);
+	snprintf(want, sizeof(want), "PROXY TCP4 127.0.0.1 127.0.0.1 %d %d\r",
+		 cport, port);
+	n = h_read_line(cfd, got, sizeof(got), 2000);
+	ck_assert_msg(n > 0, "no header without client bytes: %ld", n);
+	ck_assert_str_eq(got, want);
+	/* ... and the backend's greeting reaches the client. */
+	ck_assert_int_eq(h_write_all(cfd, "220 hi\r\n", 8, 2000), 0);
+	ck_assert_int_ge(h_read_line(fd, got, sizeof(got), 2000), 0);
+	ck_assert_str_eq(got, "220 hi\r");
+	close(cfd);
+	close(fd);
+	close(lfd);
 	json_decref(cfg);
 }
 END_TEST
@@ -592,6 +643,7 @@ main(void)
 	TCase *tc = h_tcase(s, "proxy", 60, h_teardown);
 
 	tcase_add_test(tc, test_send_proxy);
+	tcase_add_test(tc, test_send_proxy_server_first);
 	tcase_add_test(tc, test_accept_proxy);
 	tcase_add_test(tc, test_accept_proxy_bad);
 	tcase_add_test(tc, test_accept_proxy_checks);
