@@ -16,8 +16,18 @@ struct pool;
 struct backend;
 struct pick_ctx;
 
+/* What an algorithm shows of itself in the admin API (GET /pools/P). */
+struct balancer_info {
+	unsigned table_size;		/* slots of its table */
+	uint64_t build_us;		/* how long the table took to build */
+	uint64_t built_ms;		/* when (control_now_ms()) */
+	const uint32_t *slots;		/* per backend, pool order */
+};
+
 struct balancer_ops {
 	const char *name;
+	/* pick() needs the client's address (ctx->client): read it first. */
+	bool needs_client;
 	/* Set up p->balancer from p's backends.  0 or -errno. */
 	int (*init)(struct pool *p);
 	void (*fini)(struct pool *p);
@@ -34,10 +44,19 @@ struct balancer_ops {
 	 * be reading it (NULL: nothing to free).
 	 */
 	void *(*reweight)(struct pool *p);
+	/* Optional: what it shows in the admin API; called under the lock. */
+	void (*info)(const struct pool *p, struct balancer_info *out);
 };
 
 extern const struct balancer_ops balancer_rr_ops;
 extern const struct balancer_ops balancer_lc_ops;
+extern const struct balancer_ops balancer_maglev_ops;
+
+/*
+ * Maglev's fixed hash (balancer_maglev.c, documented in the README):
+ * FNV-1a 64 from `basis`, then the MurmurHash3 64-bit finalizer.
+ */
+uint64_t maglev_hash(uint64_t basis, const void *data, size_t n);
 
 const struct balancer_ops *balancer_find(enum cfg_algorithm alg);
 

@@ -24,6 +24,21 @@
 enum cfg_algorithm {
 	ALG_ROUND_ROBIN,
 	ALG_LEAST_CONN,
+	ALG_MAGLEV,
+};
+
+/* What a hashing algorithm (maglev) hashes. */
+enum cfg_hash_key {
+	HASH_SOURCE_IP,		/* the client's address */
+	HASH_SOURCE_IP_PORT,	/* ... and its port */
+	HASH_SNI,		/* the TLS server name; source-ip without one */
+};
+
+/* pools[].hash; only with "algorithm": "maglev". */
+struct cfg_hash {
+	enum cfg_hash_key key;
+	unsigned table_size;	/* a prime, 251..1000003 */
+	unsigned balance_factor; /* bounded load, percent; 0: off */
 };
 
 struct cfg_addr {
@@ -93,6 +108,7 @@ struct cfg_pool {
 	unsigned fail_ms;	/* timeouts.fail_ms, 0 = no passive marks */
 	unsigned connect_attempts; /* backends tried per client, 1..10 */
 	enum cfg_send_proxy send_proxy;	/* OFF, V1 or V2 */
+	struct cfg_hash hash;
 	bool is_inline;		/* a listener's own backends */
 	unsigned nusers;	/* listeners that name it */
 };

@@ -22,6 +22,7 @@
 #include <microhttpd.h>
 
 #include "admin.h"
+#include "balancer.h"
 #include "config.h"
 #include "control.h"
 #include "health.h"
@@ -306,7 +307,7 @@ listener_feeds(const struct runtime *rt, const struct listener *l,
 static json_t *
 pool_json(const struct runtime *rt, const struct pool *p, uint64_t now)
 {
-	json_t *ls = json_array();
+	json_t *ls = json_array(), *j, *bs;
 	uint64_t active = 0;
 
 	for (size_t i = 0; i < rt->nlisteners; i++)
@@ -315,14 +316,30 @@ pool_json(const struct runtime *rt, const struct pool *p, uint64_t now)
 				ls, json_string(rt->listeners[i].cfg->name));
 	for (size_t i = 0; i < p->nbackends; i++)
 		active += atomic_load(&p->backends[i]->active);
-	return json_pack("{s:s,s:s,s:b,s:I,s:I,s:I,s:o,s:o}", "name",
-			 p->cfg->name, "algorithm",
-			 cfg_algorithm_name(p->cfg->algorithm), "inline",
-			 p->cfg->is_inline, "connect_attempts",
-			 (json_int_t)p->cfg->connect_attempts, "connect_ms",
-			 (json_int_t)p->cfg->connect_ms, "active",
-			 (json_int_t)active, "listeners", ls, "backends",
-			 backends_json(p, now));
+	j = json_pack("{s:s,s:s,s:b,s:I,s:I,s:I,s:o,s:o}", "name",
+		      p->cfg->name, "algorithm",
+		      cfg_algorithm_name(p->cfg->algorithm), "inline",
+		      p->cfg->is_inline, "connect_attempts",
+		      (json_int_t)p->cfg->connect_attempts, "connect_ms",
+		      (json_int_t)p->cfg->connect_ms, "active",
+		      (json_int_t)active, "listeners", ls, "backends",
+		      bs = backends_json(p, now));
+	if (j && p->ops->info) {
+		/* A hashing algorithm's table, and each backend's slots. */
+		struct balancer_info bi = { 0 };
+
+		p->ops->info(p, &bi);
+		json_object_set_new(
+			j, "table",
+			json_pack("{s:I,s:I,s:I}", "size",
+				  (json_int_t)bi.table_size, "build_us",
+				  (json_int_t)bi.build_us, "built_ms_ago",
+				  (json_int_t)(now - bi.built_ms)));
+		for (size_t i = 0; bi.slots && i < p->nbackends; i++)
+			json_object_set_new(json_array_get(bs, i), "slots",
+					    json_integer(bi.slots[i]));
+	}
+	return j;
 }
 
 static json_t *

@@ -49,6 +49,7 @@ struct cfg_ctx {
 static const char *const alg_names[] = {
 	[ALG_ROUND_ROBIN] = "round-robin",
 	[ALG_LEAST_CONN] = "least-connections",
+	[ALG_MAGLEV] = "maglev",
 };
 
 static const char *const root_keys[] = {
@@ -64,7 +65,7 @@ static const char *const listener_keys[] = {
 	"name", "listen", "algorithm", "connect_attempts", "backlog",
 	"backends", "health_check", "timeouts", "max_connections", "allow",
 	"deny", "per_source", "pool", "accept_proxy", "send_proxy", "routes",
-	NULL,
+	"hash", NULL,
 };
 
 static const char *const route_keys[] = {
@@ -77,13 +78,17 @@ static const char *const accept_proxy_keys[] = {
 
 static const char *const pool_keys[] = {
 	"name", "algorithm", "backends", "health_check", "connect_attempts",
-	"timeouts", "fail_ms", "send_proxy", NULL,
+	"timeouts", "fail_ms", "send_proxy", "hash", NULL,
+};
+
+static const char *const hash_keys[] = {
+	"key", "table_size", "balance_factor", NULL,
 };
 
 /* What a listener that names a pool may not set: the pool has it. */
 static const char *const pool_only_keys[] = {
 	"algorithm", "backends", "health_check", "connect_attempts",
-	"send_proxy", NULL,
+	"send_proxy", "hash", NULL,
 };
 
 static const char *const backend_keys[] = {
@@ -806,6 +811,76 @@ parse_per_source(const struct cfg_ctx *x, const char *parent,
 	return 0;
 }
 
+static bool
+is_prime(unsigned n)
+{
+	if (n < 2)
+		return false;
+	for (unsigned d = 2; d <= n / d; d++)
+		if (n % d == 0)
+			return false;
+	return true;
+}
+
+/*
+ * hash: what maglev hashes, its table's size (a prime, so every skip is
+ * coprime with it) and the bounded-load factor.  Only with maglev.
+ */
+static int
+parse_hash(const struct cfg_ctx *x, const char *parent, const json_t *obj,
+	   struct cfg_pool *p)
+{
+	char path[CFG_PATH_MAX], kpath[CFG_PATH_MAX], q[CFG_QUOTE_MAX];
+	const char *s;
+	size_t len;
+	json_t *v;
+
+	p->hash.key = HASH_SOURCE_IP;
+	p->hash.table_size = 65537;
+	p->hash.balance_factor = 0;
+	if (get_container(x, parent, obj, "hash", JSON_OBJECT, false, &v) < 0)
+		return -1;
+	if (v == NULL)
+		return 0;
+	path_key(path, sizeof(path), parent, "hash");
+	if (p->algorithm != ALG_MAGLEV)
+		return cfg_error(x, path,
+				 "only with \"algorithm\": \"maglev\"");
+	if (check_keys(x, path, v, hash_keys) < 0 ||
+	    get_string(x, path, v, "key", false, false, &s, &len) < 0 ||
+	    get_uint(x, path, v, "table_size", 251, 1000003, 65537,
+		     &p->hash.table_size) < 0 ||
+	    get_uint(x, path, v, "balance_factor", 0, 10000, 0,
+		     &p->hash.balance_factor) < 0)
+		return -1;
+	if (s != NULL) {
+		path_key(kpath, sizeof(kpath), path, "key");
+		if (strcmp(s, "source-ip") == 0)
+			p->hash.key = HASH_SOURCE_IP;
+		else if (strcmp(s, "source-ip-port") == 0)
+			p->hash.key = HASH_SOURCE_IP_PORT;
+		else if (strcmp(s, "sni") == 0)
+			p->hash.key = HASH_SNI;
+		else
+			return cfg_error(x, kpath,
+					 "unknown key %s (expected \"source-ip\", \"source-ip-port\" or \"sni\")",
+					 quote(q, sizeof(q), s, len));
+	}
+	if (!is_prime(p->hash.table_size)) {
+		path_key(kpath, sizeof(kpath), path, "table_size");
+		return cfg_error(x, kpath,
+				 "must be a prime (like 251, 4093, 65537, 1000003), got %u",
+				 p->hash.table_size);
+	}
+	if (p->hash.balance_factor && p->hash.balance_factor < 100) {
+		path_key(kpath, sizeof(kpath), path, "balance_factor");
+		return cfg_error(x, kpath,
+				 "must be 0 (off) or a percentage of the average from 100 up, got %u",
+				 p->hash.balance_factor);
+	}
+	return 0;
+}
+
 /*
  * What a pool is made of, from obj: a "pools" entry, or a listener with its
  * own backends (whose other keys the caller checks).
@@ -819,7 +894,8 @@ parse_pool_body(const struct cfg_ctx *x, const char *path, const json_t *obj,
 		     &p->connect_attempts) < 0 ||
 	    parse_health(x, path, obj, &p->health) < 0 ||
 	    parse_pool_timeouts(x, path, obj, p) < 0 ||
-	    parse_backends(x, path, obj, p) < 0)
+	    parse_backends(x, path, obj, p) < 0 ||
+	    parse_hash(x, path, obj, p) < 0)
 		return -1;
 	p->send_proxy = SEND_PROXY_OFF;
 	return get_send_proxy(x, path, obj, &p->send_proxy);

@@ -41,6 +41,7 @@
 #include <unistd.h>
 
 #include "access.h"
+#include "balancer.h"
 #include "engine.h"
 #include "log.h"
 #include "proxy_proto.h"
@@ -786,6 +787,15 @@ conn_connect_next(struct conn *c)
 			.now_ms = pc->fail_ms ? c->w->now_ms : 0,
 		};
 
+		/* A hash of the client needs its address, even at warn. */
+		if (c->pool->ops->needs_client &&
+		    c->peer.sin6_family == AF_UNSPEC) {
+			socklen_t len = sizeof(c->peer);
+
+			if (getpeername(c->s[CLIENT].fd,
+					(struct sockaddr *)&c->peer, &len) < 0)
+				c->peer.sin6_family = AF_UNSPEC;
+		}
 		for (unsigned i = 0; i < c->ntried; i++)
 			tried[i] = c->pool->backends[c->tried[i]];
 		b = pool_pick(c->pool, &ctx);

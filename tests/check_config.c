@@ -716,10 +716,10 @@ START_TEST(test_enums)
 
 	ck_assert_bad(LST(",'algorithm':'random'"),
 		      "bad.json: listeners[0].algorithm: unknown algorithm \"random\" "
-		      "(expected round-robin or least-connections)");
+		      "(expected round-robin, least-connections or maglev)");
 	ck_assert_bad(LST(",'algorithm':'Round-Robin'"),
 		      "bad.json: listeners[0].algorithm: unknown algorithm \"Round-Robin\" "
-		      "(expected round-robin or least-connections)");
+		      "(expected round-robin, least-connections or maglev)");
 	ck_assert_bad(TOP("'log_level':'verbose',"),
 		      "bad.json: log_level: unknown level \"verbose\" "
 		      "(expected error, warn, info or debug)");
@@ -1317,6 +1317,46 @@ START_TEST(test_routes_errors)
 }
 END_TEST
 
+START_TEST(test_hash)
+{
+	struct config *cfg = parse_ok(POOLS(
+		"{'name':'pg','algorithm':'maglev','hash':{'key':'source-ip-port',"
+		"'table_size':251,'balance_factor':125},'backends':[" BE "]},"
+		"{'name':'d','algorithm':'maglev','backends':[" BE "]}",
+		USES("") ",{'name':'x','listen':'127.0.0.1:2','pool':'d'}"));
+
+	ck_assert_int_eq(cfg->pools[0].algorithm, ALG_MAGLEV);
+	ck_assert_int_eq(cfg->pools[0].hash.key, HASH_SOURCE_IP_PORT);
+	ck_assert_uint_eq(cfg->pools[0].hash.table_size, 251);
+	ck_assert_uint_eq(cfg->pools[0].hash.balance_factor, 125);
+	/* The defaults. */
+	ck_assert_int_eq(cfg->pools[1].hash.key, HASH_SOURCE_IP);
+	ck_assert_uint_eq(cfg->pools[1].hash.table_size, 65537);
+	ck_assert_uint_eq(cfg->pools[1].hash.balance_factor, 0);
+	cfg_free(cfg);
+	cfg = parse_ok(LST(",'algorithm':'maglev','hash':{'key':'sni'}"));
+	ck_assert_int_eq(cfg->pools[0].hash.key, HASH_SNI);
+	cfg_free(cfg);
+
+	ck_assert_bad(POOLS("{'name':'pg','hash':{},'backends':[" BE "]}", USES("")),
+		      "bad.json: pools[0].hash: only with \"algorithm\": \"maglev\"");
+	ck_assert_bad(POOLS("{'name':'pg','algorithm':'maglev','hash':{'table_size':1000},'backends':[" BE "]}", USES("")),
+		      "bad.json: pools[0].hash.table_size: must be a prime (like 251, 4093, 65537, 1000003), got 1000");
+	ck_assert_bad(POOLS("{'name':'pg','algorithm':'maglev','hash':{'table_size':250},'backends':[" BE "]}", USES("")),
+		      "bad.json: pools[0].hash.table_size: must be an integer from 251 to 1000003, got 250");
+	ck_assert_bad(POOLS("{'name':'pg','algorithm':'maglev','hash':{'table_size':1000033},'backends':[" BE "]}", USES("")),
+		      "bad.json: pools[0].hash.table_size: must be an integer from 251 to 1000003, got 1000033");
+	ck_assert_bad(POOLS("{'name':'pg','algorithm':'maglev','hash':{'key':'dst'},'backends':[" BE "]}", USES("")),
+		      "bad.json: pools[0].hash.key: unknown key \"dst\" (expected \"source-ip\", \"source-ip-port\" or \"sni\")");
+	ck_assert_bad(POOLS("{'name':'pg','algorithm':'maglev','hash':{'balance_factor':50},'backends':[" BE "]}", USES("")),
+		      "bad.json: pools[0].hash.balance_factor: must be 0 (off) or a percentage of the average from 100 up, got 50");
+	ck_assert_bad(POOLS("{'name':'pg','algorithm':'maglev','hash':{'seed':1},'backends':[" BE "]}", USES("")),
+		      "bad.json: pools[0].hash: unknown key \"seed\"");
+	ck_assert_bad(POOLS(PG, USES(",'hash':{}")),
+		      "bad.json: listeners[0].hash: not allowed with \"pool\": set it in the pool \"pg\"");
+}
+END_TEST
+
 static Suite *
 config_suite(void)
 {
@@ -1356,6 +1396,7 @@ config_suite(void)
 	tcase_add_test(tc, test_pools_errors);
 	tcase_add_test(tc, test_accept_proxy_errors);
 	tcase_add_test(tc, test_routes_errors);
+	tcase_add_test(tc, test_hash);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("access");

@@ -335,6 +335,7 @@ START_TEST(test_shipped_configs)
 		"config/ringlb.json",
 		"config/examples/postgres-dual-stack.json",
 		"config/examples/tls-sni.json",
+		"config/examples/redis-maglev.json",
 	};
 
 	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {

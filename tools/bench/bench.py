@@ -26,6 +26,8 @@ Started by run.sh, which installs the packages and compiles the helpers
                    "ringlbB" (add it to TARGETS); same config, plus
   RINGLB_B_JSON=o  top-level keys merged into ringlbB's config, e.g.
                    '{"recv_buffers": 0}' (RINGLB_B defaults to RINGLB)
+  RINGLB_B_POOL_JSON=o  keys merged into every listener (its own pool) of
+                   ringlbB, e.g. '{"algorithm": "maglev"}'
   RINGLB_B_SEND_PROXY=v1|v2  ringlbB's http pool sends PROXY headers, to
                    nginx backends that expect them (ports BASE+41..43,
                    `listen ... proxy_protocol`); the other pools as usual
@@ -85,6 +87,7 @@ RINGLB = os.environ.get("RINGLB") or os.path.join(REPO, "build", "ringlb")
 RINGLB_B = os.environ.get("RINGLB_B") or RINGLB
 RINGLB_B_JSON = json.loads(os.environ.get("RINGLB_B_JSON") or "{}")
 RINGLB_B_SEND_PROXY = os.environ.get("RINGLB_B_SEND_PROXY") or ""
+RINGLB_B_POOL_JSON = json.loads(os.environ.get("RINGLB_B_POOL_JSON") or "{}")
 TARGETS = [t for t in (os.environ.get("TARGETS") or
                        "ringlb,haproxy,nginx,direct").split(",") if t]
 WORKLOADS = [w for w in (os.environ.get("WORKLOADS") or
@@ -338,6 +341,8 @@ def ringlb_service(target="ringlb", binary=None):
             "listeners": listeners}
     if target == "ringlbB":
         conf.update(RINGLB_B_JSON)
+        for l in listeners:
+            l.update(RINGLB_B_POOL_JSON)
         if RINGLB_B_SEND_PROXY:
             http = next(l for l in listeners if l["name"] == "http")
             http["send_proxy"] = RINGLB_B_SEND_PROXY
