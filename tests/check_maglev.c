@@ -370,6 +370,22 @@ START_TEST(two_processes_agree)
 		land(p2, k, name, sizeof(name));
 		ck_assert_str_eq(name, first[k]);
 	}
+	/* A drained backend: only its keys move; ready: they come back. */
+	j = h_api(&lb1, "POST", "/pools/c/backends/m1/drain", NULL, 200);
+	json_decref(j);
+	for (unsigned k = 0; k < 300; k++) {
+		land(p1, k, name, sizeof(name));
+		if (strcmp(first[k], "m1") == 0)
+			ck_assert_str_ne(name, "m1");
+		else
+			ck_assert_str_eq(name, first[k]);
+	}
+	j = h_api(&lb1, "POST", "/pools/c/backends/m1/ready", NULL, 200);
+	json_decref(j);
+	for (unsigned k = 0; k < 300; k++) {
+		land(p1, k, name, sizeof(name));
+		ck_assert_str_eq(name, first[k]);
+	}
 	/* The table, in the admin API. */
 	j = h_api(&lb1, "GET", "/pools/c", NULL, 200);
 	ck_assert_int_eq(h_jint(j, "table.size"), 4093);
@@ -392,6 +408,47 @@ START_TEST(two_processes_agree)
 }
 END_TEST
 
+/*
+ * One client address, 40 connections held: with balance_factor 125 no
+ * backend holds more than ceil(1.25 x 40 / 4) = 13 of them; without it,
+ * all 40 go to the key's one backend.
+ */
+START_TEST(bounded_load_binary)
+{
+	struct h_backend b[4];
+	struct h_backend *bp[] = { &b[0], &b[1], &b[2], &b[3] };
+	static const size_t o[] = { 0, 1, 2, 3 };
+	int fds[40], count[4] = { 0 }, port;
+	json_t *cfg;
+	struct h_lb lb;
+	char name[16];
+
+	for (int i = 0; i < 4; i++) {
+		char n[8];
+
+		snprintf(n, sizeof(n), "m%d", i);
+		h_backend_up(&b[i], H_HOLD, n);
+	}
+	cfg = mg_cfg(bp, o, 4);
+	hc_set(cfg, "pools.0.hash.balance_factor", json_integer(125));
+	port = hc_port(json_array_get(json_object_get(cfg, "listeners"), 0));
+	start_warn(&lb, cfg, port);
+	for (int i = 0; i < 40; i++) {
+		fds[i] = h_connect_from("127.0.0.5", "127.0.0.1", port, 3000);
+		ck_assert_int_ge(fds[i], 0);
+		ck_assert_int_ge(h_read_line(fds[i], name, sizeof(name), 3000),
+				 0);
+		count[name[1] - '0']++;
+	}
+	for (int i = 0; i < 4; i++)
+		ck_assert_msg(count[i] <= 13, "m%d holds %d of 40 (cap 13)", i,
+			      count[i]);
+	for (int i = 0; i < 40; i++)
+		close(fds[i]);
+	json_decref(cfg);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -406,5 +463,6 @@ main(void)
 	tcase_add_test(tc, hash_keys);
 	suite_add_tcase(s, tc);
 	tcase_add_test(it, two_processes_agree);
+	tcase_add_test(it, bounded_load_binary);
 	return h_run_suite("check_maglev", s);
 }
