@@ -41,6 +41,7 @@ struct backend {
 	atomic_uint weight;		/* effective weight */
 	atomic_uint max_conns;		/* max_connections, 0: no limit */
 	atomic_uint kill_gen;		/* bump: workers close its conns */
+	atomic_bool backup;		/* a backup: only if no primary is */
 	atomic_uint_fast64_t since_ms;	/* last state change (also health) */
 
 	/* Workers, on the connection path. */

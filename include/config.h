@@ -73,6 +73,7 @@ struct cfg_backend {
 	unsigned weight;	/* 1..CFG_WEIGHT_MAX */
 	unsigned max_connections; /* 0: no limit */
 	enum cfg_send_proxy send_proxy;	/* SEND_PROXY_POOL unless set */
+	bool backup;		/* only while no primary is eligible */
 };
 
 /* One allow/deny entry.  An IPv4 range is AF_INET with the address in

@@ -8,6 +8,7 @@
 #ifndef RINGLB_POOL_H
 #define RINGLB_POOL_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -35,6 +36,8 @@ struct pick_ctx {
 	size_t ntried;
 	/* Passive marks are looked at as of now_ms (0: not at all). */
 	uint64_t now_ms;
+	/* Set by pool_pick(): this pass takes backups only, or primaries. */
+	bool backups;
 };
 
 /* What runtime_init changed in a carried backend, for runtime_abort. */
@@ -56,6 +59,8 @@ struct pool {
 	void *balancer;			/* ops-private state */
 	struct __kernel_timespec connect_ts; /* cfg->connect_ms */
 	struct backend_undo *undo;	/* one per backend; b NULL if new */
+	bool has_backups;		/* some backend is "backup": true */
+	atomic_bool on_backups;		/* the last pick needed a backup */
 };
 
 struct backend *pool_backend(const struct pool *p, const char *name);
@@ -63,7 +68,7 @@ struct backend *pool_backend(const struct pool *p, const char *name);
 /*
  * Choose a backend for a new connection, never one in ctx->tried.
  * Backends passively marked at ctx->now_ms are taken only when no other is
- * left.  Takes an active reference on success (release with
+ * left; backups only when no primary is eligible.  Takes an active reference on success (release with
  * pool_release()); NULL when no eligible untried backend is left.
  */
 struct backend *pool_pick(struct pool *p, const struct pick_ctx *ctx);

@@ -195,9 +195,10 @@ backend_json(const struct backend *b, const struct pool *p, uint64_t now)
 				    "none",
 			  "latency_ms",
 			  (json_int_t)atomic_load(&b->last_latency_ms));
-	return json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I,"
-			 "s:I,s:I,s:I,s:I,s:o}",
-			 "name", b->cfg->name, "pool", p->cfg->name, "address",
+	return json_pack("{s:s,s:s,s:b,s:s,s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:I,"
+			 "s:I,s:I,s:I,s:I,s:I,s:o}",
+			 "name", b->cfg->name, "pool", p->cfg->name, "backup",
+			 atomic_load(&b->backup), "address",
 			 b->cfg->addr.text, "state", backend_state_name(b),
 			 "health", backend_is_up(b) ? "up" : "down", "admin",
 			 backend_admin_name(atomic_load(&b->admin)), "weight",
@@ -316,10 +317,11 @@ pool_json(const struct runtime *rt, const struct pool *p, uint64_t now)
 				ls, json_string(rt->listeners[i].cfg->name));
 	for (size_t i = 0; i < p->nbackends; i++)
 		active += atomic_load(&p->backends[i]->active);
-	j = json_pack("{s:s,s:s,s:b,s:I,s:I,s:I,s:o,s:o}", "name",
+	j = json_pack("{s:s,s:s,s:b,s:b,s:I,s:I,s:I,s:o,s:o}", "name",
 		      p->cfg->name, "algorithm",
 		      cfg_algorithm_name(p->cfg->algorithm), "inline",
-		      p->cfg->is_inline, "connect_attempts",
+		      p->cfg->is_inline, "on_backups",
+		      atomic_load(&p->on_backups), "connect_attempts",
 		      (json_int_t)p->cfg->connect_attempts, "connect_ms",
 		      (json_int_t)p->cfg->connect_ms, "active",
 		      (json_int_t)active, "listeners", ls, "backends",

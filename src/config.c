@@ -92,7 +92,8 @@ static const char *const pool_only_keys[] = {
 };
 
 static const char *const backend_keys[] = {
-	"name", "address", "weight", "max_connections", "send_proxy", NULL,
+	"name", "address", "weight", "max_connections", "send_proxy",
+	"backup", NULL,
 };
 
 static const char *const per_source_keys[] = {
@@ -679,7 +680,8 @@ parse_backend(const struct cfg_ctx *x, const char *path, json_t *v,
 	    get_uint(x, path, v, "weight", 1, CFG_WEIGHT_MAX, 1,
 		     &b->weight) < 0 ||
 	    get_uint(x, path, v, "max_connections", 0, CFG_LIMIT_MAX, 0,
-		     &b->max_connections) < 0)
+		     &b->max_connections) < 0 ||
+	    get_bool(x, path, v, "backup", false, &b->backup) < 0)
 		return -1;
 	b->send_proxy = SEND_PROXY_POOL;
 	return get_send_proxy(x, path, v, &b->send_proxy);

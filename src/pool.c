@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "balancer.h"
+#include "log.h"
 #include "pool.h"
 
 struct backend *
@@ -66,14 +67,12 @@ pick_reserve(struct pool *p, const struct pick_ctx *ctx, uint64_t now_ms)
 	return NULL;
 }
 
-struct backend *
-pool_pick(struct pool *p, const struct pick_ctx *ctx)
+/* One tier (primaries or backups): the unmarked first, else a marked one. */
+static struct backend *
+pick_tier(struct pool *p, const struct pick_ctx *ctx)
 {
-	struct backend *b;
+	struct backend *b = pick_reserve(p, ctx, ctx->now_ms);
 
-	if (ctx->ntried > CFG_ATTEMPTS_MAX)
-		return NULL;
-	b = pick_reserve(p, ctx, ctx->now_ms);
 	if (b || !ctx->now_ms)
 		return b;
 	/* Better a backend that failed a moment ago than none at all. */
@@ -88,6 +87,42 @@ pool_pick(struct pool *p, const struct pick_ctx *ctx)
 			return pick_reserve(p, ctx, 0);
 	}
 	return NULL;
+}
+
+/* Say so when a pool starts and stops running on its backups. */
+static void
+backups_note(struct pool *p, bool on)
+{
+	if (atomic_load_explicit(&p->on_backups, memory_order_relaxed) == on ||
+	    atomic_exchange(&p->on_backups, on) == on)
+		return;
+	if (on)
+		log_warn("pool=%s: no primary backend is eligible: running on "
+			 "backups", p->cfg->name);
+	else
+		log_info("pool=%s: a primary backend is eligible again: new "
+			 "connections go to the primaries", p->cfg->name);
+}
+
+struct backend *
+pool_pick(struct pool *p, const struct pick_ctx *ctx)
+{
+	struct pick_ctx c = *ctx;
+	struct backend *b;
+
+	if (ctx->ntried > CFG_ATTEMPTS_MAX)
+		return NULL;
+	c.backups = false;
+	b = pick_tier(p, &c);
+	if (!p->has_backups)
+		return b;
+	if (!b) {
+		c.backups = true;
+		b = pick_tier(p, &c);
+	}
+	if (b)
+		backups_note(p, c.backups);
+	return b;
 }
 
 bool

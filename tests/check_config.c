@@ -1254,6 +1254,15 @@ START_TEST(test_pools_errors)
 		      "bad.json: pools[0].fail_ms: given twice (also pools[0].timeouts.fail_ms); keep one");
 	ck_assert_bad(POOLS("{'name':'pg','backends':[" BE "],'send_proxy':'v3'}", USES("")),
 		      "bad.json: pools[0].send_proxy: unknown value \"v3\" (expected \"v1\", \"v2\" or \"off\")");
+	ck_assert_bad(BKS("{'name':'b','address':'127.0.0.1:1','backup':'yes'}"),
+		      "bad.json: listeners[0].backends[0].backup: must be true or false, got string");
+	{
+		struct config *cfg = parse_ok(BKS(BE ",{'name':'s','address':'127.0.0.1:2','backup':true}"));
+
+		ck_assert(!cfg->pools[0].backends[0].backup);
+		ck_assert(cfg->pools[0].backends[1].backup);
+		cfg_free(cfg);
+	}
 	ck_assert_bad(BKS("{'name':'b','address':'127.0.0.1:1','send_proxy':true}"),
 		      "bad.json: listeners[0].backends[0].send_proxy: must be a string, got boolean");
 	ck_assert_bad(POOLS("{'name':'p g','backends':[" BE "]}", USES("")),

@@ -328,6 +328,82 @@ START_TEST(test_pool_errors_at_start)
 }
 END_TEST
 
+/*
+ * Backups: none while a primary is eligible; all new connections once no
+ * primary is; the primaries again as soon as one is back, while a
+ * connection already on the backup goes on.  /pools/P and the log say when
+ * the pool runs on backups.
+ */
+START_TEST(test_backups)
+{
+	struct h_backend p1, p2, bk;
+	struct h_backend *bs[] = { &p1, &p2, &bk };
+	json_t *cfg = hc_new(), *p, *l, *j;
+	char name[64];
+	struct h_lb lb;
+	int port, held;
+	struct h_xfer xf = { 0 };
+
+	h_backend_up(&p1, H_NAME, "p1");
+	h_backend_up(&p2, H_NAME, "p2");
+	h_backend_up(&bk, H_NAME, "bk");
+	p = pool(cfg, "web", bs, 3);
+	hc_set(p, "backends.2.backup", json_true());
+	hc_set(p, "health_check", hc_json(FAST_HEALTH));
+	l = feed(cfg, "l", "127.0.0.1", 0, "web");
+	port = hc_port(l);
+	ck_assert_int_eq(h_lb_start_cfg(&lb, cfg, port, NULL), 0);
+	for (int i = 0; i < 12; i++) {
+		pick("127.0.0.1", port, name, sizeof(name));
+		ck_assert_str_ne(name, "bk");
+	}
+	/* The primaries gone: the backup takes everything. */
+	h_backend_kill(&p1);
+	h_backend_kill(&p2);
+	ck_assert(h_lb_log_wait(&lb, 1, 3000, "backend=p1 ", "state=down"));
+	ck_assert(h_lb_log_wait(&lb, 1, 3000, "backend=p2 ", "state=down"));
+	for (int i = 0; i < 4; i++) {
+		pick("127.0.0.1", port, name, sizeof(name));
+		ck_assert_str_eq(name, "bk");
+	}
+	ck_assert_int_eq(h_lb_log_count(&lb, "pool=web: no primary backend is "
+					     "eligible: running on backups"),
+			 1);
+	j = h_api(&lb, "GET", "/pools/web", NULL, 200);
+	ck_assert(json_is_true(json_object_get(j, "on_backups")));
+	ck_assert(json_is_true(hc_get(j, "backends.2.backup")));
+	json_decref(j);
+	/* A connection on the backup, open while a primary comes back. */
+	ck_assert_int_eq(h_get_name("127.0.0.1", port, name, sizeof(name),
+				    &held),
+			 0);
+	ck_assert_str_eq(name, "bk");
+	ck_assert_int_eq(h_backend_restart(&p1), 0);
+	ck_assert(h_lb_log_wait(&lb, 1, 3000, "backend=p1 ", "state=up"));
+	for (int i = 0; i < 4; i++) {
+		pick("127.0.0.1", port, name, sizeof(name));
+		ck_assert_str_eq(name, "p1");
+	}
+	ck_assert_int_eq(h_lb_log_count(&lb, "pool=web: a primary backend is "
+					     "eligible again"),
+			 1);
+	j = h_api(&lb, "GET", "/pools/web", NULL, 200);
+	ck_assert(json_is_false(json_object_get(j, "on_backups")));
+	json_decref(j);
+	xf.tx_seed = 3;
+	xf.tx_len = 50000;
+	xf.tx_shut = true;
+	xf.rx_seed = 3;
+	xf.rx_len = 50000;
+	xf.rx_eof = true;
+	xf.timeout_ms = 5000;
+	ck_assert_msg(h_xfer(held, &xf) == 0, "connection on the backup: %s",
+		      xf.err);
+	close(held);
+	json_decref(cfg);
+}
+END_TEST
+
 /* Every shipped config, the README's examples among them, is valid. */
 START_TEST(test_shipped_configs)
 {
@@ -362,5 +438,6 @@ main(void)
 	tcase_add_test(tc, test_pool_reload);
 	tcase_add_test(tc, test_pool_errors_at_start);
 	tcase_add_test(tc, test_shipped_configs);
+	tcase_add_test(tc, test_backups);
 	return h_run_suite("check_pools", s);
 }
