@@ -663,6 +663,61 @@ START_TEST(p2c_none_eligible)
 }
 END_TEST
 
+/*
+ * The scan's shortcuts must not change its answer: with no idle eligible
+ * backend it still finds the lowest active/weight anywhere in 1,000, an
+ * idle backend that is down or tried does not end the scan, and the
+ * lower count of an ineligible backend does not hide an eligible one.
+ */
+START_TEST(lc_scan_finds_lowest_ratio)
+{
+	static unsigned w[1000];
+	struct fixture *f;
+	struct pool *p;
+	struct backend *tried[2];
+
+	for (size_t i = 0; i < 1000; i++)
+		w[i] = 1;
+	w[617] = 8;
+	f = pool_make(ALG_LEAST_CONN, w, 1000);
+	p = &f->rt.pools[0];
+	for (size_t i = 0; i < 1000; i++)
+		atomic_store(&p->backends[i]->active, 3);
+	/* The 50 picks below scan from 0..49, so 300 comes before 617. */
+	atomic_store(&p->backends[300]->active, 1);	/* 1/1 */
+	atomic_store(&p->backends[617]->active, 2);	/* 2/8: lowest */
+	atomic_store(&p->backends[100]->active, 0);	/* idle, but down */
+	atomic_store(&p->backends[100]->up, false);
+	atomic_store(&p->backends[50]->active, 0);	/* idle, but tried */
+	tried[0] = p->backends[50];
+	for (int i = 0; i < 50; i++)
+		ck_assert_uint_eq(pick_index(p, tried, 1), 617);
+	tried[1] = p->backends[617];
+	for (int i = 0; i < 50; i++)
+		ck_assert_uint_eq(pick_index(p, tried, 2), 300);
+	/* 300 full: the scan goes on to the 3s, and they take turns. */
+	atomic_store(&p->backends[300]->max_conns, 1);
+	{
+		size_t seen[10], distinct = 0;
+
+		for (int i = 0; i < 10; i++) {
+			size_t k = pick_index(p, tried, 2);
+			bool dup = false;
+
+			ck_assert_uint_ne(k, 300);
+			for (size_t j = 0; j < distinct; j++)
+				dup = dup || seen[j] == k;
+			if (!dup)
+				seen[distinct++] = k;
+		}
+		ck_assert_uint_ge(distinct, 5);
+	}
+	for (size_t i = 0; i < 1000; i++)
+		atomic_store(&p->backends[i]->active, 0);
+	pool_drop(f);
+}
+END_TEST
+
 static Suite *
 balancer_suite(void)
 {
@@ -681,6 +736,7 @@ balancer_suite(void)
 	tcase_add_test(tc, lc_prefers_fewest_active);
 	tcase_add_test(tc, lc_weighted);
 	tcase_add_test(tc, lc_ties_rotate_and_skip_down);
+	tcase_add_test(tc, lc_scan_finds_lowest_ratio);
 	tcase_add_test(tc, p2c_spreads_evenly);
 	tcase_add_test(tc, p2c_prefers_less_loaded);
 	tcase_add_test(tc, p2c_weighted);
