@@ -5,9 +5,10 @@
  * Two distinct backends are drawn at random and the one with the lower
  * active/weight takes the connection.  Checking two instead of all keeps a
  * pick O(1) however large the pool, and still steers new connections away
- * from loaded backends: with n backends the busiest is only O(log log n)
- * above the mean, against O(log n / log log n) for one random draw
- * (Mitzenmacher, "The Power of Two Choices in Randomized Load Balancing").
+ * from loaded backends: n connections over n backends leave the busiest
+ * only O(log log n) above the mean, against O(log n / log log n) for one
+ * random draw (Mitzenmacher, "The Power of Two Choices in Randomized Load
+ * Balancing").
  *
  * The draws are made with a per-thread generator, so workers share nothing
  * but the backends' own counters; there is no state per pool at all.
@@ -26,8 +27,9 @@
 
 /*
  * Draws before the scan.  With half of the pool out, 8 draws find two
- * eligible backends 96% of the time; with fewer eligible the scan is
- * cheap anyway, as it stops at the first eligible backend it meets.
+ * eligible backends about 96% of the time.  The scan stops as soon as it
+ * has two, so with e of n eligible it reads about n / (e + 1) backends:
+ * a full pass (what least-connections always does) only for one survivor.
  */
 #define P2C_DRAWS 8
 
@@ -147,7 +149,8 @@ p2c_pick(struct pool *p, const struct pick_ctx *ctx)
 			have = nc == 0 ? i : have;
 			c[nc++] = p->backends[i];
 		}
-		if (nc < 2 && j != i && balancer_eligible(p->backends[j], ctx)) {
+		if (nc < 2 && j != i &&
+		    balancer_eligible(p->backends[j], ctx)) {
 			have = nc == 0 ? j : have;
 			c[nc++] = p->backends[j];
 		}
