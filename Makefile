@@ -100,6 +100,16 @@ bench: deps
 	$(MAKE) all
 	RINGLB=$(abspath $(BUILD)/ringlb) tools/bench/run.sh
 
+# ns per pool_pick() for each algorithm at 10..10,000 backends, in memory,
+# one thread (tools/bench/pick.c); BENCH_PICK_ARGS="REPS MIN_MS" if wanted.
+.PHONY: bench-pick
+$(BUILD)/bench-pick: tools/bench/pick.c $(wildcard include/*.h) $(BUILD)/libringlb.a
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) -o $@ $< $(BUILD)/libringlb.a \
+		$(LDFLAGS) $(PKG_LIBS)
+
+bench-pick: $(BUILD)/bench-pick
+	$(BUILD)/bench-pick $(BENCH_PICK_ARGS)
+
 # Long run under mixed traffic, backend kills and reloads (tools/soak.sh);
 # SOAK_MINUTES=N (default 30) passes through the environment.  Not in `test`.
 .PHONY: soak

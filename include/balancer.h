@@ -1,7 +1,7 @@
 /*
  * balancer.h: balancing algorithms as ops tables, one file each
- * (balancer_rr.c, balancer_lc.c).  Adding one is a new file plus an entry in
- * balancer_find().
+ * (balancer_rr.c, balancer_lc.c, balancer_p2c.c).  Adding one is a new file
+ * plus an entry in balancer_find().
  */
 #ifndef RINGLB_BALANCER_H
 #define RINGLB_BALANCER_H
@@ -50,6 +50,7 @@ struct balancer_ops {
 
 extern const struct balancer_ops balancer_rr_ops;
 extern const struct balancer_ops balancer_lc_ops;
+extern const struct balancer_ops balancer_p2c_ops;
 extern const struct balancer_ops balancer_maglev_ops;
 
 /*

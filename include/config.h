@@ -24,6 +24,7 @@
 enum cfg_algorithm {
 	ALG_ROUND_ROBIN,
 	ALG_LEAST_CONN,
+	ALG_RANDOM_TWO,
 	ALG_MAGLEV,
 };
 

@@ -12,6 +12,8 @@ balancer_find(enum cfg_algorithm alg)
 		return &balancer_rr_ops;
 	case ALG_LEAST_CONN:
 		return &balancer_lc_ops;
+	case ALG_RANDOM_TWO:
+		return &balancer_p2c_ops;
 	case ALG_MAGLEV:
 		return &balancer_maglev_ops;
 	}

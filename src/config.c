@@ -49,6 +49,7 @@ struct cfg_ctx {
 static const char *const alg_names[] = {
 	[ALG_ROUND_ROBIN] = "round-robin",
 	[ALG_LEAST_CONN] = "least-connections",
+	[ALG_RANDOM_TWO] = "random-two",
 	[ALG_MAGLEV] = "maglev",
 };
 

@@ -1,6 +1,6 @@
 /*
- * check_balancer.c: round-robin and least-connections, on pools built by
- * hand (no config file, no sockets).
+ * check_balancer.c: round-robin, least-connections and random-two, on pools
+ * built by hand (no config file, no sockets).
  */
 #include <check.h>
 #include <stdio.h>
@@ -10,7 +10,8 @@
 #include "balancer.h"
 #include "runtime.h"
 
-#define MAXB 8
+/* Enough for a pool as large as a config may have (CFG_BACKENDS_MAX). */
+#define MAXB 1024
 
 struct fixture {
 	struct cfg_pool l;
@@ -387,6 +388,336 @@ START_TEST(lc_ties_rotate_and_skip_down)
 }
 END_TEST
 
+/* Take n picks and keep them open, counted per backend index. */
+static void
+hold_picks(struct pool *p, struct backend **held, int n, unsigned *count)
+{
+	for (int i = 0; i < n; i++) {
+		held[i] = pick(p, NULL, 0, 0);
+		ck_assert_ptr_nonnull(held[i]);
+		count[held[i]->index]++;
+	}
+}
+
+static void
+release_all(struct backend **held, int n)
+{
+	for (int i = 0; i < n; i++)
+		pool_release(held[i]);
+}
+
+/*
+ * 30,000 picks over 3 equal backends, each held for the next 8 picks
+ * (released oldest first).  Of two drawn, the busier never wins, so a
+ * backend busier than both others is never picked, and no backend ever
+ * holds more than 4 of the 8 (a 5th needs two at 4 first); random draws
+ * break both within a few hundred picks.  The totals come out within 1.5%
+ * (measured: at most 95 off over 6,000 runs' backends, so 150 is 6 sigma).
+ */
+START_TEST(p2c_spreads_evenly)
+{
+	unsigned w[] = { 1, 1, 1 };
+	struct fixture *f = pool_make(ALG_RANDOM_TWO, w, 3);
+	struct pool *p = &f->rt.pools[0];
+	struct backend *ring[8] = { NULL };
+	unsigned count[3] = { 0 };
+
+	for (int i = 0; i < 30000; i++) {
+		struct backend *b;
+		unsigned act[3];
+		bool busiest = true;
+
+		if (ring[i % 8])
+			pool_release(ring[i % 8]);
+		for (int k = 0; k < 3; k++)
+			act[k] = atomic_load(&p->backends[k]->active);
+		b = pick(p, NULL, 0, 0);
+		ck_assert_ptr_nonnull(b);
+		ring[i % 8] = b;
+		count[b->index]++;
+		for (size_t k = 0; k < 3; k++)
+			if (k != b->index && act[k] >= act[b->index])
+				busiest = false;
+		ck_assert_msg(!busiest, "pick %d: b%zu with %u/%u/%u active", i,
+			      b->index, act[0], act[1], act[2]);
+		ck_assert_uint_le(atomic_load(&b->active), 4);
+	}
+	for (int k = 0; k < 3; k++)
+		ck_assert_msg(count[k] >= 9850 && count[k] <= 10150,
+			      "backend %d got %u of 30000", k, count[k]);
+	release_all(ring, 8);
+	pool_drop(f);
+}
+END_TEST
+
+/*
+ * b0 holds 10 connections: of two drawn it always loses, so it gets no new
+ * client until the others are as busy, and then its fair share again.
+ */
+START_TEST(p2c_prefers_less_loaded)
+{
+	unsigned w[] = { 1, 1, 1 };
+	struct fixture *f = pool_make(ALG_RANDOM_TWO, w, 3);
+	struct pool *p = &f->rt.pools[0];
+	struct backend *held[310];
+	unsigned count[3] = { 0 };
+
+	atomic_store(&p->backends[0]->active, 10);
+	count_picks(p, 3000, 0, count);
+	ck_assert_uint_eq(count[0], 0);
+	/* Between b1 and b2 it is a coin toss, not always the same one. */
+	ck_assert_uint_gt(count[1], 1300);
+	ck_assert_uint_gt(count[2], 1300);
+	memset(count, 0, sizeof(count));
+	/*
+	 * Held: b0 gets none of the next 10 (neither other can pass 9 before
+	 * the 10th)...
+	 */
+	hold_picks(p, held, 10, count);
+	ck_assert_uint_eq(count[0], 0);
+	/*
+	 * ...but its share once the others catch up: of 310 held, 10 + 310
+	 * in all, about 97 are b0's (measured: at least 94 in 500 runs).
+	 */
+	hold_picks(p, held + 10, 300, count);
+	ck_assert_msg(count[0] >= 85 && count[0] <= 104,
+		      "b0 got %u of 310", count[0]);
+	release_all(held, 310);
+	atomic_store(&p->backends[0]->active, 0);
+	pool_drop(f);
+}
+END_TEST
+
+/* active/weight stays level: held connections follow the weights. */
+START_TEST(p2c_weighted)
+{
+	unsigned w[] = { 3, 1 };
+	unsigned w3[] = { 1, 2, 4 };
+	struct fixture *f = pool_make(ALG_RANDOM_TWO, w, 2);
+	struct pool *p = &f->rt.pools[0];
+	struct backend *held[700];
+	unsigned count[3] = { 0 };
+
+	/* Two backends: both are drawn every time, as exact as lc. */
+	hold_picks(p, held, 40, count);
+	ck_assert_uint_ge(count[0], 29);
+	ck_assert_uint_le(count[0], 31);
+	ck_assert_uint_eq(count[0] + count[1], 40);
+	release_all(held, 40);
+	/* A weight set at runtime counts at once: p2c keeps no state. */
+	atomic_store(&p->backends[0]->weight, 1);
+	atomic_store(&p->backends[1]->weight, 4);
+	memset(count, 0, sizeof(count));
+	hold_picks(p, held, 50, count);
+	ck_assert_uint_ge(count[1], 39);
+	ck_assert_uint_le(count[1], 41);
+	release_all(held, 50);
+	pool_drop(f);
+
+	/* Three: each pick sees two of them, and the ratio still holds. */
+	f = pool_make(ALG_RANDOM_TWO, w3, 3);
+	p = &f->rt.pools[0];
+	memset(count, 0, sizeof(count));
+	hold_picks(p, held, 700, count);
+	/* Measured: 99-103, 199-206, 391-401 over 500 runs. */
+	ck_assert_msg(count[0] >= 88 && count[0] <= 112 &&
+		      count[1] >= 188 && count[1] <= 212 &&
+		      count[2] >= 388 && count[2] <= 412,
+		      "1:2:4 held %u/%u/%u of 700", count[0], count[1],
+		      count[2]);
+	release_all(held, 700);
+	pool_drop(f);
+}
+END_TEST
+
+/*
+ * Everything balancer_eligible() checks: down, draining, in maintenance,
+ * full, passively marked, already tried.  Only b6 and b7 may be picked.
+ */
+START_TEST(p2c_never_ineligible)
+{
+	unsigned w[] = { 1, 1, 1, 1, 1, 1, 1, 1 };
+	struct fixture *f = pool_make(ALG_RANDOM_TWO, w, 8);
+	struct pool *p = &f->rt.pools[0];
+	struct backend *tried[1] = { p->backends[5] };
+	unsigned count[8] = { 0 };
+
+	atomic_store(&p->backends[0]->up, false);
+	atomic_store(&p->backends[1]->admin, ADMIN_DRAIN);
+	atomic_store(&p->backends[2]->admin, ADMIN_MAINT);
+	atomic_store(&p->backends[3]->max_conns, 1);
+	atomic_store(&p->backends[3]->active, 1);
+	backend_mark_failed(p->backends[4], 5000, 1000);
+	for (int i = 0; i < 4000; i++) {
+		struct backend *b = pick(p, tried, 1, 2000);
+
+		ck_assert_ptr_nonnull(b);
+		count[b->index]++;
+		pool_release(b);
+	}
+	ck_assert_uint_eq(count[6] + count[7], 4000);
+	ck_assert_uint_gt(count[6], 1600);
+	ck_assert_uint_gt(count[7], 1600);
+	/* The mark counts only as of a time; without one b4 is fair game. */
+	memset(count, 0, sizeof(count));
+	for (int i = 0; i < 3000; i++) {
+		struct backend *b = pick(p, tried, 1, 0);
+
+		ck_assert_ptr_nonnull(b);
+		count[b->index]++;
+		pool_release(b);
+	}
+	ck_assert_uint_eq(count[4] + count[6] + count[7], 3000);
+	ck_assert_uint_gt(count[4], 700);
+	/* b6 and b7 tried too: only the marked b4 is left, so it is taken. */
+	{
+		struct backend *t3[3] = { p->backends[5], p->backends[6],
+					  p->backends[7] };
+		struct backend *b = pick(p, t3, 3, 2000);
+
+		ck_assert_ptr_eq(b, p->backends[4]);
+		pool_release(b);
+		atomic_store(&p->backends[4]->up, false);
+		ck_assert_ptr_null(pick(p, t3, 3, 2000));
+	}
+	atomic_store(&p->backends[3]->active, 0);
+	pool_drop(f);
+}
+END_TEST
+
+/*
+ * 1,000 backends, all but one or two out: random draws almost always miss,
+ * so this is the scan's work.  It finds a lone survivor wherever it is,
+ * and of two survivors (0 and another, across the wrap) the lighter.
+ */
+START_TEST(p2c_lone_survivor)
+{
+	static unsigned w[1000];
+	static const size_t where[] = { 0, 1, 499, 998, 999 };
+	struct fixture *f;
+	struct pool *p;
+
+	for (size_t i = 0; i < 1000; i++)
+		w[i] = 1;
+	f = pool_make(ALG_RANDOM_TWO, w, 1000);
+	p = &f->rt.pools[0];
+	for (size_t i = 0; i < 1000; i++)
+		atomic_store(&p->backends[i]->up, false);
+	for (size_t s = 0; s < sizeof(where) / sizeof(where[0]); s++) {
+		struct backend *only = p->backends[where[s]];
+
+		atomic_store(&only->up, true);
+		for (int i = 0; i < 200; i++)
+			ck_assert_uint_eq(pick_index(p, NULL, 0), where[s]);
+		/* Tried already: nothing else is left. */
+		ck_assert_ptr_null(pick(p, &only, 1, 0));
+		atomic_store(&only->up, false);
+	}
+	for (size_t s = 1; s < sizeof(where) / sizeof(where[0]); s++) {
+		struct backend *other = p->backends[where[s]];
+
+		atomic_store(&p->backends[0]->up, true);
+		atomic_store(&other->up, true);
+		atomic_store(&other->active, 1);
+		for (int i = 0; i < 200; i++)
+			ck_assert_uint_eq(pick_index(p, NULL, 0), 0);
+		atomic_store(&other->active, 0);
+		atomic_store(&p->backends[0]->active, 1);
+		for (int i = 0; i < 200; i++)
+			ck_assert_uint_eq(pick_index(p, NULL, 0), where[s]);
+		atomic_store(&p->backends[0]->active, 0);
+		atomic_store(&other->up, false);
+	}
+	pool_drop(f);
+}
+END_TEST
+
+/* NULL only when nothing is eligible, in pools of one, two and more. */
+START_TEST(p2c_none_eligible)
+{
+	unsigned w[] = { 1, 1, 1, 1 };
+
+	for (size_t n = 1; n <= 4; n++) {
+		struct fixture *f = pool_make(ALG_RANDOM_TWO, w, n);
+		struct pool *p = &f->rt.pools[0];
+		struct backend *all[4];
+
+		for (size_t i = 0; i < n; i++)
+			all[i] = p->backends[i];
+		/* All tried but the last: it is the one. */
+		for (int i = 0; i < 50; i++)
+			ck_assert_uint_eq(pick_index(p, all, n - 1), n - 1);
+		ck_assert_ptr_null(pick(p, all, n, 0));
+		for (size_t i = 0; i < n; i++)
+			atomic_store(&p->backends[i]->up, false);
+		ck_assert_ptr_null(pick(p, NULL, 0, 0));
+		/* Full is not eligible either. */
+		atomic_store(&p->backends[0]->up, true);
+		atomic_store(&p->backends[0]->max_conns, 2);
+		atomic_store(&p->backends[0]->active, 2);
+		ck_assert_ptr_null(pick(p, NULL, 0, 0));
+		ck_assert(pool_full(p));
+		atomic_store(&p->backends[0]->active, 0);
+		pool_drop(f);
+	}
+}
+END_TEST
+
+/*
+ * The scan's shortcuts must not change its answer: with no idle eligible
+ * backend it still finds the lowest active/weight anywhere in 1,000, an
+ * idle backend that is down or tried does not end the scan, and the
+ * lower count of an ineligible backend does not hide an eligible one.
+ */
+START_TEST(lc_scan_finds_lowest_ratio)
+{
+	static unsigned w[1000];
+	struct fixture *f;
+	struct pool *p;
+	struct backend *tried[2];
+
+	for (size_t i = 0; i < 1000; i++)
+		w[i] = 1;
+	w[617] = 8;
+	f = pool_make(ALG_LEAST_CONN, w, 1000);
+	p = &f->rt.pools[0];
+	for (size_t i = 0; i < 1000; i++)
+		atomic_store(&p->backends[i]->active, 3);
+	/* The 50 picks below scan from 0..49, so 300 comes before 617. */
+	atomic_store(&p->backends[300]->active, 1);	/* 1/1 */
+	atomic_store(&p->backends[617]->active, 2);	/* 2/8: lowest */
+	atomic_store(&p->backends[100]->active, 0);	/* idle, but down */
+	atomic_store(&p->backends[100]->up, false);
+	atomic_store(&p->backends[50]->active, 0);	/* idle, but tried */
+	tried[0] = p->backends[50];
+	for (int i = 0; i < 50; i++)
+		ck_assert_uint_eq(pick_index(p, tried, 1), 617);
+	tried[1] = p->backends[617];
+	for (int i = 0; i < 50; i++)
+		ck_assert_uint_eq(pick_index(p, tried, 2), 300);
+	/* 300 full: the scan goes on to the 3s, and they take turns. */
+	atomic_store(&p->backends[300]->max_conns, 1);
+	{
+		size_t seen[10], distinct = 0;
+
+		for (int i = 0; i < 10; i++) {
+			size_t k = pick_index(p, tried, 2);
+			bool dup = false;
+
+			ck_assert_uint_ne(k, 300);
+			for (size_t j = 0; j < distinct; j++)
+				dup = dup || seen[j] == k;
+			if (!dup)
+				seen[distinct++] = k;
+		}
+		ck_assert_uint_ge(distinct, 5);
+	}
+	for (size_t i = 0; i < 1000; i++)
+		atomic_store(&p->backends[i]->active, 0);
+	pool_drop(f);
+}
+END_TEST
+
 static Suite *
 balancer_suite(void)
 {
@@ -405,6 +736,13 @@ balancer_suite(void)
 	tcase_add_test(tc, lc_prefers_fewest_active);
 	tcase_add_test(tc, lc_weighted);
 	tcase_add_test(tc, lc_ties_rotate_and_skip_down);
+	tcase_add_test(tc, lc_scan_finds_lowest_ratio);
+	tcase_add_test(tc, p2c_spreads_evenly);
+	tcase_add_test(tc, p2c_prefers_less_loaded);
+	tcase_add_test(tc, p2c_weighted);
+	tcase_add_test(tc, p2c_never_ineligible);
+	tcase_add_test(tc, p2c_lone_survivor);
+	tcase_add_test(tc, p2c_none_eligible);
 	suite_add_tcase(s, tc);
 	return s;
 }

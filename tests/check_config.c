@@ -716,10 +716,10 @@ START_TEST(test_enums)
 
 	ck_assert_bad(LST(",'algorithm':'random'"),
 		      "bad.json: listeners[0].algorithm: unknown algorithm \"random\" "
-		      "(expected round-robin, least-connections or maglev)");
+		      "(expected round-robin, least-connections, random-two or maglev)");
 	ck_assert_bad(LST(",'algorithm':'Round-Robin'"),
 		      "bad.json: listeners[0].algorithm: unknown algorithm \"Round-Robin\" "
-		      "(expected round-robin, least-connections or maglev)");
+		      "(expected round-robin, least-connections, random-two or maglev)");
 	ck_assert_bad(TOP("'log_level':'verbose',"),
 		      "bad.json: log_level: unknown level \"verbose\" "
 		      "(expected error, warn, info or debug)");
@@ -729,12 +729,20 @@ START_TEST(test_enums)
 	cfg = parse_ok(LST(",'algorithm':'round-robin'"));
 	ck_assert_int_eq(cfg->pools[0].algorithm, ALG_ROUND_ROBIN);
 	cfg_free(cfg);
+	cfg = parse_ok(LST(",'algorithm':'random-two'"));
+	ck_assert_int_eq(cfg->pools[0].algorithm, ALG_RANDOM_TWO);
+	cfg_free(cfg);
+	/* Only the whole name: the prefix is no algorithm of its own. */
+	ck_assert_bad(LST(",'algorithm':'random-'"),
+		      "bad.json: listeners[0].algorithm: unknown algorithm \"random-\" "
+		      "(expected round-robin, least-connections, random-two or maglev)");
 	cfg = parse_ok(TOP("'log_level':'warn',"));
 	ck_assert_int_eq(cfg->log_level, LOG_WARN);
 	cfg_free(cfg);
 
 	ck_assert_str_eq(cfg_algorithm_name(ALG_ROUND_ROBIN), "round-robin");
 	ck_assert_str_eq(cfg_algorithm_name(ALG_LEAST_CONN), "least-connections");
+	ck_assert_str_eq(cfg_algorithm_name(ALG_RANDOM_TWO), "random-two");
 	ck_assert_str_eq(cfg_algorithm_name((enum cfg_algorithm)99), "?");
 }
 END_TEST
