@@ -14,6 +14,7 @@
  * Usage: bench-pick [REPS [MIN_MS]]   (`make bench-pick`; defaults 7, 20)
  */
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,7 +38,7 @@ enum bench_load {
 
 static const size_t sizes[] = { 10, 100, 1000, 10000 };
 static const enum cfg_algorithm algs[] = { ALG_ROUND_ROBIN, ALG_LEAST_CONN,
-					   ALG_RANDOM_TWO };
+					   ALG_RANDOM_TWO, ALG_MAGLEV };
 
 /*
  * A pool of n backends of weight 1 with connections held as `load` says.
@@ -66,6 +67,8 @@ bench_pool_make(struct bench_pool *bp, enum cfg_algorithm alg, size_t n,
 	bp->l.connect_attempts = 3;
 	bp->l.health.rise = 2;
 	bp->l.health.fall = 3;
+	/* Maglev: a table of 100+ slots per backend even at 10,000. */
+	bp->l.hash.table_size = 1000003;
 	bp->cfg.pools = &bp->l;
 	bp->cfg.npools = 1;
 	bp->cfg.listeners = &bp->lsn;
@@ -107,11 +110,19 @@ now_ns(void)
 static double
 bench_loop(struct pool *p, unsigned long iters)
 {
+	struct sockaddr_in6 sa = { .sin6_family = AF_INET6 };
 	struct pick_ctx ctx = { .now_ms = 0 };
-	double t0 = now_ns();
+	double t0;
 
+	/* A hashing algorithm sees a new client each time. */
+	if (p->ops->needs_client)
+		ctx.client = &sa;
+	t0 = now_ns();
 	for (unsigned long i = 0; i < iters; i++) {
-		struct backend *b = pool_pick(p, &ctx);
+		struct backend *b;
+
+		memcpy(&sa.sin6_addr, &i, sizeof(i));
+		b = pool_pick(p, &ctx);
 
 		if (!b)
 			return -1;
