@@ -42,6 +42,12 @@ struct backend {
 	atomic_uint max_conns;		/* max_connections, 0: no limit */
 	atomic_uint kill_gen;		/* bump: workers close its conns */
 	atomic_bool backup;		/* a backup: only if no primary is */
+	/*
+	 * Slow start: when it became eligible again (up after down, ready
+	 * after drain or maint, added by a reload), control_now_ms(); 0:
+	 * never since start.  Written by the health and control threads.
+	 */
+	atomic_uint_fast64_t ramp_from_ms;
 	atomic_uint_fast64_t since_ms;	/* last state change (also health) */
 
 	/* Workers, on the connection path. */
@@ -116,6 +122,34 @@ backend_marked(const struct backend *b, uint64_t now_ms)
 {
 	return atomic_load_explicit(&b->fail_until_ms, memory_order_relaxed) >
 	       now_ms;
+}
+
+/*
+ * Slow start: the share of its weight b gets at now_ms, in thousandths,
+ * rising linearly from 100 to 1000 over slow_ms after it became eligible
+ * again.  1000 when slow_ms or now_ms is 0.
+ */
+static inline unsigned
+backend_ramp(const struct backend *b, unsigned slow_ms, uint64_t now_ms)
+{
+	uint64_t from;
+
+	if (!slow_ms || !now_ms)
+		return 1000;
+	from = atomic_load_explicit(&b->ramp_from_ms, memory_order_relaxed);
+	if (!from || now_ms >= from + slow_ms)
+		return 1000;
+	if (now_ms <= from)
+		return 100;
+	return 100 + (unsigned)(900 * (now_ms - from) / slow_ms);
+}
+
+/* b became eligible again at now_ms: slow start begins (if configured). */
+static inline void
+backend_ramp_begin(struct backend *b, uint64_t now_ms)
+{
+	atomic_store_explicit(&b->ramp_from_ms, now_ms ? now_ms : 1,
+			      memory_order_relaxed);
 }
 
 static inline unsigned

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "pool.h"
 
 struct pool;
 struct backend;
@@ -60,6 +61,21 @@ extern const struct balancer_ops balancer_maglev_ops;
 uint64_t maglev_hash(uint64_t basis, const void *data, size_t n);
 
 const struct balancer_ops *balancer_find(enum cfg_algorithm alg);
+
+/* 64 random bits from a per-thread splitmix64: no lock, no sharing. */
+uint64_t balancer_random(void);
+
+/*
+ * b's weight as a pick should weigh it now: its weight times its slow-start
+ * ramp (backend_ramp), so in thousandths of a weight unit.
+ */
+static inline uint64_t
+balancer_weight(const struct pool *p, const struct backend *b,
+		const struct pick_ctx *ctx)
+{
+	return (uint64_t)backend_weight(b) *
+	       backend_ramp(b, p->cfg->slow_start_ms, ctx->clock_ms);
+}
 
 /*
  * Helper for pick(): is b eligible (up, ready, room), not in ctx->tried,

@@ -111,6 +111,7 @@ struct cfg_pool {
 	unsigned connect_attempts; /* backends tried per client, 1..10 */
 	enum cfg_send_proxy send_proxy;	/* OFF, V1 or V2 */
 	struct cfg_hash hash;
+	unsigned slow_start_ms;	/* ramp of a backend back in; 0: off */
 	bool is_inline;		/* a listener's own backends */
 	unsigned nusers;	/* listeners that name it */
 };

@@ -36,6 +36,8 @@ struct pick_ctx {
 	size_t ntried;
 	/* Passive marks are looked at as of now_ms (0: not at all). */
 	uint64_t now_ms;
+	/* The worker's clock, for slow start (0: no ramps). */
+	uint64_t clock_ms;
 	/* Set by pool_pick(): this pass takes backups only, or primaries. */
 	bool backups;
 };

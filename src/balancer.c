@@ -1,6 +1,9 @@
 /*
  * balancer.c: the table of balancing algorithms and what they share.
  */
+#include <stdint.h>
+#include <time.h>
+
 #include "balancer.h"
 #include "pool.h"
 
@@ -33,3 +36,30 @@ balancer_eligible(const struct backend *b, const struct pick_ctx *ctx)
 			return false;
 	return true;
 }
+
+/*
+ * splitmix64, one word of state per thread.  A thread-local is the one
+ * kind of file-scope state that a reload cannot break: it holds no
+ * pointer into a generation and any value is a valid state.
+ */
+static _Thread_local uint64_t balancer_rng;
+
+uint64_t
+balancer_random(void)
+{
+	uint64_t z;
+
+	if (balancer_rng == 0) {
+		struct timespec ts;
+
+		/* Differs per thread (the address) and per run (the clock). */
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		balancer_rng = (uint64_t)(uintptr_t)&balancer_rng ^
+			    ((uint64_t)ts.tv_sec << 32) ^ (uint64_t)ts.tv_nsec;
+	}
+	z = (balancer_rng += 0x9e3779b97f4a7c15ULL);
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	return z ^ (z >> 31);
+}
+

@@ -64,7 +64,7 @@ lc_pick(struct pool *p, const struct pick_ctx *ctx)
 		struct backend *b = p->backends[k];
 		uint64_t active = atomic_load_explicit(&b->active,
 						       memory_order_relaxed);
-		uint64_t weight = backend_weight(b);
+		uint64_t weight = balancer_weight(p, b, ctx);
 
 		/* active/weight < best_active/best_weight, without division */
 		if (best && active * best_weight >= best_active * weight)

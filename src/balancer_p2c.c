@@ -33,32 +33,6 @@
  */
 #define P2C_DRAWS 8
 
-/*
- * splitmix64, one word of state per thread.  A thread-local is the one
- * kind of file-scope state that a reload cannot break: it holds no
- * pointer into a generation and any value is a valid state.
- */
-static _Thread_local uint64_t p2c_state;
-
-static uint64_t
-p2c_random(void)
-{
-	uint64_t z;
-
-	if (p2c_state == 0) {
-		struct timespec ts;
-
-		/* Differs per thread (the address) and per run (the clock). */
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		p2c_state = (uint64_t)(uintptr_t)&p2c_state ^
-			    ((uint64_t)ts.tv_sec << 32) ^ (uint64_t)ts.tv_nsec;
-	}
-	z = (p2c_state += 0x9e3779b97f4a7c15ULL);
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	return z ^ (z >> 31);
-}
-
 /* A uniform index below n (n < 2^32) from 32 random bits, no division. */
 static size_t
 p2c_below(uint32_t r, size_t n)
@@ -80,13 +54,15 @@ p2c_fini(struct pool *p)
 
 /* The lower active/weight of a and b; a on a tie (a is the random one). */
 static struct backend *
-p2c_lighter(struct backend *a, struct backend *b)
+p2c_lighter(const struct pool *p, const struct pick_ctx *ctx,
+	    struct backend *a, struct backend *b)
 {
 	uint64_t act_a = atomic_load_explicit(&a->active, memory_order_relaxed);
 	uint64_t act_b = atomic_load_explicit(&b->active, memory_order_relaxed);
 
 	/* act_b/weight_b < act_a/weight_a, without division */
-	if (act_b * backend_weight(a) < act_a * backend_weight(b))
+	if (act_b * balancer_weight(p, a, ctx) <
+	    act_a * balancer_weight(p, b, ctx))
 		return b;
 	return a;
 }
@@ -101,7 +77,7 @@ p2c_scan(struct pool *p, const struct pick_ctx *ctx, struct backend **c,
 {
 	size_t n = p->nbackends;
 	size_t skip = *nc == 1 ? have : n;
-	size_t k = p2c_below((uint32_t)p2c_random(), n);
+	size_t k = p2c_below((uint32_t)balancer_random(), n);
 
 	for (size_t i = 0; i < n && *nc < 2; i++, k = k + 1 == n ? 0 : k + 1)
 		if (k != skip && balancer_eligible(p->backends[k], ctx))
@@ -128,7 +104,7 @@ p2c_pick(struct pool *p, const struct pick_ctx *ctx)
 		return n == 1 && balancer_eligible(p->backends[0], ctx) ?
 			       p->backends[0] : NULL;
 	for (unsigned d = 0; d < P2C_DRAWS && nc < 2; d += 2) {
-		uint64_t r = p2c_random();
+		uint64_t r = balancer_random();
 		uint32_t lo = (uint32_t)r, hi = (uint32_t)(r >> 32);
 		size_t i, j;
 
@@ -161,7 +137,7 @@ p2c_pick(struct pool *p, const struct pick_ctx *ctx)
 		return NULL;
 	if (nc == 1)
 		return c[0];
-	return p2c_lighter(c[0], c[1]);
+	return p2c_lighter(p, ctx, c[0], c[1]);
 }
 
 const struct balancer_ops balancer_p2c_ops = {

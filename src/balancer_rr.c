@@ -121,6 +121,20 @@ rr_reweight(struct pool *p)
 	return atomic_exchange_explicit(&rr->cur, s, memory_order_acq_rel);
 }
 
+/*
+ * Slow start: a backend at r thousandths of its weight keeps its turn with
+ * probability r, so its share of new connections follows the ramp
+ * without rebuilding the sequence.
+ */
+static bool
+rr_ramp_ok(const struct pool *p, const struct backend *b,
+	   const struct pick_ctx *ctx)
+{
+	unsigned r = backend_ramp(b, p->cfg->slow_start_ms, ctx->clock_ms);
+
+	return r >= 1000 || balancer_random() % 1000 < r;
+}
+
 static struct backend *
 rr_pick(struct pool *p, const struct pick_ctx *ctx)
 {
@@ -137,7 +151,7 @@ rr_pick(struct pool *p, const struct pick_ctx *ctx)
 		n = atomic_fetch_add_explicit(&rr->next, 1,
 					      memory_order_relaxed);
 		b = s->seq[n % s->len];
-		if (balancer_eligible(b, ctx))
+		if (balancer_eligible(b, ctx) && rr_ramp_ok(p, b, ctx))
 			return b;
 	}
 	/* Most backends are out: scan once so a lone survivor is found. */

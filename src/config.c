@@ -66,7 +66,7 @@ static const char *const listener_keys[] = {
 	"name", "listen", "algorithm", "connect_attempts", "backlog",
 	"backends", "health_check", "timeouts", "max_connections", "allow",
 	"deny", "per_source", "pool", "accept_proxy", "send_proxy", "routes",
-	"hash", NULL,
+	"hash", "slow_start_ms", NULL,
 };
 
 static const char *const route_keys[] = {
@@ -79,7 +79,7 @@ static const char *const accept_proxy_keys[] = {
 
 static const char *const pool_keys[] = {
 	"name", "algorithm", "backends", "health_check", "connect_attempts",
-	"timeouts", "fail_ms", "send_proxy", "hash", NULL,
+	"timeouts", "fail_ms", "send_proxy", "hash", "slow_start_ms", NULL,
 };
 
 static const char *const hash_keys[] = {
@@ -89,7 +89,7 @@ static const char *const hash_keys[] = {
 /* What a listener that names a pool may not set: the pool has it. */
 static const char *const pool_only_keys[] = {
 	"algorithm", "backends", "health_check", "connect_attempts",
-	"send_proxy", "hash", NULL,
+	"send_proxy", "hash", "slow_start_ms", NULL,
 };
 
 static const char *const backend_keys[] = {
@@ -898,7 +898,9 @@ parse_pool_body(const struct cfg_ctx *x, const char *path, const json_t *obj,
 	    parse_health(x, path, obj, &p->health) < 0 ||
 	    parse_pool_timeouts(x, path, obj, p) < 0 ||
 	    parse_backends(x, path, obj, p) < 0 ||
-	    parse_hash(x, path, obj, p) < 0)
+	    parse_hash(x, path, obj, p) < 0 ||
+	    get_uint(x, path, obj, "slow_start_ms", 0, 3600000, 0,
+		     &p->slow_start_ms) < 0)
 		return -1;
 	p->send_proxy = SEND_PROXY_OFF;
 	return get_send_proxy(x, path, obj, &p->send_proxy);

@@ -785,6 +785,7 @@ conn_connect_next(struct conn *c)
 			.ntried = c->ntried,
 			/* fail_ms 0: marks from before a reload count for nothing. */
 			.now_ms = pc->fail_ms ? c->w->now_ms : 0,
+			.clock_ms = c->w->now_ms,
 		};
 
 		/* A hash of the client needs its address, even at warn. */

@@ -413,6 +413,9 @@ control_set_admin(const char *l, const char *b, int admin, bool close_conns,
 	old = atomic_exchange(&be->admin, admin);
 	if (old != admin)
 		atomic_store(&be->since_ms, control_now_ms());
+	/* Back from drain or maint: slow start (if the pool has it). */
+	if (old != ADMIN_READY && admin == ADMIN_READY)
+		backend_ramp_begin(be, control_now_ms());
 	if (closing)
 		*closing = 0;
 	if (close_conns) {

@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "control.h"
 #include "health.h"
 #include "log.h"
 #include "proxy_proto.h"
@@ -380,6 +381,8 @@ health_probe_finish(struct health_checker *hc, struct health_probe *p,
 	run = (sm->up ? sm->fail_run : sm->ok_run) + 1;
 	if (health_sm_feed(sm, r == HC_OK)) {
 		atomic_store(&b->since_ms, now / NSEC_PER_MSEC);
+		if (sm->up)
+			backend_ramp_begin(b, control_now_ms());
 		atomic_store_explicit(&b->up, sm->up, memory_order_release);
 		if (sm->up)
 			log_info("health pool=%s backend=%s addr=%s "

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "balancer.h"
+#include "control.h"
 #include "runtime.h"
 #include "srctab.h"
 
@@ -77,8 +78,12 @@ pool_init(struct pool *p, const struct cfg_pool *cp,
 		struct backend *b = backend_carry(prev, cp, &cp->backends[j],
 						  &p->undo[j]);
 
-		if (!b)
+		if (!b) {
 			b = backend_new(&cp->backends[j], cp);
+			/* Added by a reload: slow start; at start, not. */
+			if (b && prev)
+				backend_ramp_begin(b, control_now_ms());
+		}
 		if (!b)
 			return -ENOMEM;
 		b->refs++;

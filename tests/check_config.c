@@ -1369,6 +1369,16 @@ START_TEST(test_hash)
 		      "bad.json: pools[0].hash.balance_factor: must be 0 (off) or a percentage of the average from 100 up, got 50");
 	ck_assert_bad(POOLS("{'name':'pg','algorithm':'maglev','hash':{'seed':1},'backends':[" BE "]}", USES("")),
 		      "bad.json: pools[0].hash: unknown key \"seed\"");
+	cfg = parse_ok(POOLS("{'name':'pg','slow_start_ms':30000,'backends':[" BE "]}", USES("")));
+	ck_assert_uint_eq(cfg->pools[0].slow_start_ms, 30000);
+	cfg_free(cfg);
+	cfg = parse_ok(LST(""));
+	ck_assert_uint_eq(cfg->pools[0].slow_start_ms, 0);
+	cfg_free(cfg);
+	ck_assert_bad(POOLS("{'name':'pg','slow_start_ms':3600001,'backends':[" BE "]}", USES("")),
+		      "bad.json: pools[0].slow_start_ms: must be an integer from 0 to 3600000, got 3600001");
+	ck_assert_bad(POOLS(PG, USES(",'slow_start_ms':5")),
+		      "bad.json: listeners[0].slow_start_ms: not allowed with \"pool\": set it in the pool \"pg\"");
 	ck_assert_bad(POOLS(PG, USES(",'hash':{}")),
 		      "bad.json: listeners[0].hash: not allowed with \"pool\": set it in the pool \"pg\"");
 }

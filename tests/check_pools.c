@@ -404,6 +404,79 @@ START_TEST(test_backups)
 }
 END_TEST
 
+/*
+ * Share of "b" among new connections from t0 + from_ms to t0 + to_ms (as
+ * fast as they go), between two backends of equal weight.
+ */
+static double
+share_b(int port, uint64_t t0, unsigned from_ms, unsigned to_ms)
+{
+	unsigned nb = 0, n = 0;
+	char name[64];
+
+	while (h_now_ms() < t0 + from_ms)
+		h_sleep_ms(5);
+	while (h_now_ms() < t0 + to_ms) {
+		pick("127.0.0.1", port, name, sizeof(name));
+		nb += strcmp(name, "b") == 0;
+		n++;
+	}
+	ck_assert_uint_gt(n, 20);
+	return (double)nb / n;
+}
+
+/*
+ * slow_start_ms: a backend back from maintenance, or up after being down,
+ * takes a share that ramps from a tenth of its weight to all of it.
+ * Round-robin over two equal backends: its share goes from about 10% to
+ * 50%.
+ */
+START_TEST(test_slow_start)
+{
+	struct h_backend a, b;
+	struct h_backend *bs[] = { &a, &b };
+	json_t *cfg = hc_new(), *p, *l, *j;
+	double first, mid, last;
+	struct h_lb lb;
+	uint64_t t0;
+	int port;
+
+	h_backend_up(&a, H_NAME, "a");
+	h_backend_up(&b, H_NAME, "b");
+	p = pool(cfg, "web", bs, 2);
+	hc_set(p, "health_check", hc_json(FAST_HEALTH));
+	hc_set(p, "slow_start_ms", json_integer(3000));
+	l = feed(cfg, "l", "127.0.0.1", 0, "web");
+	port = hc_port(l);
+	ck_assert_int_eq(h_lb_start_cfg(&lb, cfg, port, NULL), 0);
+	/* Not at start: both take turns at once. */
+	ck_assert_double_gt(share_b(port, h_now_ms(), 0, 300), 0.45);
+
+	j = h_api(&lb, "POST", "/pools/web/backends/b/maint", NULL, 200);
+	json_decref(j);
+	j = h_api(&lb, "POST", "/pools/web/backends/b/ready", NULL, 200);
+	json_decref(j);
+	t0 = h_now_ms();
+	first = share_b(port, t0, 0, 600);
+	mid = share_b(port, t0, 1300, 1700);
+	last = share_b(port, t0, 3200, 3700);
+	fprintf(stderr, "slow start after ready: b's share %.2f, %.2f, %.2f\n",
+		first, mid, last);
+	ck_assert_msg(first < 0.30, "first 0.6 s: %.2f", first);
+	ck_assert_msg(mid > first && mid < last, "1.3-1.7 s: %.2f", mid);
+	ck_assert_msg(last > 0.44, "after the ramp: %.2f", last);
+
+	/* Up after down ramps the same way. */
+	h_backend_kill(&b);
+	ck_assert(h_lb_log_wait(&lb, 1, 3000, "backend=b ", "state=down"));
+	ck_assert_int_eq(h_backend_restart(&b), 0);
+	ck_assert(h_lb_log_wait(&lb, 1, 3000, "backend=b ", "state=up"));
+	first = share_b(port, h_now_ms(), 0, 500);
+	ck_assert_msg(first < 0.30, "after up: %.2f", first);
+	json_decref(cfg);
+}
+END_TEST
+
 /* Every shipped config, the README's examples among them, is valid. */
 START_TEST(test_shipped_configs)
 {
@@ -439,5 +512,6 @@ main(void)
 	tcase_add_test(tc, test_pool_errors_at_start);
 	tcase_add_test(tc, test_shipped_configs);
 	tcase_add_test(tc, test_backups);
+	tcase_add_test(tc, test_slow_start);
 	return h_run_suite("check_pools", s);
 }
