@@ -62,6 +62,9 @@ struct backend {
 	 * Set by workers, cleared by a good connect or health probe.
 	 */
 	atomic_uint_fast64_t fail_until_ms;
+	atomic_uint fail_run;		/* connect failures in a row */
+	atomic_uint eject_run;		/* ejections in a row */
+	atomic_uint_fast64_t ejections[2]; /* by enum eject_cause */
 
 	/* The health thread; the admin API reads them. */
 	atomic_bool up;
@@ -77,9 +80,15 @@ struct backend *backend_new(const struct cfg_backend *cb,
 /* Drop a runtime's reference; the last one frees it. */
 void backend_put(struct backend *b);
 
+/* Why a backend was ejected; indexes backend.ejections[]. */
+enum eject_cause {
+	EJECT_CONNECT,		/* a connect refused or timed out */
+	EJECT_EARLY_CLOSE,	/* closed or reset before a byte, < 1 s */
+};
+
 /* A connect to b failed at now_ms: mark it for fail_ms (0: no marks). */
 void backend_mark_failed(struct backend *b, unsigned fail_ms, uint64_t now_ms);
-/* A connect or a health probe to b succeeded: lift its mark. */
+/* A health probe to b succeeded: lift its mark (its run stands). */
 static inline void
 backend_mark_clear(struct backend *b)
 {
@@ -87,6 +96,17 @@ backend_mark_clear(struct backend *b)
 	if (atomic_load_explicit(&b->fail_until_ms, memory_order_relaxed))
 		atomic_store_explicit(&b->fail_until_ms, 0,
 				      memory_order_relaxed);
+}
+
+/* A connect to b succeeded: lift its mark and end its runs. */
+static inline void
+backend_success(struct backend *b)
+{
+	backend_mark_clear(b);
+	if (atomic_load_explicit(&b->fail_run, memory_order_relaxed))
+		atomic_store_explicit(&b->fail_run, 0, memory_order_relaxed);
+	if (atomic_load_explicit(&b->eject_run, memory_order_relaxed))
+		atomic_store_explicit(&b->eject_run, 0, memory_order_relaxed);
 }
 
 static inline bool

@@ -112,6 +112,12 @@ struct cfg_pool {
 	enum cfg_send_proxy send_proxy;	/* OFF, V1 or V2 */
 	struct cfg_hash hash;
 	unsigned slow_start_ms;	/* ramp of a backend back in; 0: off */
+	struct cfg_ejection {
+		unsigned consecutive_failures;	/* before an ejection */
+		unsigned max_ms;		/* cap of fail_ms x run */
+		unsigned max_percent;		/* of the pool ejected at once */
+		bool early_close;	/* closed or reset, no byte, < 1 s */
+	} ejection;		/* its base_ms is fail_ms */
 	bool is_inline;		/* a listener's own backends */
 	unsigned nusers;	/* listeners that name it */
 };

@@ -76,6 +76,14 @@ struct backend *pool_backend(const struct pool *p, const char *name);
 struct backend *pool_pick(struct pool *p, const struct pick_ctx *ctx);
 void pool_release(struct backend *b);
 /*
+ * Backend b of p failed a client at now_ms (cause): after
+ * ejection.consecutive_failures in a row it is ejected for fail_ms x its
+ * ejections in a row (at most ejection.max_ms), unless max_percent of the
+ * pool is ejected already (one always may be).
+ */
+void pool_backend_failed(struct pool *p, struct backend *b,
+			 enum eject_cause cause, uint64_t now_ms);
+/*
  * After pool_pick() found nothing for a new client: true if a backend was
  * up and ready but at its max_connections (backend_full, not no_backend).
  */

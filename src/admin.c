@@ -196,7 +196,7 @@ backend_json(const struct backend *b, const struct pool *p, uint64_t now)
 			  "latency_ms",
 			  (json_int_t)atomic_load(&b->last_latency_ms));
 	return json_pack("{s:s,s:s,s:b,s:s,s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:I,"
-			 "s:I,s:I,s:I,s:I,s:I,s:o}",
+			 "s:I,s:I,s:I,s:I,s:o,s:I,s:o}",
 			 "name", b->cfg->name, "pool", p->cfg->name, "backup",
 			 atomic_load(&b->backup), "address",
 			 b->cfg->addr.text, "state", backend_state_name(b),
@@ -214,6 +214,15 @@ backend_json(const struct backend *b, const struct pool *p, uint64_t now)
 			 (json_int_t)atomic_load(&b->connect_failures),
 			 "fail_mark_ms",
 			 (json_int_t)(until > now ? until - now : 0),
+			 "ejections",
+			 json_pack("{s:I,s:I,s:I}", "connect",
+				   (json_int_t)atomic_load(
+					   &b->ejections[EJECT_CONNECT]),
+				   "early_close",
+				   (json_int_t)atomic_load(
+					   &b->ejections[EJECT_EARLY_CLOSE]),
+				   "in_a_row",
+				   (json_int_t)atomic_load(&b->eject_run)),
 			 "in_state_ms",
 			 (json_int_t)(now - atomic_load(&b->since_ms)),
 			 "check", check);
@@ -503,6 +512,21 @@ metrics_text(size_t *len)
 		    "Failed connect attempts (refused, timed out, ...).",
 		    "%llu",
 		    (unsigned long long)atomic_load(&be->connect_failures));
+	metric_head(&b, "ringlb_backend_ejections_total", "counter",
+		    "Ejections (passive health), by cause.");
+	FOR_EACH_BACKEND {
+		backend_labels(p, be, bl, sizeof(bl));
+		buf_printf(&b,
+			   "ringlb_backend_ejections_total{%s,cause=\"connect\"} "
+			   "%llu\n",
+			   bl, (unsigned long long)atomic_load(
+				       &be->ejections[EJECT_CONNECT]));
+		buf_printf(&b,
+			   "ringlb_backend_ejections_total{%s,cause=\"early_close\"} "
+			   "%llu\n",
+			   bl, (unsigned long long)atomic_load(
+				       &be->ejections[EJECT_EARLY_CLOSE]));
+	}
 	PER_BACKEND("ringlb_backend_check_duration_seconds", "gauge",
 		    "Duration of the last health check.", "%.3f",
 		    atomic_load(&be->last_latency_ms) / 1000.0);

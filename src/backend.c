@@ -31,6 +31,10 @@ backend_new(const struct cfg_backend *cb, const struct cfg_pool *p)
 	atomic_init(&b->ramp_from_ms, 0);
 	atomic_init(&b->since_ms, control_now_ms());
 	atomic_init(&b->fail_until_ms, 0);
+	atomic_init(&b->fail_run, 0);
+	atomic_init(&b->eject_run, 0);
+	atomic_init(&b->ejections[EJECT_CONNECT], 0);
+	atomic_init(&b->ejections[EJECT_EARLY_CLOSE], 0);
 	atomic_init(&b->last_result, HC_OK);
 	atomic_init(&b->last_latency_ms, 0);
 	atomic_init(&b->checked, false);

@@ -66,7 +66,7 @@ static const char *const listener_keys[] = {
 	"name", "listen", "algorithm", "connect_attempts", "backlog",
 	"backends", "health_check", "timeouts", "max_connections", "allow",
 	"deny", "per_source", "pool", "accept_proxy", "send_proxy", "routes",
-	"hash", "slow_start_ms", NULL,
+	"hash", "slow_start_ms", "ejection", NULL,
 };
 
 static const char *const route_keys[] = {
@@ -79,7 +79,13 @@ static const char *const accept_proxy_keys[] = {
 
 static const char *const pool_keys[] = {
 	"name", "algorithm", "backends", "health_check", "connect_attempts",
-	"timeouts", "fail_ms", "send_proxy", "hash", "slow_start_ms", NULL,
+	"timeouts", "fail_ms", "send_proxy", "hash", "slow_start_ms",
+	"ejection", NULL,
+};
+
+static const char *const ejection_keys[] = {
+	"consecutive_failures", "base_ms", "max_ms", "max_percent",
+	"early_close", NULL,
 };
 
 static const char *const hash_keys[] = {
@@ -89,7 +95,7 @@ static const char *const hash_keys[] = {
 /* What a listener that names a pool may not set: the pool has it. */
 static const char *const pool_only_keys[] = {
 	"algorithm", "backends", "health_check", "connect_attempts",
-	"send_proxy", "hash", "slow_start_ms", NULL,
+	"send_proxy", "hash", "slow_start_ms", "ejection", NULL,
 };
 
 static const char *const backend_keys[] = {
@@ -885,6 +891,51 @@ parse_hash(const struct cfg_ctx *x, const char *parent, const json_t *obj,
 }
 
 /*
+ * ejection: passive health grown up.  base_ms is the pool's fail_ms (the
+ * old spelling), so it may be given in one place only.
+ */
+static int
+parse_ejection(const struct cfg_ctx *x, const char *parent,
+	       const json_t *obj, struct cfg_pool *p)
+{
+	char path[CFG_PATH_MAX], kpath[CFG_PATH_MAX];
+	struct cfg_ejection *e = &p->ejection;
+	json_t *v, *t;
+
+	if (get_container(x, parent, obj, "ejection", JSON_OBJECT, false,
+			  &v) < 0)
+		return -1;
+	path_key(path, sizeof(path), parent, "ejection");
+	if (v != NULL && check_keys(x, path, v, ejection_keys) < 0)
+		return -1;
+	t = json_object_get(obj, "timeouts");
+	if (json_object_get(v, "base_ms") != NULL &&
+	    (json_object_get(obj, "fail_ms") != NULL ||
+	     json_object_get(t, "fail_ms") != NULL)) {
+		path_key(kpath, sizeof(kpath), path, "base_ms");
+		return cfg_error(x, kpath,
+				 "the same as fail_ms, which is given too; keep one");
+	}
+	if (get_uint(x, path, v, "base_ms", 0, 3600000, p->fail_ms,
+		     &p->fail_ms) < 0 ||
+	    get_uint(x, path, v, "consecutive_failures", 1, 100, 1,
+		     &e->consecutive_failures) < 0 ||
+	    get_uint(x, path, v, "max_ms", 0, 86400000,
+		     p->fail_ms > 300000 ? p->fail_ms : 300000, &e->max_ms) < 0 ||
+	    get_uint(x, path, v, "max_percent", 1, 100, 50,
+		     &e->max_percent) < 0 ||
+	    get_bool(x, path, v, "early_close", false, &e->early_close) < 0)
+		return -1;
+	if (e->max_ms < p->fail_ms) {
+		path_key(kpath, sizeof(kpath), path, "max_ms");
+		return cfg_error(x, kpath,
+				 "must be at least base_ms (%u), got %u",
+				 p->fail_ms, e->max_ms);
+	}
+	return 0;
+}
+
+/*
  * What a pool is made of, from obj: a "pools" entry, or a listener with its
  * own backends (whose other keys the caller checks).
  */
@@ -900,7 +951,8 @@ parse_pool_body(const struct cfg_ctx *x, const char *path, const json_t *obj,
 	    parse_backends(x, path, obj, p) < 0 ||
 	    parse_hash(x, path, obj, p) < 0 ||
 	    get_uint(x, path, obj, "slow_start_ms", 0, 3600000, 0,
-		     &p->slow_start_ms) < 0)
+		     &p->slow_start_ms) < 0 ||
+	    parse_ejection(x, path, obj, p) < 0)
 		return -1;
 	p->send_proxy = SEND_PROXY_OFF;
 	return get_send_proxy(x, path, obj, &p->send_proxy);

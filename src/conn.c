@@ -972,7 +972,7 @@ handle_connect(struct conn *c, int res)
 		atomic_fetch_add_explicit(&b->connect_failures, 1,
 					  memory_order_relaxed);
 		if (connect_err_remote(res))
-			backend_mark_failed(b, c->pool->cfg->fail_ms,
+			pool_backend_failed(c->pool, b, EJECT_CONNECT,
 					    c->w->now_ms);
 		log_warn("conn=%llu pool=%s backend=%s addr=%s: connect "
 			 "%s (attempt %u of %u)",
@@ -991,7 +991,7 @@ handle_connect(struct conn *c, int res)
 		return;
 	}
 	atomic_fetch_add_explicit(&b->total, 1, memory_order_relaxed);
-	backend_mark_clear(b);
+	backend_success(b);
 	c->last_ms = c->w->now_ms;
 	conn_set_phase(c, PH_PROXY);
 	if (cfg_backend_send_proxy(c->pool->cfg, b->cfg) != SEND_PROXY_OFF) {
@@ -1026,10 +1026,25 @@ conn_shutdown(struct conn *c, int side)
 	shutdown(c->s[side].fd, SHUT_WR);
 }
 
+/*
+ * ejection.early_close: the backend ended (closed or reset) before sending
+ * a byte, within 1 s of the client's arrival: a failure of that backend.
+ */
+static void
+conn_backend_ended(struct conn *c)
+{
+	if (c->b && c->pool->cfg->ejection.early_close &&
+	    c->d[BACKEND].bytes == 0 && c->w->now_ms - c->start_ms < 1000)
+		pool_backend_failed(c->pool, c->b, EJECT_EARLY_CLOSE,
+				    c->w->now_ms);
+}
+
 /* The read side of `from` failed: pass the reset on to its peer. */
 static void
 conn_read_error(struct conn *c, int from, int err)
 {
+	if (from == BACKEND)
+		conn_backend_ended(c);
 	if (err == -ECONNRESET || err == -EPIPE || err == -ETIMEDOUT ||
 	    err == -EHOSTUNREACH) {
 		c->s[!from].reset = true;
@@ -1267,6 +1282,8 @@ conn_pump(struct conn *c, int from)
 		}
 		if (n == 0) {
 			d->eof = true;
+			if (from == BACKEND)
+				conn_backend_ended(c);
 			continue;
 		}
 		d->bytes += (uint64_t)n;
@@ -1315,6 +1332,8 @@ handle_recv(struct conn *c, int from, int res, unsigned flags)
 	}
 	if (res == 0) {
 		d->eof = true;
+		if (from == BACKEND)
+			conn_backend_ended(c);
 	} else if (res == -ENOBUFS) {
 		/* Every buffer is in use: read this one with poll for now. */
 		d->no_bufs = true;

@@ -141,6 +141,34 @@ pool_full(const struct pool *p)
 }
 
 void
+pool_backend_failed(struct pool *p, struct backend *b, enum eject_cause cause,
+		    uint64_t now_ms)
+{
+	const struct cfg_pool *c = p->cfg;
+	unsigned ejected = 0, allowed, run;
+	uint64_t ms;
+
+	if (!c->fail_ms ||
+	    atomic_fetch_add(&b->fail_run, 1) + 1 <
+		    c->ejection.consecutive_failures)
+		return;
+	for (size_t i = 0; i < p->nbackends; i++)
+		ejected += p->backends[i] != b &&
+			   backend_marked(p->backends[i], now_ms);
+	allowed = (unsigned)(p->nbackends * c->ejection.max_percent / 100);
+	if (ejected >= (allowed ? allowed : 1))
+		return;
+	run = atomic_fetch_add(&b->eject_run, 1) + 1;
+	ms = (uint64_t)c->fail_ms * run;
+	if (ms > c->ejection.max_ms)
+		ms = c->ejection.max_ms;
+	atomic_store(&b->fail_run, 0);
+	backend_mark_failed(b, (unsigned)ms, now_ms);
+	atomic_fetch_add_explicit(&b->ejections[cause], 1,
+				  memory_order_relaxed);
+}
+
+void
 pool_release(struct backend *b)
 {
 	atomic_fetch_sub_explicit(&b->active, 1, memory_order_relaxed);

@@ -1379,6 +1379,28 @@ START_TEST(test_hash)
 		      "bad.json: pools[0].slow_start_ms: must be an integer from 0 to 3600000, got 3600001");
 	ck_assert_bad(POOLS(PG, USES(",'slow_start_ms':5")),
 		      "bad.json: listeners[0].slow_start_ms: not allowed with \"pool\": set it in the pool \"pg\"");
+	cfg = parse_ok(POOLS("{'name':'pg','ejection':{'consecutive_failures':3,'base_ms':500,'max_ms':4000,'max_percent':30,'early_close':true},'backends':[" BE "]}", USES("")));
+	ck_assert_uint_eq(cfg->pools[0].fail_ms, 500);
+	ck_assert_uint_eq(cfg->pools[0].ejection.consecutive_failures, 3);
+	ck_assert_uint_eq(cfg->pools[0].ejection.max_ms, 4000);
+	ck_assert_uint_eq(cfg->pools[0].ejection.max_percent, 30);
+	ck_assert(cfg->pools[0].ejection.early_close);
+	cfg_free(cfg);
+	cfg = parse_ok(LST(""));	/* today's passive marks */
+	ck_assert_uint_eq(cfg->pools[0].fail_ms, 10000);
+	ck_assert_uint_eq(cfg->pools[0].ejection.consecutive_failures, 1);
+	ck_assert_uint_eq(cfg->pools[0].ejection.max_ms, 300000);
+	ck_assert_uint_eq(cfg->pools[0].ejection.max_percent, 50);
+	ck_assert(!cfg->pools[0].ejection.early_close);
+	cfg_free(cfg);
+	ck_assert_bad(POOLS("{'name':'pg','fail_ms':5,'ejection':{'base_ms':5},'backends':[" BE "]}", USES("")),
+		      "bad.json: pools[0].ejection.base_ms: the same as fail_ms, which is given too; keep one");
+	ck_assert_bad(POOLS("{'name':'pg','ejection':{'base_ms':5000,'max_ms':100},'backends':[" BE "]}", USES("")),
+		      "bad.json: pools[0].ejection.max_ms: must be at least base_ms (5000), got 100");
+	ck_assert_bad(POOLS("{'name':'pg','ejection':{'max_percent':0},'backends':[" BE "]}", USES("")),
+		      "bad.json: pools[0].ejection.max_percent: must be an integer from 1 to 100, got 0");
+	ck_assert_bad(POOLS("{'name':'pg','ejection':{'after':1},'backends':[" BE "]}", USES("")),
+		      "bad.json: pools[0].ejection: unknown key \"after\"");
 	ck_assert_bad(POOLS(PG, USES(",'hash':{}")),
 		      "bad.json: listeners[0].hash: not allowed with \"pool\": set it in the pool \"pg\"");
 }

@@ -7,6 +7,9 @@
  * carries a backend when its pool, name and address stay, and a listener
  * may switch pools without closing its listening sockets.
  */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <check.h>
 #include <errno.h>
 #include <stdio.h>
@@ -477,6 +480,142 @@ START_TEST(test_slow_start)
 }
 END_TEST
 
+/* A backend's ejection state: "fail_mark_ms" and "ejections.KEY". */
+static long long
+bstat(struct h_lb *lb, const char *b, const char *key)
+{
+	char path[128];
+	json_t *j;
+	long long v;
+
+	snprintf(path, sizeof(path), "/pools/web/backends/%s", b);
+	j = h_api(lb, "GET", path, NULL, 200);
+	v = h_jint(j, key);
+	json_decref(j);
+	return v;
+}
+
+/* New clients until backend b's ejections.connect reaches n. */
+static void
+fail_until(struct h_lb *lb, int port, const char *b, long long n)
+{
+	char name[64];
+
+	for (int i = 0; i < 30 && bstat(lb, b, "ejections.connect") < n; i++)
+		pick("127.0.0.1", port, name, sizeof(name));
+	ck_assert_int_eq(bstat(lb, b, "ejections.connect"), n);
+}
+
+/*
+ * Ejection: base_ms x the ejections in a row, capped at max_ms; at most
+ * max_percent of the pool out at once; early_close counts a backend that
+ * closes before its first byte.
+ */
+START_TEST(test_ejection)
+{
+	struct h_backend d1, d2, d3, a;
+	struct h_backend *bs[] = { &d1, &d2, &d3, &a };
+	json_t *cfg = hc_new(), *p, *l;
+	struct h_lb lb;
+	long long m;
+	int port, ejected = 0;
+
+	h_backend_dead(&d1, H_NAME, "d1");
+	h_backend_dead(&d2, H_NAME, "d2");
+	h_backend_dead(&d3, H_NAME, "d3");
+	h_backend_up(&a, H_NAME, "a");
+	p = pool(cfg, "web", bs, 4);
+	hc_set(p, "health_check", hc_json("{ \"enabled\": false }"));
+	hc_set(p, "connect_attempts", json_integer(4));
+	hc_set(p, "ejection", hc_json("{ \"base_ms\": 600, \"max_ms\": 1500, "
+				      "\"max_percent\": 50 }"));
+	l = feed(cfg, "l", "127.0.0.1", 0, "web");
+	port = hc_port(l);
+	ck_assert_int_eq(h_lb_start_cfg(&lb, cfg, port, NULL), 0);
+
+	/* Of three dead backends of four, two are out at a time. */
+	fail_until(&lb, port, "d1", 1);
+	for (int i = 0; i < 12; i++) {
+		char name[64];
+
+		pick("127.0.0.1", port, name, sizeof(name));
+		ck_assert_str_eq(name, "a");
+	}
+	ejected = (bstat(&lb, "d1", "fail_mark_ms") > 0) +
+		  (bstat(&lb, "d2", "fail_mark_ms") > 0) +
+		  (bstat(&lb, "d3", "fail_mark_ms") > 0);
+	ck_assert_int_eq(ejected, 2);
+
+	/* d1 again and again: 600 ms, then 1200, then the 1500 cap. */
+	h_sleep_ms(1600);
+	fail_until(&lb, port, "d1", 2);
+	m = bstat(&lb, "d1", "fail_mark_ms");
+	ck_assert_msg(m > 600 && m <= 1200, "second ejection: %lld ms", m);
+	ck_assert_int_eq(bstat(&lb, "d1", "ejections.in_a_row"), 2);
+	h_sleep_ms(1300);
+	fail_until(&lb, port, "d1", 3);
+	m = bstat(&lb, "d1", "fail_mark_ms");
+	ck_assert_msg(m > 1200 && m <= 1500, "third ejection: %lld ms", m);
+	ck_assert_int_eq(bstat(&lb, "d1", "ejections.in_a_row"), 3);
+	/* Back, and a success: the run starts over. */
+	h_sleep_ms(1600);
+	ck_assert_int_eq(h_backend_restart(&d1), 0);
+	for (int i = 0; i < 30 && bstat(&lb, "d1", "total") == 0; i++) {
+		char name[64];
+
+		pick("127.0.0.1", port, name, sizeof(name));
+	}
+	ck_assert_int_eq(bstat(&lb, "d1", "ejections.in_a_row"), 0);
+	json_decref(cfg);
+}
+END_TEST
+
+START_TEST(test_ejection_early_close)
+{
+	json_t *cfg = hc_new(), *p, *l;
+	struct sockaddr_in sa = { .sin_family = AF_INET };
+	socklen_t len = sizeof(sa);
+	char addr[64];
+	struct h_lb lb;
+	int lfd, fd, cfd = -1, port;
+	long data = 0;
+
+	lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	ck_assert_int_ge(lfd, 0);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ck_assert_int_eq(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	ck_assert_int_eq(listen(lfd, 8), 0);
+	getsockname(lfd, (struct sockaddr *)&sa, &len);
+	p = hc_pool(cfg, "web");
+	snprintf(addr, sizeof(addr), "127.0.0.1:%d", ntohs(sa.sin_port));
+	hc_set(p, "backends", json_pack("[{s:s,s:s}]", "name", "e", "address",
+					addr));
+	hc_set(p, "health_check", hc_json("{ \"enabled\": false }"));
+	hc_set(p, "ejection", hc_json("{ \"early_close\": true }"));
+	l = feed(cfg, "l", "127.0.0.1", 0, "web");
+	port = hc_port(l);
+	ck_assert_int_eq(h_lb_start_cfg(&lb, cfg, port, NULL), 0);
+	fd = h_connect("127.0.0.1", port, 3000);
+	ck_assert_int_ge(fd, 0);
+	for (int i = 0; i < 300 && cfd < 0; i++) {
+		cfd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+		if (cfd < 0)
+			h_sleep_ms(10);
+	}
+	ck_assert_int_ge(cfd, 0);
+	close(cfd);	/* no byte, at once */
+	h_wait_close(fd, 3000, &data);
+	close(fd);
+	for (int i = 0; i < 100 && bstat(&lb, "e", "ejections.early_close") == 0;
+	     i++)
+		h_sleep_ms(10);
+	ck_assert_int_eq(bstat(&lb, "e", "ejections.early_close"), 1);
+	ck_assert_int_gt(bstat(&lb, "e", "fail_mark_ms"), 0);
+	close(lfd);
+	json_decref(cfg);
+}
+END_TEST
+
 /* Every shipped config, the README's examples among them, is valid. */
 START_TEST(test_shipped_configs)
 {
@@ -513,5 +652,7 @@ main(void)
 	tcase_add_test(tc, test_shipped_configs);
 	tcase_add_test(tc, test_backups);
 	tcase_add_test(tc, test_slow_start);
+	tcase_add_test(tc, test_ejection);
+	tcase_add_test(tc, test_ejection_early_close);
 	return h_run_suite("check_pools", s);
 }
