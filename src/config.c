@@ -31,7 +31,7 @@
 #define CFG_REASON_MAX	256
 #define CFG_FILE_MAX	(16u << 20)
 #define CFG_WORKERS_MAX	256
-#define CFG_BACKENDS_MAX 1024
+#define CFG_BACKENDS_MAX 10000
 #define CFG_POOLS_MAX	1024
 #define CFG_ROUTES_MAX	4096	/* server names per listener */
 #define CFG_RATE_MAX	1000000	/* per_source.rate and burst */

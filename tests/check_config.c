@@ -749,27 +749,27 @@ END_TEST
 
 START_TEST(test_too_many_backends)
 {
-	size_t cap = 1025 * 64 + 256, n = 0;
+	size_t cap = 10001 * 64 + 256, n = 0;
 	char *text = malloc(cap), err[ERRLEN];
 
 	ck_assert_ptr_nonnull(text);
 	n += (size_t)snprintf(text + n, cap - n,
 			      "{'listeners':[{'name':'a','listen':'127.0.0.1:1','backends':[");
-	for (int i = 0; i < 1025; i++)
+	for (int i = 0; i < 10001; i++)
 		n += (size_t)snprintf(text + n, cap - n,
 				      "%s{'name':'b%d','address':'127.0.0.1:%d'}",
-				      i ? "," : "", i, i + 1);
+				      i ? "," : "", i, i % 60000 + 1);
 	snprintf(text + n, cap - n, "]}]}");
 	parse_bad(text, err, sizeof(err));
 	ck_assert_str_eq(err, "bad.json: listeners[0].backends: too many backends "
-			      "(1025, max 1024)");
+			      "(10001, max 10000)");
 
-	/* 1024 is allowed: cut the last backend off. */
+	/* 10000 is allowed: cut the last backend off. */
 	*strrchr(text, '{') = '\0';
 	memcpy(text + strlen(text) - 1, "]}]}", 5);
 	struct config *cfg = parse_ok(text);
-	ck_assert_uint_eq(cfg->pools[0].nbackends, 1024);
-	ck_assert_str_eq(cfg->pools[0].backends[1023].name, "b1023");
+	ck_assert_uint_eq(cfg->pools[0].nbackends, 10000);
+	ck_assert_str_eq(cfg->pools[0].backends[9999].name, "b9999");
 	cfg_free(cfg);
 	free(text);
 }

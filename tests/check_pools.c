@@ -616,6 +616,56 @@ START_TEST(test_ejection_early_close)
 }
 END_TEST
 
+/*
+ * A pool of 10,000 backends (the most a pool may have): start, the API,
+ * a reload that carries them all, clients served.
+ */
+START_TEST(test_10k_backends)
+{
+	struct h_backend a;
+	json_t *cfg = hc_new(), *p, *bs, *l, *j;
+	char addr[64], name[64];
+	struct h_lb lb;
+	int port;
+
+	h_backend_up(&a, H_NAME, "a");
+	p = hc_pool(cfg, "big");
+	hc_set(p, "health_check", hc_json("{ \"interval_ms\": 60000 }"));
+	bs = json_array();
+	snprintf(addr, sizeof(addr), "127.0.0.1:%d", a.port);
+	for (int i = 0; i < 10000; i++) {
+		char n[16];
+
+		snprintf(n, sizeof(n), "b%d", i);
+		json_array_append_new(bs, json_pack("{s:s,s:s}", "name", n,
+						    "address", addr));
+	}
+	hc_set(p, "backends", bs);
+	l = feed(cfg, "l", "127.0.0.1", 0, "big");
+	port = hc_port(l);
+	ck_assert_int_eq(h_lb_start_cfg(&lb, cfg, port, NULL), 0);
+	ck_assert_int_eq(h_lb_log_count(&lb, "health: checking 10000 backends"),
+			 1);
+	for (int i = 0; i < 20; i++) {
+		pick("127.0.0.1", port, name, sizeof(name));
+		ck_assert_str_eq(name, "a");
+	}
+	j = h_api(&lb, "POST", "/pools/big/backends/b9999/drain", NULL, 200);
+	json_decref(j);
+	j = h_api(&lb, "POST", "/reload", NULL, 200);
+	json_decref(j);
+	j = h_api(&lb, "GET", "/pools/big", NULL, 200);
+	ck_assert_int_eq(json_array_size(json_object_get(j, "backends")), 10000);
+	ck_assert_str_eq(h_jstr(j, "backends.9999.state"), "draining");
+	ck_assert_int_eq(h_jint(j, "backends.0.total") +
+				 h_jint(j, "backends.1.total") +
+				 h_jint(j, "backends.2.total"),
+			 3);
+	json_decref(j);
+	json_decref(cfg);
+}
+END_TEST
+
 /* Every shipped config, the README's examples among them, is valid. */
 START_TEST(test_shipped_configs)
 {
@@ -654,5 +704,6 @@ main(void)
 	tcase_add_test(tc, test_slow_start);
 	tcase_add_test(tc, test_ejection);
 	tcase_add_test(tc, test_ejection_early_close);
+	tcase_add_test(tc, test_10k_backends);
 	return h_run_suite("check_pools", s);
 }
