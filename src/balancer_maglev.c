@@ -33,11 +33,11 @@
 #include "access.h"
 #include "balancer.h"
 #include "control.h"
+#include "hash.h"
 #include "pool.h"
 
-#define FNV_BASIS	0xcbf29ce484222325ULL
-#define FNV_BASIS_SKIP	0x84222325cbf29ce4ULL
-#define FNV_PRIME	0x100000001b3ULL
+#define FNV_BASIS	HASH_FNV_BASIS
+#define FNV_BASIS_SKIP	0x84222325cbf29ce4ULL	/* its halves swapped */
 
 /* One allocation, so a replaced table is one free() (control_defer_free). */
 struct mg_table {
@@ -52,34 +52,10 @@ struct mg {
 	_Atomic(struct mg_table *) cur;
 };
 
-static uint64_t
-fnv1a(uint64_t h, const void *data, size_t n)
-{
-	const uint8_t *p = data;
-
-	for (size_t i = 0; i < n; i++) {
-		h ^= p[i];
-		h *= FNV_PRIME;
-	}
-	return h;
-}
-
-/* MurmurHash3's finalizer: FNV's low bits alone mix too little. */
-static uint64_t
-fmix64(uint64_t k)
-{
-	k ^= k >> 33;
-	k *= 0xff51afd7ed558ccdULL;
-	k ^= k >> 33;
-	k *= 0xc4ceb9fe1a85ec53ULL;
-	k ^= k >> 33;
-	return k;
-}
-
 uint64_t
 maglev_hash(uint64_t basis, const void *data, size_t n)
 {
-	return fmix64(fnv1a(basis, data, n));
+	return hash_fmix64(hash_fnv1a(basis, data, n));
 }
 
 struct mg_build {

@@ -24,6 +24,7 @@
 #include <time.h>
 
 #include "config.h"
+#include "hash.h"
 #include "srctab.h"
 
 #define SRC_WAYS	8
@@ -52,16 +53,6 @@ struct srctab {
 	struct src_lock locks[SRCTAB_LOCKS];
 };
 
-static uint64_t
-mix64(uint64_t x)
-{
-	x ^= x >> 33;
-	x *= 0xff51afd7ed558ccdULL;
-	x ^= x >> 33;
-	x *= 0xc4ceb9fe1a85ec53ULL;
-	x ^= x >> 33;
-	return x;
-}
 
 /*
  * The key: IPv4 as is, IPv6 cut to the prefix.  The hash is keyed with a
@@ -89,9 +80,9 @@ src_key(const struct srctab *t, int family, const uint8_t addr[16],
 static uint32_t
 src_group(const struct srctab *t, int family, const uint64_t key[2])
 {
-	uint64_t h = mix64(key[0] ^ t->seed[0]);
+	uint64_t h = hash_fmix64(key[0] ^ t->seed[0]);
 
-	h = mix64(h ^ key[1] ^ t->seed[1] ^ (uint64_t)family);
+	h = hash_fmix64(h ^ key[1] ^ t->seed[1] ^ (uint64_t)family);
 	return (uint32_t)(h & (t->ngroups - 1));
 }
 
@@ -118,8 +109,8 @@ srctab_new(const struct cfg_per_source *ps)
 		struct timespec ts;
 
 		clock_gettime(CLOCK_MONOTONIC, &ts);
-		t->seed[0] = mix64((uint64_t)ts.tv_nsec ^ (uintptr_t)t);
-		t->seed[1] = mix64(t->seed[0] ^ (uint64_t)ts.tv_sec);
+		t->seed[0] = hash_fmix64((uint64_t)ts.tv_nsec ^ (uintptr_t)t);
+		t->seed[1] = hash_fmix64(t->seed[0] ^ (uint64_t)ts.tv_sec);
 	}
 	for (size_t i = 0; i < (size_t)ng * SRC_WAYS; i++)
 		atomic_init(&t->slots[i].conns, 0);
