@@ -162,6 +162,17 @@ fuzz_check_cfg(const struct config *cfg)
 		for (size_t j = 0; j < i; j++)
 			if (strcmp(cfg->pools[j].name, l->name) == 0)
 				FUZZ_FAIL("duplicate pool %s", l->name);
+		if (l->hash.table_size < 251 || l->hash.table_size > 1000003)
+			FUZZ_FAIL("table_size %u", l->hash.table_size);
+		for (unsigned d = 2; d <= l->hash.table_size / d; d++)
+			if (l->hash.table_size % d == 0)
+				FUZZ_FAIL("table_size %u not prime",
+					  l->hash.table_size);
+		if (l->ejection.max_ms < l->fail_ms ||
+		    l->ejection.max_percent < 1 ||
+		    l->ejection.max_percent > 100 ||
+		    l->ejection.consecutive_failures < 1)
+			FUZZ_FAIL("ejection out of range");
 		for (size_t j = 0; j < l->nbackends; j++) {
 			const struct cfg_backend *b = &l->backends[j];
 
