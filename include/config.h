@@ -131,18 +131,40 @@ struct cfg_accept_proxy {
 	bool allow_direct;	/* others are served without one */
 };
 
-/* One server name of a listener's "routes", and the pool it goes to. */
-struct cfg_route {
-	char sni[256];		/* lowercase; "*.example.org" or exact */
-	size_t pool;		/* index in config.pools */
+#define CFG_NO_POOL	((size_t)-1)
+#define CFG_NO_SPLIT	((size_t)-1)
+#define CFG_SPLIT_MAX	16	/* pools in one split */
+#define CFG_SPLIT_WEIGHT_MAX 10000
+#define CFG_SNI_MAX	256	/* a server name pattern, incl. NUL */
+
+/*
+ * A "split" of a listener or a route: new clients spread over top-level
+ * pools in proportion to the weights (an A/B test, a canary).
+ */
+struct cfg_split {
+	struct cfg_split_side {
+		size_t pool;		/* index in config.pools */
+		unsigned weight;	/* 0..CFG_SPLIT_WEIGHT_MAX */
+	} side[CFG_SPLIT_MAX];
+	size_t nsides;			/* 2..CFG_SPLIT_MAX */
+	bool sticky;			/* "sticky": "source-ip" */
+	size_t listener;		/* index in config.listeners */
+	/* The route's first server name; "": the listener's own split. */
+	char route[CFG_SNI_MAX];
 };
 
-#define CFG_NO_POOL	((size_t)-1)
+/* One server name of a listener's "routes", and where it goes. */
+struct cfg_route {
+	char sni[CFG_SNI_MAX];	/* lowercase; "*.example.org" or exact */
+	size_t pool;		/* index in config.pools; or CFG_NO_POOL, */
+	size_t split;		/* ... and an index in config.splits */
+};
 
 struct cfg_listener {
 	char name[CFG_NAME_MAX];
 	struct cfg_addr addr;
 	size_t pool;		/* index in config.pools; CFG_NO_POOL: none */
+	size_t split;		/* index in config.splits; CFG_NO_SPLIT: none */
 	struct cfg_route *routes; /* by SNI, before the pool; NULL: none */
 	size_t nroutes;
 	unsigned idle_ms;	/* timeouts.idle_ms, 0 = never */
@@ -179,6 +201,8 @@ struct config {
 	size_t npools;
 	struct cfg_listener *listeners;
 	size_t nlisteners;
+	struct cfg_split *splits;	/* of listeners and routes */
+	size_t nsplits;
 	bool has_user;		/* "user" given: drop to uid/gid at start */
 	char user[CFG_NAME_MAX];
 	char group[CFG_NAME_MAX];

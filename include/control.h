@@ -15,6 +15,7 @@
 struct config;
 struct runtime;
 struct backend;
+struct split;
 
 /* The generation new connections use.  Lock-free (acquire load). */
 struct runtime *runtime_current(void);
@@ -53,6 +54,20 @@ int control_set_admin(const char *l, const char *b, int admin,
 		      size_t errlen);
 int control_set_weight(const char *l, const char *b, unsigned weight,
 		       char *err, size_t errlen);
+
+/*
+ * Operator change of a traffic split: listener l's own (route NULL or
+ * ""), or that of its route with server name `route`.  The named pools
+ * get the new weights (the others keep theirs); with reset, every pool
+ * gets the file's weight back.  0, -ENOENT (no such listener or split) or
+ * -EINVAL (a pool not in the split, a bad weight), with a reason in err.
+ */
+int control_set_split(const char *l, const char *route,
+		      const char *const *pools, const unsigned *weights,
+		      size_t n, bool reset, char *err, size_t errlen);
+/* The same split, for a reader holding control_lock(); NULL and why. */
+struct split *control_split(const char *l, const char *route, char *err,
+			    size_t errlen);
 
 /* For readers (the admin API): hold the lock while walking the runtime. */
 void control_lock(void);

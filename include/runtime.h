@@ -17,6 +17,7 @@
 #include "access.h"
 #include "config.h"
 #include "pool.h"
+#include "split.h"
 
 struct srctab;
 
@@ -35,11 +36,18 @@ struct lstats {
 	unsigned refs;
 };
 
+/* Where a listener, or one of its routes, sends a client. */
+struct target {
+	struct pool *pool;		/* one pool; or NULL, and */
+	struct split *split;		/* ... a split; neither: refused */
+};
+
 /* A listener of one generation: where its clients go, and its counters. */
 struct listener {
 	struct runtime *rt;		/* the generation it belongs to */
 	const struct cfg_listener *cfg;
-	struct pool *pool;		/* the pool its clients go to */
+	struct target to;		/* clients no route takes */
+	struct target *routes;		/* one per cfg->routes[i] */
 	struct lstats *stats;
 	struct srctab *src;		/* per_source state; NULL: off */
 	uint64_t lid;			/* same socket across reloads */
@@ -59,6 +67,8 @@ struct runtime {
 	size_t npools;
 	struct listener *listeners;	/* one per cfg->listeners[i] */
 	size_t nlisteners;
+	struct split *splits;		/* one per cfg->splits[i] */
+	size_t nsplits;
 	unsigned nworkers;
 	struct wcount *conns;
 	void *health;			/* health thread state */
@@ -86,5 +96,9 @@ unsigned runtime_conns(const struct runtime *rt);
 
 struct pool *runtime_pool(const struct runtime *rt, const char *name);
 struct listener *runtime_listener(const struct runtime *rt, const char *name);
+/* Listener l's own split (route ""), or the split of its route that has
+ * server name `route`; NULL if none. */
+struct split *runtime_split(const struct runtime *rt, const char *l,
+			    const char *route);
 
 #endif

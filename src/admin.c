@@ -254,39 +254,86 @@ refused_json(const struct lstats *st)
 	return o;
 }
 
-/* A listener's routes: [{"sni": name, "pool": P}, ...], one per name. */
+/*
+ * A split: {"sticky", "override", "changed_ms_ago", "sides": [{"pool",
+ * "weight", "file_weight", "share", "connections", "active"}, ...]}.
+ */
 static json_t *
-routes_json(const struct runtime *rt, const struct cfg_listener *l)
+split_json(const struct split *s, uint64_t now)
+{
+	const struct split_state *st = s->st;
+	json_t *sides = json_array();
+	unsigned total = 0;
+
+	for (size_t i = 0; i < s->nsides; i++)
+		total += atomic_load(&st->n[i].weight);
+	for (size_t i = 0; i < s->nsides; i++) {
+		unsigned w = atomic_load(&st->n[i].weight);
+
+		json_array_append_new(
+			sides,
+			json_pack("{s:s,s:I,s:I,s:f,s:I,s:I}", "pool",
+				  st->pool[i], "weight", (json_int_t)w,
+				  "file_weight", (json_int_t)st->conf[i],
+				  "share", total ? (double)w / total : 0.0,
+				  "connections",
+				  (json_int_t)atomic_load(&st->n[i].conns),
+				  "active",
+				  (json_int_t)atomic_load(&st->n[i].active)));
+	}
+	return json_pack("{s:s,s:b,s:o,s:o}", "sticky",
+			 s->cfg->sticky ? "source-ip" : "none", "override",
+			 st->override, "changed_ms_ago",
+			 st->changed_ms ? json_integer((json_int_t)(
+						  now - st->changed_ms)) :
+					  json_null(),
+			 "sides", sides);
+}
+
+/* What a target is, for a listener's or a route's JSON: pool and split. */
+static void
+target_json(json_t *j, const struct target *t, uint64_t now)
+{
+	json_object_set_new(j, "pool",
+			    t->pool ? json_string(t->pool->cfg->name) :
+				      json_null());
+	json_object_set_new(j, "split",
+			    t->split ? split_json(t->split, now) : json_null());
+}
+
+/* A listener's routes: [{"sni": name, "pool": P, "split": S}, ...]. */
+static json_t *
+routes_json(const struct listener *l, uint64_t now)
 {
 	json_t *a = json_array();
 
-	for (size_t i = 0; i < l->nroutes; i++)
-		json_array_append_new(
-			a, json_pack("{s:s,s:s}", "sni", l->routes[i].sni,
-				     "pool",
-				     rt->cfg->pools[l->routes[i].pool].name));
+	for (size_t i = 0; i < l->cfg->nroutes; i++) {
+		json_t *r = json_pack("{s:s}", "sni", l->cfg->routes[i].sni);
+
+		target_json(r, &l->routes[i], now);
+		json_array_append_new(a, r);
+	}
 	return a;
 }
 
 /*
  * A listener, with its pool's name and (as before pools existed) the
- * pool's algorithm and backends; a listener that only routes by SNI has
- * none of them ("pool": null).
+ * pool's algorithm and backends; a listener that only routes by SNI, or
+ * splits its clients, has none of them ("pool": null).
  */
 static json_t *
-listener_json(const struct runtime *rt, const struct listener *l,
-	      uint64_t now)
+listener_json(const struct listener *l, uint64_t now)
 {
 	const struct lstats *st = l->stats;
-	const struct pool *p = l->pool;
+	const struct pool *p = l->to.pool;
+	json_t *j;
 
-	return json_pack("{s:s,s:s,s:o,s:s,s:o,s:I,s:I,s:I,s:I,s:I,s:I,s:I,"
+	j = json_pack("{s:s,s:s,s:s,s:o,s:I,s:I,s:I,s:I,s:I,s:I,s:I,"
 			 "s:o,s:o}",
 			 "name", l->cfg->name, "listen", l->cfg->addr.text,
-			 "pool", p ? json_string(p->cfg->name) : json_null(),
 			 "algorithm",
 			 p ? cfg_algorithm_name(p->cfg->algorithm) : "none",
-			 "routes", routes_json(rt, l->cfg),
+			 "routes", routes_json(l, now),
 			 "accepts", (json_int_t)atomic_load(&st->accepts),
 			 "active", (json_int_t)atomic_load(&st->active),
 			 "max_connections",
@@ -298,17 +345,31 @@ listener_json(const struct runtime *rt, const struct listener *l,
 			 (json_int_t)atomic_load(&st->connect_failed),
 			 "refused", refused_json(st), "backends",
 			 p ? backends_json(p, now) : json_array());
+	if (j)
+		target_json(j, &l->to, now);
+	return j;
+}
+
+/* Does target t send clients to pool p? */
+static bool
+target_feeds(const struct target *t, const struct pool *p)
+{
+	if (t->pool == p)
+		return true;
+	for (size_t i = 0; t->split && i < t->split->nsides; i++)
+		if (t->split->side[i].pool == p)
+			return true;
+	return false;
 }
 
 /* Does listener l send clients to pool p, by default or by a route? */
 static bool
-listener_feeds(const struct runtime *rt, const struct listener *l,
-	       const struct pool *p)
+listener_feeds(const struct listener *l, const struct pool *p)
 {
-	if (l->pool == p)
+	if (target_feeds(&l->to, p))
 		return true;
 	for (size_t i = 0; i < l->cfg->nroutes; i++)
-		if (&rt->pools[l->cfg->routes[i].pool] == p)
+		if (target_feeds(&l->routes[i], p))
 			return true;
 	return false;
 }
@@ -321,7 +382,7 @@ pool_json(const struct runtime *rt, const struct pool *p, uint64_t now)
 	uint64_t active = 0;
 
 	for (size_t i = 0; i < rt->nlisteners; i++)
-		if (listener_feeds(rt, &rt->listeners[i], p))
+		if (listener_feeds(&rt->listeners[i], p))
 			json_array_append_new(
 				ls, json_string(rt->listeners[i].cfg->name));
 	for (size_t i = 0; i < p->nbackends; i++)
@@ -367,8 +428,7 @@ status_json(void)
 						    "accepts",
 						    (json_int_t)control_worker_accepts(i)));
 	for (size_t i = 0; i < rt->nlisteners; i++)
-		json_array_append_new(ls, listener_json(rt, &rt->listeners[i],
-							now));
+		json_array_append_new(ls, listener_json(&rt->listeners[i], now));
 	for (size_t i = 0; i < rt->npools; i++)
 		json_array_append_new(ps, pool_json(rt, &rt->pools[i], now));
 	return json_pack("{s:s,s:s,s:I,s:I,s:I,s:I,s:o,s:o,s:o}", "version",
@@ -437,6 +497,26 @@ metrics_text(size_t *len)
 				for (const struct backend *be =               \
 					     p->backends[j_];                 \
 				     be; be = NULL)
+/* Every side of every split (listener, route "" or its first name). */
+#define PER_SPLIT_SIDE(metric, type, help, expr)                                \
+	do {                                                                  \
+		metric_head(&b, metric, type, help);                            \
+		for (size_t i = 0; i < rt->nsplits; i++) {                    \
+			const struct split *sp = &rt->splits[i];              \
+			char l2[CFG_SNI_MAX * 2], l3[256];                    \
+                                                                              \
+			label(sp->st->listener, l1, sizeof(l1));             \
+			label(sp->st->route, l2, sizeof(l2));                \
+			for (size_t k = 0; k < sp->nsides; k++)               \
+				buf_printf(&b,                                \
+					   "%s{listener=\"%s\",route=\"%s\","  \
+					   "pool=\"%s\"} %llu\n",             \
+					   metric, l1, l2,                   \
+					   label(sp->st->pool[k], l3,        \
+						 sizeof(l3)),                \
+					   (unsigned long long)(expr));      \
+		}                                                             \
+	} while (0)
 #define PER_BACKEND(metric, type, help, fmt, expr)                              \
 	do {                                                                  \
 		metric_head(&b, metric, type, help);                            \
@@ -480,6 +560,15 @@ metrics_text(size_t *len)
 					   r < REFUSE_MAX ? &l->stats->refused[r]
 							  : &l->stats->no_backend));
 	}
+	PER_SPLIT_SIDE("ringlb_split_weight", "gauge",
+		       "Weight in force of a pool in a traffic split.",
+		       atomic_load(&sp->st->n[k].weight));
+	PER_SPLIT_SIDE("ringlb_split_connections_total", "counter",
+		       "Clients a traffic split sent to the pool.",
+		       atomic_load(&sp->st->n[k].conns));
+	PER_SPLIT_SIDE("ringlb_split_active_connections", "gauge",
+		       "Clients a traffic split sent to the pool, open now.",
+		       atomic_load(&sp->st->n[k].active));
 	PER_BACKEND("ringlb_backend_up", "gauge",
 		    "1 if health checks say the backend is up.", "%d",
 		    backend_is_up(be) ? 1 : 0);
@@ -546,6 +635,7 @@ metrics_text(size_t *len)
 	buf_printf(&b, "ringlb_reloads_total{result=\"error\"} %llu\n",
 		   (unsigned long long)st.reload_failures);
 #undef PER_LISTENER
+#undef PER_SPLIT_SIDE
 #undef PER_BACKEND
 #undef FOR_EACH_BACKEND
 	if (b.oom) {
@@ -581,8 +671,8 @@ listener_pool_name(const char *l, char *out, size_t size)
 
 	control_lock();
 	ls = runtime_listener(runtime_current(), l);
-	if (ls && ls->pool) {
-		snprintf(out, size, "%s", ls->pool->cfg->name);
+	if (ls && ls->to.pool) {
+		snprintf(out, size, "%s", ls->to.pool->cfg->name);
 		rc = 0;
 	} else if (ls) {
 		rc = -ENODATA;
@@ -701,12 +791,83 @@ listener_backend_action(struct MHD_Connection *conn, const struct route *r,
 	if (rc == -ENODATA)
 		return reply_error(conn, 404, NULL,
 				   "listener \"%s\" has no pool of its own "
-				   "(it routes by SNI): use /pools/P/backends/B",
+				   "(it routes by SNI, or splits its clients "
+				   "over pools): use /pools/P/backends/B",
 				   arg[0]);
 	if (rc < 0)
 		return reply_error(conn, 404, NULL, "unknown listener \"%s\"",
 				   arg[0]);
 	return backend_action(conn, pool, arg[1], r->action, rq);
+}
+
+/*
+ * The split of listener arg[0], or of its route with server name arg[1]:
+ * GET shows it, PUT {"weights": {"POOL": N, ...}} sets weights, DELETE
+ * goes back to the file's weights.  The body is checked before the names.
+ */
+static enum MHD_Result
+split_action(struct MHD_Connection *conn, const struct route *r,
+	     char **arg, const struct request *rq)
+{
+	const char *pools[CFG_SPLIT_MAX] = { NULL };
+	unsigned weights[CFG_SPLIT_MAX] = { 0 };
+	const char *usage = "body must be {\"weights\": {\"POOL\": N, ...}} "
+			    "with N an integer from 0 to 10000";
+	char err[1280];
+	json_t *body = NULL, *ws, *v, *out = NULL;
+	json_error_t je;
+	const char *name;
+	size_t n = 0;
+	int rc = 0;
+
+	if (strcmp(r->method, "PUT") == 0) {
+		if (!rq->len)
+			return reply_error(conn, 400, NULL, "%s", usage);
+		body = json_loadb(rq->body, rq->len, 0, &je);
+		if (!body || !json_is_object(body)) {
+			rc = reply_error(conn, 400, NULL, "bad JSON body: %s",
+					 body ? "not an object" : je.text);
+			json_decref(body);
+			return rc;
+		}
+		ws = json_object_get(body, "weights");
+		if (!json_is_object(ws) || json_object_size(ws) == 0 ||
+		    json_object_size(ws) > CFG_SPLIT_MAX ||
+		    json_object_size(body) != 1) {
+			json_decref(body);
+			return reply_error(conn, 400, NULL, "%s", usage);
+		}
+		json_object_foreach(ws, name, v) {
+			if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+			    json_integer_value(v) > CFG_SPLIT_WEIGHT_MAX) {
+				json_decref(body);
+				return reply_error(conn, 400, NULL, "%s",
+						   usage);
+			}
+			pools[n] = name;
+			weights[n++] = (unsigned)json_integer_value(v);
+		}
+	}
+	if (strcmp(r->method, "GET") != 0)
+		rc = control_set_split(arg[0], arg[1], pools, weights, n,
+				       body == NULL, err, sizeof(err));
+	json_decref(body);
+	if (rc == -ENOENT)
+		return reply_error(conn, 404, NULL, "%s", err);
+	if (rc < 0)
+		return reply_error(conn, 400, NULL, "%s", err);
+	control_lock();
+	{
+		const struct split *sp = control_split(arg[0], arg[1], err,
+						       sizeof(err));
+
+		if (sp)
+			out = split_json(sp, control_now_ms());
+	}
+	control_unlock();
+	if (!out)
+		return reply_error(conn, 404, NULL, "%s", err);
+	return reply_json(conn, 200, out, NULL);
 }
 
 static enum MHD_Result
@@ -774,14 +935,14 @@ get_object(struct MHD_Connection *conn, char **arg, bool pool)
 		p = runtime_pool(rt, arg[0]);
 	} else {
 		l = runtime_listener(rt, arg[0]);
-		p = l ? l->pool : NULL;
+		p = l ? l->to.pool : NULL;
 	}
 	if (p && arg[1])
 		be = pool_backend(p, arg[1]);
 	if (be)
 		j = backend_json(be, p, now);
 	else if (!arg[1] && (pool ? p != NULL : l != NULL))
-		j = pool ? pool_json(rt, p, now) : listener_json(rt, l, now);
+		j = pool ? pool_json(rt, p, now) : listener_json(l, now);
 	control_unlock();
 	if (pool ? !p : !l)
 		return reply_error(conn, 404, NULL, "unknown %s \"%s\"", what,
@@ -826,7 +987,7 @@ get_all(struct MHD_Connection *conn, bool pools)
 	else
 		for (size_t i = 0; i < rt->nlisteners; i++)
 			json_array_append_new(
-				a, listener_json(rt, &rt->listeners[i], now));
+				a, listener_json(&rt->listeners[i], now));
 	control_unlock();
 	return reply_json(conn, 200,
 			  json_pack("{s:o}", pools ? "pools" : "listeners", a),
@@ -877,6 +1038,12 @@ static const struct route routes[] = {
 	  listener_backend_action, "ready" },
 	{ "PUT", "/listeners/:L/backends/:B/weight",
 	  listener_backend_action, "weight" },
+	{ "GET", "/listeners/:L/split", split_action, NULL },
+	{ "PUT", "/listeners/:L/split", split_action, NULL },
+	{ "DELETE", "/listeners/:L/split", split_action, NULL },
+	{ "GET", "/listeners/:L/routes/:S/split", split_action, NULL },
+	{ "PUT", "/listeners/:L/routes/:S/split", split_action, NULL },
+	{ "DELETE", "/listeners/:L/routes/:S/split", split_action, NULL },
 };
 
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))
@@ -934,7 +1101,7 @@ route(struct MHD_Connection *conn, const char *url, const char *method,
       const struct request *rq)
 {
 	char path[512], *seg[SEG_MAX], *arg[ROUTE_ARGS], allow[64];
-	char help[1024];
+	char help[2048];
 	int n;
 
 	if (rq->too_big)

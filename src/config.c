@@ -66,11 +66,15 @@ static const char *const listener_keys[] = {
 	"name", "listen", "algorithm", "connect_attempts", "backlog",
 	"backends", "health_check", "timeouts", "max_connections", "allow",
 	"deny", "per_source", "pool", "accept_proxy", "send_proxy", "routes",
-	"hash", "slow_start_ms", "ejection", NULL,
+	"hash", "slow_start_ms", "ejection", "split", "sticky", NULL,
 };
 
 static const char *const route_keys[] = {
-	"sni", "pool", NULL,
+	"sni", "pool", "split", "sticky", NULL,
+};
+
+static const char *const split_keys[] = {
+	"pool", "weight", NULL,
 };
 
 static const char *const accept_proxy_keys[] = {
@@ -990,6 +994,99 @@ find_pool(const struct config *cfg, const char *name, size_t *out)
 	return -1;
 }
 
+/* A top-level pool named at path (by a route or a split); -1 if none. */
+static int
+top_pool(const struct cfg_ctx *x, const char *path, struct config *cfg,
+	 const char *name, size_t len, size_t *out)
+{
+	char q[CFG_QUOTE_MAX];
+
+	if (find_pool(cfg, name, out) < 0 || cfg->pools[*out].is_inline)
+		return cfg_error(x, path,
+				 "unknown pool %s (pools are defined in the top-level \"pools\" array)",
+				 quote(q, sizeof(q), name, len));
+	return 0;
+}
+
+/*
+ * "split": [{"pool": P, "weight": W}, ...] and "sticky" of object v (a
+ * listener, or a route whose first server name is `route`): a new entry
+ * of cfg->splits, its index in *out; CFG_NO_SPLIT when v has no split.
+ */
+static int
+parse_split(const struct cfg_ctx *x, const char *parent, const json_t *v,
+	    struct config *cfg, size_t listener, const char *route,
+	    size_t *out)
+{
+	char path[CFG_PATH_MAX], epath[CFG_PATH_MAX], kpath[CFG_PATH_MAX];
+	struct cfg_split *sp, *grown;
+	const char *sticky, *name;
+	size_t slen, len, n, k, pool;
+	unsigned total = 0;
+	json_t *arr, *e;
+
+	*out = CFG_NO_SPLIT;
+	if (get_container(x, parent, v, "split", JSON_ARRAY, false, &arr) < 0 ||
+	    get_string(x, parent, v, "sticky", false, false, &sticky, &slen) < 0)
+		return -1;
+	path_key(path, sizeof(path), parent, "split");
+	path_key(kpath, sizeof(kpath), parent, "sticky");
+	if (arr == NULL) {
+		if (sticky != NULL)
+			return cfg_error(x, kpath, "only with \"split\"");
+		return 0;
+	}
+	if (sticky != NULL && strcmp(sticky, "source-ip") != 0 &&
+	    strcmp(sticky, "none") != 0)
+		return cfg_error(x, kpath,
+				 "must be \"source-ip\" or \"none\"");
+	n = json_array_size(arr);
+	if (n < 2 || n > CFG_SPLIT_MAX)
+		return cfg_error(x, path,
+				 "must name from 2 to %d pools, got %zu%s",
+				 CFG_SPLIT_MAX, n,
+				 n == 1 ? " (for one, use \"pool\")" : "");
+	grown = realloc(cfg->splits, (cfg->nsplits + 1) * sizeof(*grown));
+	if (grown == NULL)
+		return cfg_error(x, path, "out of memory");
+	cfg->splits = grown;
+	sp = &cfg->splits[cfg->nsplits];
+	memset(sp, 0, sizeof(*sp));
+	sp->listener = listener;
+	snprintf(sp->route, sizeof(sp->route), "%s", route);
+	sp->sticky = sticky != NULL && strcmp(sticky, "source-ip") == 0;
+	json_array_foreach(arr, k, e) {
+		path_index(epath, sizeof(epath), path, k);
+		if (!json_is_object(e))
+			return cfg_error(x, epath, "must be an object, got %s",
+					 type_name(e));
+		if (check_keys(x, epath, e, split_keys) < 0 ||
+		    get_string(x, epath, e, "pool", true, false, &name,
+			       &len) < 0 ||
+		    get_uint(x, epath, e, "weight", 0, CFG_SPLIT_WEIGHT_MAX, 1,
+			     &sp->side[k].weight) < 0)
+			return -1;
+		path_key(kpath, sizeof(kpath), epath, "pool");
+		if (top_pool(x, kpath, cfg, name, len, &pool) < 0)
+			return -1;
+		for (size_t j = 0; j < k; j++)
+			if (sp->side[j].pool == pool)
+				return cfg_error(x, kpath,
+						 "pool \"%s\" is in this split twice",
+						 cfg->pools[pool].name);
+		sp->side[k].pool = pool;
+		total += sp->side[k].weight;
+	}
+	if (total == 0)
+		return cfg_error(x, path,
+				 "every weight is 0: at least one pool must take clients");
+	for (k = 0; k < n; k++)
+		cfg->pools[sp->side[k].pool].nusers++;
+	sp->nsides = n;
+	*out = cfg->nsplits++;
+	return 0;
+}
+
 /*
  * The listener's pool: the one it names with "pool", or a new inline one
  * made from its own "backends" and named after it.  cfg->pools has room.
@@ -1003,22 +1100,41 @@ listener_pool(const struct cfg_ctx *x, const char *path, json_t *v,
 	struct cfg_pool *p;
 	json_t *t;
 	size_t len, i;
+	bool split;
 
 	if (get_string(x, path, v, "pool", false, false, &name, &len) < 0 ||
 	    get_container(x, path, v, "timeouts", JSON_OBJECT, false, &t) < 0)
 		return -1;
 	path_key(tpath, sizeof(tpath), path, "timeouts");
-	if (name != NULL) {
+	split = json_object_get(v, "split") != NULL;
+	if (name != NULL && split) {
+		path_key(kpath, sizeof(kpath), path, "split");
+		return cfg_error(x, kpath,
+				 "not with \"pool\": a listener sends its clients to one pool, or splits them over several");
+	}
+	if (!split && json_object_get(v, "sticky") != NULL) {
+		path_key(kpath, sizeof(kpath), path, "sticky");
+		return cfg_error(x, kpath, "only with \"split\"");
+	}
+	if (name != NULL || split) {
+		if (split)
+			snprintf(q, sizeof(q), "s of the split");
+		else
+			quote(q, sizeof(q), name, len);
 		for (const char *const *k = pool_only_keys; *k != NULL; k++) {
 			if (json_object_get(v, *k) == NULL)
 				continue;
 			path_key(kpath, sizeof(kpath), path, *k);
 			return cfg_error(x, kpath,
-					 "not allowed with \"pool\": set it in the pool %s%s",
-					 quote(q, sizeof(q), name, len),
+					 "not allowed with \"%s\": set it in the pool%s%s%s",
+					 split ? "split" : "pool", split ? "" : " ",
+					 q,
 					 strcmp(*k, "backends") == 0 ?
-						 " (or drop \"pool\" to give "
-						 "this listener its own backends)" :
+						 (split ? " (or drop \"split\" to "
+							  "give this listener its "
+							  "own backends)" :
+							  " (or drop \"pool\" to give "
+							  "this listener its own backends)") :
 						 "");
 		}
 		if (t != NULL) {
@@ -1028,11 +1144,17 @@ listener_pool(const struct cfg_ctx *x, const char *path, json_t *v,
 					continue;
 				path_key(kpath, sizeof(kpath), tpath, *k);
 				return cfg_error(x, kpath,
-						 "belongs to the pool: set it in the pool %s",
-						 quote(q, sizeof(q), name, len));
+						 "belongs to the pool: set it in the pool%s%s",
+						 split ? "" : " ", q);
 			}
 			if (check_keys(x, tpath, t, listener_timeout_keys) < 0)
 				return -1;
+		}
+		if (split) {
+			l->pool = CFG_NO_POOL;
+			return parse_split(x, path, v, cfg,
+					   (size_t)(l - cfg->listeners), "",
+					   &l->split);
 		}
 		path_key(kpath, sizeof(kpath), path, "pool");
 		if (find_pool(cfg, name, &i) < 0 || cfg->pools[i].is_inline)
@@ -1061,7 +1183,7 @@ listener_pool(const struct cfg_ctx *x, const char *path, json_t *v,
 	if (json_object_get(v, "backends") == NULL) {
 		path_key(kpath, sizeof(kpath), path, "backends");
 		return cfg_error(x, kpath,
-				 "required key missing (or name a pool with \"pool\")");
+				 "required key missing (or name a pool with \"pool\", or several with \"split\")");
 	}
 	if (t != NULL && check_keys(x, tpath, t, timeout_keys) < 0)
 		return -1;
@@ -1139,7 +1261,7 @@ parse_routes(const struct cfg_ctx *x, const char *parent, const json_t *lst,
 	char path[CFG_PATH_MAX], rpath[CFG_PATH_MAX], spath[CFG_PATH_MAX];
 	char ipath[CFG_PATH_MAX], q[CFG_QUOTE_MAX];
 	json_t *arr, *r, *names;
-	size_t n, total = 0, pool, k;
+	size_t n, total = 0, pool, k, split_ix;
 
 	if (get_container(x, parent, lst, "routes", JSON_ARRAY, false, &arr) < 0)
 		return -1;
@@ -1166,23 +1288,30 @@ parse_routes(const struct cfg_ctx *x, const char *parent, const json_t *lst,
 		if (!json_is_object(r))
 			return cfg_error(x, rpath, "must be an object, got %s",
 					 type_name(r));
+		bool split = json_object_get(r, "split") != NULL;
+		size_t first = l->nroutes;
+
 		if (check_keys(x, rpath, r, route_keys) < 0 ||
-		    get_string(x, rpath, r, "pool", true, false, &pname,
+		    get_string(x, rpath, r, "pool", !split, false, &pname,
 			       &plen) < 0 ||
 		    get_container(x, rpath, r, "sni", JSON_ARRAY, true,
 				  &names) < 0)
 			return -1;
-		path_key(spath, sizeof(spath), rpath, "pool");
-		if (find_pool(cfg, pname, &pool) < 0 ||
-		    cfg->pools[pool].is_inline)
+		path_key(spath, sizeof(spath), rpath, "split");
+		if (pname != NULL && split)
 			return cfg_error(x, spath,
-					 "unknown pool %s (pools are defined in the top-level \"pools\" array)",
-					 quote(q, sizeof(q), pname, plen));
+					 "not with \"pool\": a route goes to one pool, or splits its clients over several");
+		path_key(spath, sizeof(spath), rpath, "pool");
+		pool = CFG_NO_POOL;
+		if (pname != NULL &&
+		    top_pool(x, spath, cfg, pname, plen, &pool) < 0)
+			return -1;
 		path_key(spath, sizeof(spath), rpath, "sni");
 		if (json_array_size(names) == 0)
 			return cfg_error(x, spath,
 					 "must contain at least one server name");
-		cfg->pools[pool].nusers++;
+		if (pool != CFG_NO_POOL)
+			cfg->pools[pool].nusers++;
 		for (size_t i = 0; i < json_array_size(names); i++) {
 			json_t *nv = json_array_get(names, i);
 			struct cfg_route *rt = &l->routes[l->nroutes];
@@ -1207,8 +1336,16 @@ parse_routes(const struct cfg_ctx *x, const char *parent, const json_t *lst,
 							 "server name \"%s\" is in two routes",
 							 rt->sni);
 			rt->pool = pool;
+			rt->split = CFG_NO_SPLIT;
 			l->nroutes++;
 		}
+		/* Routes only take the split where the names are good. */
+		if (parse_split(x, rpath, r, cfg,
+				(size_t)(l - cfg->listeners),
+				l->routes[first].sni, &split_ix) < 0)
+			return -1;
+		for (size_t i = first; i < l->nroutes; i++)
+			l->routes[i].split = split_ix;
 	}
 	return 0;
 }
@@ -1258,6 +1395,7 @@ parse_listener(const struct cfg_ctx *x, const char *path, json_t *v,
 		return cfg_error(x, path, "must be an object, got %s",
 				 type_name(v));
 	path_key(tpath, sizeof(tpath), path, "timeouts");
+	l->split = CFG_NO_SPLIT;
 	if (check_keys(x, path, v, listener_keys) < 0 ||
 	    get_name(x, path, v, l->name) < 0 ||
 	    get_addr(x, path, v, "listen", true, &l->addr) < 0 ||
@@ -1881,6 +2019,7 @@ cfg_free(struct config *cfg)
 		free(cfg->listeners[i].accept_proxy.from);
 		free(cfg->listeners[i].routes);
 	}
+	free(cfg->splits);
 	free(cfg->pools);
 	free(cfg->listeners);
 	free(cfg->path);

@@ -195,6 +195,7 @@ struct conn {
 	unsigned kill_gen;	/* b->kill_gen when b was picked */
 	uint16_t tried[CFG_ATTEMPTS_MAX]; /* indexes in pool->backends */
 	uint8_t ntried;
+	uint16_t sides_tried;	/* split sides passed over, by index */
 	uint32_t src;		/* per-source slot held (access.h), 0: none */
 	struct side s[2];
 	struct dir d[2];
@@ -211,6 +212,8 @@ struct conn {
 	 */
 	uint64_t last_ms;
 	struct sockaddr_in6 peer;	/* holds an IPv4 one too */
+	/* The split side it was sent to (holds its active count); or NULL. */
+	const struct split_side *side;
 } __attribute__((aligned(OP_ALIGN)));
 
 static void conn_connect_next(struct conn *c);
@@ -453,6 +456,9 @@ conn_free(struct conn *c)
 	/* The listener's active count and the source's slot. */
 	if (c->admitted)
 		access_release(c->lsn, c->src);
+	if (c->side)
+		atomic_fetch_sub_explicit(&c->side->n->active, 1,
+					  memory_order_relaxed);
 	if (c->meta) {
 		free(c->meta->tlv);
 		free(c->meta->sni);
@@ -492,13 +498,69 @@ conn_read_client(struct conn *c)
 		conn_submit_poll(c, CLIENT, false);
 }
 
-/* Pick and connect, in c->pool. */
+/* The client's address, read if nothing has needed it yet. */
 static void
-conn_start(struct conn *c)
+conn_peer(struct conn *c)
+{
+	socklen_t len = sizeof(c->peer);
+
+	if (c->peer.sin6_family != AF_UNSPEC)
+		return;
+	if (getpeername(c->s[CLIENT].fd, (struct sockaddr *)&c->peer,
+			&len) < 0)
+		c->peer.sin6_family = AF_UNSPEC;
+}
+
+/* Send c to split side sd: its pool, and its counts (moved from before). */
+static void
+conn_set_side(struct conn *c, const struct split_side *sd)
+{
+	if (c->side) {
+		atomic_fetch_sub_explicit(&c->side->n->conns, 1,
+					  memory_order_relaxed);
+		atomic_fetch_sub_explicit(&c->side->n->active, 1,
+					  memory_order_relaxed);
+	}
+	atomic_fetch_add_explicit(&sd->n->conns, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&sd->n->active, 1, memory_order_relaxed);
+	c->side = sd;
+	c->pool = sd->pool;
+}
+
+/*
+ * The pool of c's split side had no eligible backend for it: the next
+ * side the split gives, passing over the ones tried.  false if none.
+ */
+static bool
+conn_next_side(struct conn *c)
+{
+	const struct split_side *sd;
+
+	if (!c->side)
+		return false;
+	c->sides_tried |= (uint16_t)(1u << c->side->index);
+	sd = split_pick(c->side->split, &c->peer, c->sides_tried);
+	if (!sd)
+		return false;
+	conn_set_side(c, sd);
+	return true;
+}
+
+/* Pick and connect, in t's pool or a side of its split. */
+static void
+conn_start(struct conn *c, const struct target *t)
 {
 	/* Bytes read ahead count once they are the client's to forward. */
 	c->d[CLIENT].bytes += c->d[CLIENT].len;
 	conn_set_phase(c, PH_CONNECT);
+	if (t->split) {
+		if (t->split->cfg->sticky)
+			conn_peer(c);
+		/* Weights total more than 0 (config, split_set): a side. */
+		conn_set_side(c, split_pick(t->split, &c->peer, 0));
+	} else {
+		c->pool = t->pool;
+	}
 	conn_connect_next(c);
 }
 
@@ -510,7 +572,7 @@ static void
 conn_identified(struct conn *c)
 {
 	if (!c->lsn->cfg->nroutes) {
-		conn_start(c);
+		conn_start(c, &c->lsn->to);
 		return;
 	}
 	conn_set_phase(c, PH_PREREAD);
@@ -528,9 +590,8 @@ conn_identified(struct conn *c)
 static void
 preread_default(struct conn *c, enum refuse_reason r, const char *end)
 {
-	if (c->lsn->pool) {
-		c->pool = c->lsn->pool;
-		conn_start(c);
+	if (c->lsn->to.pool || c->lsn->to.split) {
+		conn_start(c, &c->lsn->to);
 		return;
 	}
 	conn_refuse(c, r, end, NULL);
@@ -578,8 +639,7 @@ preread_bytes(struct conn *c)
 		preread_default(c, REFUSE_NO_ROUTE, "no-route");
 		return;
 	}
-	c->pool = &c->lsn->rt->pools[best->pool];
-	conn_start(c);
+	conn_start(c, &c->lsn->routes[best - l->routes]);
 }
 
 static void
@@ -616,7 +676,6 @@ conn_accept(struct wlistener *l, int fd)
 	c->peer = peer;
 	c->w = w;
 	c->lsn = ls;
-	c->pool = ls->pool;
 	c->s[CLIENT].fd = fd;
 	c->s[BACKEND].fd = -1;
 	c->id = w->next_seq++ * 256 + w->id;
@@ -624,12 +683,8 @@ conn_accept(struct wlistener *l, int fd)
 	c->last_ms = w->now_ms;
 	c->phase = PH_CONNECT;
 	/* Only the info-level close line needs the client's address. */
-	if (c->peer.sin6_family == AF_UNSPEC && log_enabled(LOG_INFO)) {
-		socklen_t len = sizeof(c->peer);
-
-		if (getpeername(fd, (struct sockaddr *)&c->peer, &len) < 0)
-			c->peer.sin6_family = AF_UNSPEC;
-	}
+	if (log_enabled(LOG_INFO))
+		conn_peer(c);
 
 	c->next = w->conns;
 	if (w->conns)
@@ -760,6 +815,33 @@ conn_read_phase(struct conn *c, int res)
 		conn_read_client(c);
 }
 
+/* The next eligible backend of c->pool that c has not tried; or NULL. */
+static struct backend *
+conn_pick(struct conn *c)
+{
+	const struct cfg_pool *pc = c->pool->cfg;
+	struct backend *tried[CFG_ATTEMPTS_MAX];
+	struct pick_ctx ctx = {
+		.client = &c->peer,
+		.local = c->meta && c->meta->proxied ? &c->meta->local : NULL,
+		.sni = c->meta ? c->meta->sni : NULL,
+		.tried = tried,
+		.ntried = c->ntried,
+		/* fail_ms 0: marks from before a reload count for nothing. */
+		.now_ms = pc->fail_ms ? c->w->now_ms : 0,
+		.clock_ms = c->w->now_ms,
+	};
+
+	if (c->ntried >= pc->connect_attempts)
+		return NULL;
+	/* A hash of the client needs its address, even at warn. */
+	if (c->pool->ops->needs_client)
+		conn_peer(c);
+	for (unsigned i = 0; i < c->ntried; i++)
+		tried[i] = c->pool->backends[c->tried[i]];
+	return pool_pick(c->pool, &ctx);
+}
+
 /*
  * The one retry path: pick the next eligible backend that this client has
  * not tried yet and connect to it, with the listener's connect timeout.
@@ -767,41 +849,23 @@ conn_read_phase(struct conn *c, int res)
 static void
 conn_connect_next(struct conn *c)
 {
-	const struct cfg_pool *pc = c->pool->cfg;
+	const struct cfg_pool *pc;
 	struct io_uring_sqe *sqe;
 	struct backend *b;
+	bool full = false;
 	int one = 1;
 	int fd;
 
-	b = NULL;
-	if (c->ntried < pc->connect_attempts) {
-		struct backend *tried[CFG_ATTEMPTS_MAX];
-		struct pick_ctx ctx = {
-			.client = &c->peer,
-			.local = c->meta && c->meta->proxied ? &c->meta->local :
-							       NULL,
-			.sni = c->meta ? c->meta->sni : NULL,
-			.tried = tried,
-			.ntried = c->ntried,
-			/* fail_ms 0: marks from before a reload count for nothing. */
-			.now_ms = pc->fail_ms ? c->w->now_ms : 0,
-			.clock_ms = c->w->now_ms,
-		};
-
-		/* A hash of the client needs its address, even at warn. */
-		if (c->pool->ops->needs_client &&
-		    c->peer.sin6_family == AF_UNSPEC) {
-			socklen_t len = sizeof(c->peer);
-
-			if (getpeername(c->s[CLIENT].fd,
-					(struct sockaddr *)&c->peer, &len) < 0)
-				c->peer.sin6_family = AF_UNSPEC;
-		}
-		for (unsigned i = 0; i < c->ntried; i++)
-			tried[i] = c->pool->backends[c->tried[i]];
-		b = pool_pick(c->pool, &ctx);
+	b = conn_pick(c);
+	/* A split side with nothing eligible for a new client: the next. */
+	while (!b && !c->ntried) {
+		full |= pool_full(c->pool);
+		if (!conn_next_side(c))
+			break;
+		b = conn_pick(c);
 	}
-	if (!b && !c->ntried && pool_full(c->pool)) {
+	pc = c->pool->cfg;
+	if (!b && full) {
 		/* Backends are up but all at max_connections. */
 		access_refused(c->lsn, REFUSE_BACKEND_FULL, &c->peer,
 			       c->w->now_ms, NULL);

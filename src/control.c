@@ -464,6 +464,74 @@ out:
 	return rc;
 }
 
+struct split *
+control_split(const char *l, const char *route, char *err, size_t errlen)
+{
+	struct runtime *rt = runtime_current();
+	const struct listener *ls = runtime_listener(rt, l);
+	struct split *s;
+
+	if (!ls) {
+		snprintf(err, errlen, "unknown listener \"%s\"", l);
+		return NULL;
+	}
+	s = runtime_split(rt, l, route);
+	if (s)
+		return s;
+	if (!route || !route[0])
+		snprintf(err, errlen,
+			 "listener \"%s\" has no split of its own", l);
+	else if (ls->cfg->nroutes == 0)
+		snprintf(err, errlen, "listener \"%s\" has no routes", l);
+	else
+		snprintf(err, errlen,
+			 "listener \"%s\" has no route with a split for "
+			 "server name \"%s\" (use the name as written in "
+			 "the file, e.g. \"*.example.org\")",
+			 l, route);
+	return NULL;
+}
+
+int
+control_set_split(const char *l, const char *route,
+		  const char *const *pools, const unsigned *weights, size_t n,
+		  bool reset, char *err, size_t errlen)
+{
+	unsigned before[CFG_SPLIT_MAX];
+	char change[512];
+	struct split *s;
+	size_t o = 0;
+	int rc = 0;
+
+	control_lock();
+	s = control_split(l, route, err, errlen);
+	if (!s) {
+		rc = -ENOENT;
+		goto out;
+	}
+	for (size_t i = 0; i < s->nsides; i++)
+		before[i] = atomic_load(&s->st->n[i].weight);
+	if (reset)
+		split_reset(s, control_now_ms());
+	else
+		rc = split_set(s, pools, weights, n, control_now_ms(), err,
+			       errlen);
+	if (rc < 0)
+		goto out;
+	change[0] = '\0';
+	for (size_t i = 0; i < s->nsides && o < sizeof(change); i++)
+		o += (size_t)snprintf(change + o, sizeof(change) - o,
+				      "%s%s %u -> %u", i ? ", " : "",
+				      s->st->pool[i], before[i],
+				      atomic_load(&s->st->n[i].weight));
+	log_info("admin: listener=%s%s%s split %s%s", l,
+		 route && route[0] ? " route=" : "", route ? route : "",
+		 change, reset ? " (the file's weights)" : "");
+out:
+	control_unlock();
+	return rc;
+}
+
 void
 control_get_stats(struct control_stats *st)
 {

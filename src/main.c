@@ -170,7 +170,8 @@ main(int argc, char **argv)
 
 		for (size_t i = 0; i < rt->nlisteners; i++) {
 			const struct cfg_listener *l = rt->listeners[i].cfg;
-			const struct pool *p = rt->listeners[i].pool;
+			const struct target *t = &rt->listeners[i].to;
+			const struct pool *p = t->pool;
 			char routes[48] = "";
 
 			if (l->nroutes)
@@ -183,6 +184,14 @@ main(int argc, char **argv)
 					 l->name, l->addr.text, p->cfg->name,
 					 cfg_algorithm_name(p->cfg->algorithm),
 					 p->cfg->nbackends, routes);
+			else if (t->split)
+				log_info("listener %s on %s: split over %zu "
+					 "pools%s%s", l->name, l->addr.text,
+					 t->split->nsides,
+					 t->split->cfg->sticky ?
+						 ", sticky by source address" :
+						 "",
+					 routes);
 			else
 				log_info("listener %s on %s: no pool of its "
 					 "own%s", l->name, l->addr.text, routes);

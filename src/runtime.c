@@ -121,6 +121,18 @@ lstats_get(const struct runtime *prev, const char *name)
 	return s;
 }
 
+static struct target
+target_of(struct runtime *rt, size_t pool, size_t split)
+{
+	struct target t = { NULL, NULL };
+
+	if (split != CFG_NO_SPLIT)
+		t.split = &rt->splits[split];
+	else if (pool != CFG_NO_POOL)
+		t.pool = &rt->pools[pool];
+	return t;
+}
+
 static int
 listener_init(struct runtime *rt, struct listener *l,
 	      const struct cfg_listener *cl, const struct runtime *prev)
@@ -130,7 +142,13 @@ listener_init(struct runtime *rt, struct listener *l,
 
 	l->rt = rt;
 	l->cfg = cl;
-	l->pool = cl->pool == CFG_NO_POOL ? NULL : &rt->pools[cl->pool];
+	l->to = target_of(rt, cl->pool, cl->split);
+	l->routes = calloc(cl->nroutes ? cl->nroutes : 1, sizeof(*l->routes));
+	if (!l->routes)
+		return -ENOMEM;
+	for (size_t i = 0; i < cl->nroutes; i++)
+		l->routes[i] = target_of(rt, cl->routes[i].pool,
+					 cl->routes[i].split);
 	l->fds = malloc(rt->nworkers * sizeof(*l->fds));
 	/* First: runtime_fini() closes every fd >= 0, even after an ENOMEM. */
 	for (unsigned w = 0; l->fds && w < rt->nworkers; w++)
@@ -160,6 +178,7 @@ listener_fini(struct listener *l, unsigned nworkers)
 			if (l->fds[w] >= 0)
 				close(l->fds[w]);
 	free(l->fds);
+	free(l->routes);
 }
 
 int
@@ -176,7 +195,9 @@ runtime_init(struct runtime *rt, struct config *cfg, unsigned nworkers,
 	rt->conns = aligned_alloc(64, nworkers * sizeof(*rt->conns));
 	rt->pools = calloc(cfg->npools, sizeof(*rt->pools));
 	rt->listeners = calloc(cfg->nlisteners, sizeof(*rt->listeners));
-	if (!rt->conns || !rt->pools || !rt->listeners)
+	rt->splits = calloc(cfg->nsplits ? cfg->nsplits : 1,
+			    sizeof(*rt->splits));
+	if (!rt->conns || !rt->pools || !rt->listeners || !rt->splits)
 		goto out_abort;
 	for (unsigned w = 0; w < nworkers; w++)
 		atomic_init(&rt->conns[w].n, 0);
@@ -187,6 +208,18 @@ runtime_init(struct runtime *rt, struct config *cfg, unsigned nworkers,
 			rt->pools[i].ops = NULL;
 			goto out_abort;
 		}
+	}
+	for (size_t i = 0; i < cfg->nsplits; i++) {
+		const struct cfg_split *cs = &cfg->splits[i];
+
+		rc = split_init(&rt->splits[i], cs, cfg, rt->pools,
+				prev ? runtime_split(prev,
+						     cfg->listeners[cs->listener].name,
+						     cs->route) :
+				       NULL);
+		if (rc < 0)
+			goto out_abort;
+		rt->nsplits = i + 1;
 	}
 	for (size_t i = 0; i < cfg->nlisteners; i++) {
 		struct listener *l = &rt->listeners[i];
@@ -211,13 +244,18 @@ runtime_fini(struct runtime *rt)
 {
 	for (size_t i = 0; rt->listeners && i < rt->nlisteners; i++)
 		listener_fini(&rt->listeners[i], rt->nworkers);
+	for (size_t i = 0; rt->splits && i < rt->nsplits; i++)
+		split_fini(&rt->splits[i]);
 	for (size_t i = 0; rt->pools && i < rt->npools; i++)
 		pool_fini(&rt->pools[i]);
 	free(rt->listeners);
+	free(rt->splits);
 	free(rt->pools);
 	free(rt->conns);
 	cfg_free(rt->cfg);
 	rt->listeners = NULL;
+	rt->splits = NULL;
+	rt->nsplits = 0;
 	rt->pools = NULL;
 	rt->conns = NULL;
 	rt->cfg = NULL;
@@ -228,6 +266,9 @@ runtime_fini(struct runtime *rt)
 void
 runtime_abort(struct runtime *rt)
 {
+	for (size_t i = rt->splits ? rt->nsplits : 0; i-- > 0;)
+		split_abort(&rt->splits[i]);
+	rt->nsplits = 0;	/* split_abort freed them */
 	/* Backwards, so a backend listed twice ends with its first state. */
 	for (size_t i = rt->pools ? rt->npools : 0; i-- > 0;) {
 		struct pool *p = &rt->pools[i];
@@ -274,5 +315,20 @@ runtime_listener(const struct runtime *rt, const char *name)
 	for (size_t i = 0; i < rt->nlisteners; i++)
 		if (strcmp(rt->listeners[i].cfg->name, name) == 0)
 			return &rt->listeners[i];
+	return NULL;
+}
+
+struct split *
+runtime_split(const struct runtime *rt, const char *l, const char *route)
+{
+	const struct listener *ls = runtime_listener(rt, l);
+
+	if (!ls)
+		return NULL;
+	if (!route || !route[0])
+		return ls->to.split;
+	for (size_t i = 0; i < ls->cfg->nroutes; i++)
+		if (strcmp(ls->cfg->routes[i].sni, route) == 0)
+			return ls->routes[i].split;
 	return NULL;
 }

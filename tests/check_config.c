@@ -409,7 +409,7 @@ START_TEST(test_missing_keys)
 	ck_assert_bad("{'listeners':[{'name':'a','backends':[" BE "]}]}",
 		      "bad.json: listeners[0].listen: required key missing");
 	ck_assert_bad("{'listeners':[{'name':'a','listen':'127.0.0.1:1'}]}",
-		      "bad.json: listeners[0].backends: required key missing (or name a pool with \"pool\")");
+		      "bad.json: listeners[0].backends: required key missing (or name a pool with \"pool\", or several with \"split\")");
 	ck_assert_bad(BKS(BE ",{'address':'127.0.0.1:1'}"),
 		      "bad.json: listeners[0].backends[1].name: required key missing");
 	ck_assert_bad(BKS("{'name':'x'}"),
@@ -1330,7 +1330,92 @@ START_TEST(test_routes_errors)
 	ck_assert_bad(LST(",'timeouts':{'preread_ms':100}"),
 		      "bad.json: listeners[0].timeouts.preread_ms: only for a listener with routes (it bounds reading the TLS ClientHello)");
 	ck_assert_bad(POOLS(PG, "{'name':'l','listen':'127.0.0.1:1'}"),
-		      "bad.json: listeners[0].backends: required key missing (or name a pool with \"pool\")");
+		      "bad.json: listeners[0].backends: required key missing (or name a pool with \"pool\", or several with \"split\")");
+}
+END_TEST
+
+#define PQ PG ",{'name':'pq','backends':[" BE "]}"
+#define SPL(extra) POOLS(PQ, "{'name':'l','listen':'127.0.0.1:1'" extra "}")
+#define TWO "[{'pool':'pg','weight':95},{'pool':'pq','weight':5}]"
+
+START_TEST(test_split_valid)
+{
+	struct config *cfg = parse_ok(POOLS(PQ,
+		"{'name':'l','listen':'127.0.0.1:1','split':" TWO ","
+		"'sticky':'source-ip','routes':[{'sni':['a.b','*.c.d'],"
+		"'split':[{'pool':'pq'},{'pool':'pg','weight':0}],"
+		"'sticky':'none'},{'sni':['e.f'],'pool':'pg'}]}"));
+	const struct cfg_listener *l = &cfg->listeners[0];
+	const struct cfg_split *sp;
+
+	ck_assert_uint_eq(cfg->nsplits, 2);
+	ck_assert_uint_eq(l->pool, CFG_NO_POOL);
+	ck_assert_uint_eq(l->split, 0);
+	sp = &cfg->splits[0];
+	ck_assert_uint_eq(sp->nsides, 2);
+	ck_assert_uint_eq(sp->side[0].pool, 0);
+	ck_assert_uint_eq(sp->side[0].weight, 95);
+	ck_assert_uint_eq(sp->side[1].pool, 1);
+	ck_assert_uint_eq(sp->side[1].weight, 5);
+	ck_assert(sp->sticky);
+	ck_assert_str_eq(sp->route, "");
+	/* Both names of a route share its split; weight defaults to 1. */
+	ck_assert_uint_eq(l->routes[0].split, 1);
+	ck_assert_uint_eq(l->routes[1].split, 1);
+	ck_assert_uint_eq(l->routes[0].pool, CFG_NO_POOL);
+	ck_assert_uint_eq(l->routes[2].split, CFG_NO_SPLIT);
+	ck_assert_uint_eq(l->routes[2].pool, 0);
+	sp = &cfg->splits[1];
+	ck_assert_str_eq(sp->route, "a.b");
+	ck_assert(!sp->sticky);
+	ck_assert_uint_eq(sp->side[0].pool, 1);
+	ck_assert_uint_eq(sp->side[0].weight, 1);
+	ck_assert_uint_eq(sp->side[1].weight, 0);
+	ck_assert_uint_eq(cfg->pools[0].nusers, 3);
+	cfg_free(cfg);
+}
+END_TEST
+
+START_TEST(test_split_errors)
+{
+	ck_assert_bad(SPL(",'split':[{'pool':'pg'}]"),
+		      "bad.json: listeners[0].split: must name from 2 to 16 pools, got 1 (for one, use \"pool\")");
+	ck_assert_bad(SPL(",'split':[]"),
+		      "bad.json: listeners[0].split: must name from 2 to 16 pools, got 0");
+	ck_assert_bad(SPL(",'split':{}"),
+		      "bad.json: listeners[0].split: must be an array, got object");
+	ck_assert_bad(SPL(",'split':[{'pool':'pg'},'pq']"),
+		      "bad.json: listeners[0].split[1]: must be an object, got string");
+	ck_assert_bad(SPL(",'split':[{'pool':'pg'},{'weight':1}]"),
+		      "bad.json: listeners[0].split[1].pool: required key missing");
+	ck_assert_bad(SPL(",'split':[{'pool':'pg'},{'pool':'nope'}]"),
+		      "bad.json: listeners[0].split[1].pool: unknown pool \"nope\" (pools are defined in the top-level \"pools\" array)");
+	ck_assert_bad(SPL(",'split':[{'pool':'pg'},{'pool':'pg'}]"),
+		      "bad.json: listeners[0].split[1].pool: pool \"pg\" is in this split twice");
+	ck_assert_bad(SPL(",'split':[{'pool':'pg','weight':0},{'pool':'pq','weight':0}]"),
+		      "bad.json: listeners[0].split: every weight is 0: at least one pool must take clients");
+	ck_assert_bad(SPL(",'split':[{'pool':'pg','weight':10001},{'pool':'pq'}]"),
+		      "bad.json: listeners[0].split[0].weight: must be an integer from 0 to 10000, got 10001");
+	ck_assert_bad(SPL(",'split':[{'pool':'pg','share':1},{'pool':'pq'}]"),
+		      "bad.json: listeners[0].split[0]: unknown key \"share\"");
+	ck_assert_bad(SPL(",'split':" TWO ",'pool':'pg'"),
+		      "bad.json: listeners[0].split: not with \"pool\": a listener sends its clients to one pool, or splits them over several");
+	ck_assert_bad(SPL(",'split':" TWO ",'backends':[" BE "]"),
+		      "bad.json: listeners[0].backends: not allowed with \"split\": set it in the pools of the split (or drop \"split\" to give this listener its own backends)");
+	ck_assert_bad(SPL(",'split':" TWO ",'algorithm':'maglev'"),
+		      "bad.json: listeners[0].algorithm: not allowed with \"split\": set it in the pools of the split");
+	ck_assert_bad(SPL(",'split':" TWO ",'timeouts':{'connect_ms':5}"),
+		      "bad.json: listeners[0].timeouts.connect_ms: belongs to the pool: set it in the pools of the split");
+	ck_assert_bad(SPL(",'split':" TWO ",'sticky':'source-ip-port'"),
+		      "bad.json: listeners[0].sticky: must be \"source-ip\" or \"none\"");
+	ck_assert_bad(SPL(",'pool':'pg','sticky':'source-ip'"),
+		      "bad.json: listeners[0].sticky: only with \"split\"");
+	ck_assert_bad(RT("{'sni':['a.b'],'pool':'pg','split':[{'pool':'pg'},{'pool':'pg'}]}"),
+		      "bad.json: listeners[0].routes[0].split: not with \"pool\": a route goes to one pool, or splits its clients over several");
+	ck_assert_bad(RT("{'sni':['a.b'],'pool':'pg','sticky':'source-ip'}"),
+		      "bad.json: listeners[0].routes[0].sticky: only with \"split\"");
+	ck_assert_bad(RT("{'sni':['a.b'],'split':[{'pool':'pg'}]}"),
+		      "bad.json: listeners[0].routes[0].split: must name from 2 to 16 pools, got 1 (for one, use \"pool\")");
 }
 END_TEST
 
@@ -1445,6 +1530,8 @@ config_suite(void)
 	tcase_add_test(tc, test_pools_errors);
 	tcase_add_test(tc, test_accept_proxy_errors);
 	tcase_add_test(tc, test_routes_errors);
+	tcase_add_test(tc, test_split_valid);
+	tcase_add_test(tc, test_split_errors);
 	tcase_add_test(tc, test_hash);
 	suite_add_tcase(s, tc);
 

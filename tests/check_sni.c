@@ -7,7 +7,9 @@
  * says ringlb passed every byte on unchanged.  Then ClientHellos built
  * here, to control what real clients do not: one spanning three records
  * and delivered in pauses, one without SNI, one over 16 KiB, one that
- * never finishes; and the SNI in the PROXY v2 header sent on.
+ * never finishes; and the SNI in the PROXY v2 header sent on.  Last, a
+ * route that splits its clients over two pools, and its weights changed
+ * at runtime by server name.
  */
 #include <check.h>
 #include <errno.h>
@@ -426,6 +428,82 @@ START_TEST(test_sni_preread)
 }
 END_TEST
 
+/* Which pool ("A" or "B") a ClientHello for sni reaches through port. */
+static char
+routed_to(int port, const char *sni)
+{
+	static uint8_t hello[2048];
+	char out[4096];
+	size_t n = client_hello(hello, sizeof(hello), sni, 0, 16384);
+	long got = h_exchange(port, hello, n, n, 0, out, sizeof(out), NULL);
+
+	ck_assert_int_eq(got, (long)(2 + n));
+	ck_assert(out[1] == '\n');
+	return out[0];
+}
+
+START_TEST(test_sni_route_split)
+{
+	struct h_backend a, b;
+	json_t *cfg = hc_new(), *l, *j;
+	int port, n[2] = { 0 };
+	struct h_lb lb;
+
+	h_backend_up(&a, H_NAME, "a");
+	h_backend_up(&b, H_NAME, "b");
+	j = hc_pool(cfg, "A");
+	hc_backend(j, &a, 1);
+	hc_set(j, "health_check", hc_json("{ \"enabled\": false }"));
+	j = hc_pool(cfg, "B");
+	hc_backend(j, &b, 1);
+	hc_set(j, "health_check", hc_json("{ \"enabled\": false }"));
+	l = hc_listener(cfg, "r", 0);
+	hc_set(l, "routes",
+	       hc_json("[ { \"sni\": [\"api.example\", \"*.api.example\"],"
+		       "    \"split\": [ { \"pool\": \"A\", \"weight\": 3 },"
+		       "                 { \"pool\": \"B\", \"weight\": 1 } ] },"
+		       "  { \"sni\": [\"b.example\"], \"pool\": \"B\" } ]"));
+	port = hc_port(l);
+	ck_assert_int_eq(h_lb_start_cfg(&lb, cfg, port, NULL), 0);
+	for (int i = 0; i < 200; i++)
+		n[routed_to(port, i % 2 ? "api.example" : "x.api.example") ==
+		  'b']++;
+	ck_assert_msg(n[1] >= 40 && n[1] <= 60,
+		      "B took %d of 200 at 3:1 (want 50 +- 10)", n[1]);
+	ck_assert_int_eq(routed_to(port, "b.example"), 'b');
+	/* Both names of the route share one split, shown under each. */
+	j = h_api(&lb, "GET", "/listeners/r", NULL, 200);
+	ck_assert_str_eq(h_jstr(j, "routes.1.sni"), "*.api.example");
+	ck_assert_int_eq(h_jint(j, "routes.0.split.sides.1.connections"),
+			 n[1]);
+	ck_assert_int_eq(h_jint(j, "routes.1.split.sides.0.connections"),
+			 n[0]);
+	ck_assert_str_eq(h_jstr(j, "routes.2.pool"), "B");
+	json_decref(j);
+	/* By any of its names: all to A now, for both names. */
+	j = h_api(&lb, "PUT", "/listeners/r/routes/*.api.example/split",
+		  "{\"weights\": {\"B\": 0}}", 200);
+	ck_assert_int_eq(h_jint(j, "sides.1.weight"), 0);
+	json_decref(j);
+	for (int i = 0; i < 20; i++)
+		ck_assert_int_eq(routed_to(port, i % 2 ? "api.example" :
+							 "y.api.example"),
+				 'a');
+	j = h_api(&lb, "GET", "/listeners/r/routes/b.example/split", NULL,
+		  404);
+	ck_assert_str_eq(h_jstr(j, "error"),
+			 "listener \"r\" has no route with a split for server "
+			 "name \"b.example\" (use the name as written in the "
+			 "file, e.g. \"*.example.org\")");
+	json_decref(j);
+	j = h_api(&lb, "GET", "/listeners/r/split", NULL, 404);
+	ck_assert_str_eq(h_jstr(j, "error"),
+			 "listener \"r\" has no split of its own");
+	json_decref(j);
+	json_decref(cfg);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -434,5 +512,6 @@ main(void)
 
 	tcase_add_test(tc, test_sni_tls);
 	tcase_add_test(tc, test_sni_preread);
+	tcase_add_test(tc, test_sni_route_split);
 	return h_run_suite("check_sni", s);
 }

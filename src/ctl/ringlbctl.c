@@ -6,6 +6,7 @@
  *   ringlbctl [-s SOCKET] maint POOL BACKEND
  *   ringlbctl [-s SOCKET] ready POOL BACKEND
  *   ringlbctl [-s SOCKET] weight POOL BACKEND N
+ *   ringlbctl [-s SOCKET] split LISTENER [--route NAME] [POOL=W ...|--reset]
  *   ringlbctl [-s SOCKET] reload
  *
  * A listener with its own backends has a pool of its own name, so
@@ -62,6 +63,9 @@ usage(int code)
 		"  maint POOL BACKEND                  maintenance\n"
 		"  ready POOL BACKEND                  back in rotation\n"
 		"  weight POOL BACKEND N               set the weight (1-256)\n"
+		"  split LISTENER [--route NAME] [POOL=W ...|--reset]\n"
+		"                                      show or set a traffic split\n"
+		"                                      (W 0-10000; --reset: the file's)\n"
 		"  reload                              re-read the config file\n"
 		"POOL: a pool's name; a listener with its own backends has a pool\n"
 		"of its own name.\n"
@@ -248,6 +252,30 @@ print_listener_totals(json_t *l)
 	puts(shown ? "" : " none");
 }
 
+/* "  split v1 90 (90.0%, file 95): 3801 connections, 2 active; ..." */
+static void
+print_split(const char *indent, json_t *sp)
+{
+	json_t *side;
+	size_t i;
+
+	printf("%ssplit%s%s:", indent,
+	       strcmp(str(sp, "sticky"), "none") ? ", sticky by " : "",
+	       strcmp(str(sp, "sticky"), "none") ? str(sp, "sticky") : "");
+	json_array_foreach(json_object_get(sp, "sides"), i, side) {
+		double share = json_number_value(json_object_get(side,
+								 "share"));
+
+		printf("%s %s %lld (%.1f%%", i ? ";" : "", str(side, "pool"),
+		       num(side, "weight"), share * 100);
+		if (num(side, "weight") != num(side, "file_weight"))
+			printf(", file %lld", num(side, "file_weight"));
+		printf("): %lld connections, %lld active",
+		       num(side, "connections"), num(side, "active"));
+	}
+	putchar('\n');
+}
+
 static int
 cmd_status(bool as_json)
 {
@@ -309,7 +337,17 @@ cmd_status(bool as_json)
 	}
 	putchar('\n');
 	json_array_foreach(json_object_get(st, "listeners"), i, l) {
+		json_t *r;
+
 		print_listener_totals(l);
+		if (json_is_object(json_object_get(l, "split")))
+			print_split("  ", json_object_get(l, "split"));
+		json_array_foreach(json_object_get(l, "routes"), j, r) {
+			if (!json_is_object(json_object_get(r, "split")))
+				continue;
+			printf("  route %s: ", str(r, "sni"));
+			print_split("", json_object_get(r, "split"));
+		}
 	}
 	json_decref(st);
 	return 0;
@@ -432,6 +470,67 @@ cmd_weight(const char *l, const char *b, const char *n)
 	return 0;
 }
 
+/*
+ * split L [--route NAME]: show; with POOL=W arguments, set those weights;
+ * with --reset, go back to the file's.
+ */
+static int
+cmd_split(const char *l, const char *route, bool reset, char **args,
+	  int n)
+{
+	char path[1024], body[2048], *end;
+	size_t o;
+	json_t *r;
+
+	check_name("listener", l);
+	if (route && (!*route || strchr(route, '/') || strchr(route, '?') ||
+		      strchr(route, '%') || strchr(route, '#')))
+		die("bad route server name \"%s\"", route);
+	if (route)
+		snprintf(path, sizeof(path), "/listeners/%s/routes/%s/split",
+			 l, route);
+	else
+		snprintf(path, sizeof(path), "/listeners/%s/split", l);
+	if (reset && n) {
+		fprintf(stderr, "ringlbctl: split: --reset takes no POOL=W\n");
+		usage(2);
+	}
+	if (reset) {
+		r = call("DELETE", path, NULL);
+	} else if (n == 0) {
+		r = call("GET", path, NULL);
+	} else {
+		o = (size_t)snprintf(body, sizeof(body), "{\"weights\": {");
+		for (int i = 0; i < n; i++) {
+			char *eq = strchr(args[i], '=');
+			long w;
+
+			if (!eq || eq == args[i])
+				die("split: \"%s\" is not POOL=WEIGHT", args[i]);
+			*eq = '\0';
+			check_name("pool", args[i]);
+			errno = 0;
+			w = strtol(eq + 1, &end, 10);
+			if (errno || *end || end == eq + 1 || w < 0 ||
+			    w > 10000)
+				die("split: weight of %s must be an integer "
+				    "from 0 to 10000, got \"%s\"",
+				    args[i], eq + 1);
+			if (o + strlen(args[i]) + 32 >= sizeof(body))
+				die("split: too many pools");
+			o += (size_t)snprintf(body + o, sizeof(body) - o,
+					      "%s\"%s\": %ld", i ? ", " : "",
+					      args[i], w);
+		}
+		snprintf(body + o, sizeof(body) - o, "}}");
+		r = call("PUT", path, body);
+	}
+	printf("%s%s%s: ", l, route ? " route " : "", route ? route : "");
+	print_split("", r);
+	json_decref(r);
+	return 0;
+}
+
 static int
 cmd_reload(void)
 {
@@ -449,11 +548,14 @@ main(int argc, char **argv)
 		{ "json", no_argument, NULL, 'j' },
 		{ "wait", no_argument, NULL, 'w' },
 		{ "timeout", required_argument, NULL, 'T' },
+		{ "route", required_argument, NULL, 'r' },
+		{ "reset", no_argument, NULL, 'R' },
 		{ "socket", required_argument, NULL, 's' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	bool as_json = false, wait = false;
+	bool as_json = false, wait = false, reset = false;
+	const char *route = NULL;
 	double timeout_s = 0;
 	const char *cmd;
 	char *end;
@@ -473,6 +575,12 @@ main(int argc, char **argv)
 			break;
 		case 'w':
 			wait = true;
+			break;
+		case 'r':
+			route = optarg;
+			break;
+		case 'R':
+			reset = true;
 			break;
 		case 'T':
 			errno = 0;
@@ -498,7 +606,8 @@ main(int argc, char **argv)
 	n = argc - optind - 1;
 	argv += optind + 1;
 	if ((as_json && strcmp(cmd, "status") != 0) ||
-	    ((wait || timeout_s > 0) && strcmp(cmd, "drain") != 0)) {
+	    ((wait || timeout_s > 0) && strcmp(cmd, "drain") != 0) ||
+	    ((route || reset) && strcmp(cmd, "split") != 0)) {
 		fprintf(stderr, "ringlbctl: option not valid for %s\n", cmd);
 		usage(2);
 	}
@@ -516,6 +625,8 @@ main(int argc, char **argv)
 		rc = cmd_simple(cmd, argv[0], argv[1]);
 	else if (strcmp(cmd, "weight") == 0 && n == 3)
 		rc = cmd_weight(argv[0], argv[1], argv[2]);
+	else if (strcmp(cmd, "split") == 0 && n >= 1)
+		rc = cmd_split(argv[0], route, reset, argv + 1, n - 1);
 	else if (strcmp(cmd, "reload") == 0 && n == 0)
 		rc = cmd_reload();
 	else
