@@ -1236,7 +1236,7 @@ sni_pattern(const char *s, size_t len, char *out, size_t cap,
 					  "a host name has only letters, digits, '-', '_' and '.'";
 			return -1;
 		}
-		if (c == '.' && (s[i - 1] == '.' || i + 1 == len)) {
+		if (c == '.' && (i == 0 || s[i - 1] == '.' || i + 1 == len)) {
 			*why = "an empty label";
 			return -1;
 		}

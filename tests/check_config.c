@@ -1319,6 +1319,10 @@ START_TEST(test_routes_errors)
 		      "bad.json: listeners[0].routes[0].sni[0]: bad server name \"*.\": no host name");
 	ck_assert_bad(RT("{'sni':['a..b'],'pool':'pg'}"),
 		      "bad.json: listeners[0].routes[0].sni[0]: bad server name \"a..b\": an empty label");
+	ck_assert_bad(RT("{'sni':['.a.b'],'pool':'pg'}"),
+		      "bad.json: listeners[0].routes[0].sni[0]: bad server name \".a.b\": an empty label");
+	ck_assert_bad(RT("{'sni':['*..a'],'pool':'pg'}"),
+		      "bad.json: listeners[0].routes[0].sni[0]: bad server name \"*..a\": an empty label");
 	ck_assert_bad(RT("{'sni':['a b'],'pool':'pg'}"),
 		      "bad.json: listeners[0].routes[0].sni[0]: bad server name \"a b\": a host name has only letters, digits, '-', '_' and '.'");
 	ck_assert_bad(RT("{'sni':[1],'pool':'pg'}"),

@@ -1,8 +1,9 @@
 /*
  * fuzz_admin.c: admin API requests (method, path, JSON body) through
- * route() in src/admin.c, against a real ringlb control plane: one worker
- * and one listener on 127.0.0.1, health checks off, started once.  Drain,
- * maint, ready, weight and reload really happen.
+ * route() in src/admin.c, against a real ringlb control plane: one worker,
+ * a listener with its own backends and one that splits (by default and
+ * by SNI) over two pools, on 127.0.0.1, health checks off, started once.
+ * Drain, maint, ready, weight, split changes and reload really happen.
  *
  * libmicrohttpd's HTTP parsing is not ours to fuzz; the four response
  * functions route() calls are replaced below, which lets the target check
@@ -93,16 +94,22 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	socklen_t len = sizeof(sin);
 	struct config *cfg;
 	char path[64], err[1024];
-	int fd, port;
+	int fd[2], port[2];
 	FILE *f;
 
-	/* A free port for the listener: bind 0, read it, let it go. */
-	fd = socket(AF_INET, SOCK_STREAM, 0);
-	if (fd < 0 || bind(fd, (struct sockaddr *)&sin, sizeof(sin)) < 0 ||
-	    getsockname(fd, (struct sockaddr *)&sin, &len) < 0)
-		FUZZ_FAIL("free port: %s", strerror(errno));
-	port = ntohs(sin.sin_port);
-	close(fd);
+	/* Free ports for the listeners: bind 0, read them, let them go. */
+	for (int i = 0; i < 2; i++) {
+		sin.sin_port = 0;
+		len = sizeof(sin);
+		fd[i] = socket(AF_INET, SOCK_STREAM, 0);
+		if (fd[i] < 0 ||
+		    bind(fd[i], (struct sockaddr *)&sin, sizeof(sin)) < 0 ||
+		    getsockname(fd[i], (struct sockaddr *)&sin, &len) < 0)
+			FUZZ_FAIL("free port: %s", strerror(errno));
+		port[i] = ntohs(sin.sin_port);
+	}
+	close(fd[0]);
+	close(fd[1]);
 	if (mkdtemp(dir) == NULL)
 		FUZZ_FAIL("mkdtemp: %s", strerror(errno));
 	snprintf(path, sizeof(path), "%s/ringlb.json", dir);
@@ -111,12 +118,23 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 		FUZZ_FAIL("%s: %s", path, strerror(errno));
 	fprintf(f, "{\"workers\": 1, \"log_level\": \"error\","
 		" \"admin\": {\"enabled\": false},"
+		" \"pools\": [{\"name\": \"v1\","
+		"   \"health_check\": {\"enabled\": false},"
+		"   \"backends\": [{\"name\": \"c\", \"address\": \"127.0.0.1:3\"}]},"
+		"  {\"name\": \"v2\", \"health_check\": {\"enabled\": false},"
+		"   \"backends\": [{\"name\": \"d\", \"address\": \"127.0.0.1:4\"}]}],"
 		" \"listeners\": [{\"name\": \"web\","
 		"  \"listen\": \"127.0.0.1:%d\","
 		"  \"health_check\": {\"enabled\": false},"
 		"  \"backends\": [{\"name\": \"a\", \"address\": \"127.0.0.1:1\"},"
 		"   {\"name\": \"b\", \"address\": \"127.0.0.1:2\","
-		"    \"weight\": 2}]}]}\n", port);
+		"    \"weight\": 2}]},"
+		"  {\"name\": \"ab\", \"listen\": \"127.0.0.1:%d\","
+		"   \"split\": [{\"pool\": \"v1\", \"weight\": 95},"
+		"    {\"pool\": \"v2\", \"weight\": 5}], \"sticky\": \"source-ip\","
+		"   \"routes\": [{\"sni\": [\"a.example\", \"*.b.example\"],"
+		"    \"split\": [{\"pool\": \"v2\"}, {\"pool\": \"v1\"}]}]}]}\n",
+		port[0], port[1]);
 	fclose(f);
 	if (cfg_load(path, &cfg, err, sizeof(err)) < 0)
 		FUZZ_FAIL("%s", err);

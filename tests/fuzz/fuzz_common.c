@@ -135,14 +135,55 @@ fuzz_check_cfg(const struct config *cfg)
 
 		check_name("listener", l->name);
 		check_addr("listen", &l->addr);
-		if (l->pool >= cfg->npools)
+		/* One pool, or a split, or routes only. */
+		if (l->pool != CFG_NO_POOL && l->pool >= cfg->npools)
 			FUZZ_FAIL("listener %s: pool %zu of %zu", l->name,
 				  l->pool, cfg->npools);
+		if (l->split != CFG_NO_SPLIT &&
+		    (l->split >= cfg->nsplits || l->pool != CFG_NO_POOL))
+			FUZZ_FAIL("listener %s: split %zu of %zu, pool %zu",
+				  l->name, l->split, cfg->nsplits, l->pool);
+		if (l->pool == CFG_NO_POOL && l->split == CFG_NO_SPLIT &&
+		    l->nroutes == 0)
+			FUZZ_FAIL("listener %s: nowhere to send clients",
+				  l->name);
+		for (size_t j = 0; j < l->nroutes; j++) {
+			const struct cfg_route *r = &l->routes[j];
+
+			if ((r->pool == CFG_NO_POOL) == (r->split == CFG_NO_SPLIT) ||
+			    (r->pool != CFG_NO_POOL && r->pool >= cfg->npools) ||
+			    (r->split != CFG_NO_SPLIT && r->split >= cfg->nsplits))
+				FUZZ_FAIL("listener %s route %s: pool %zu, split %zu",
+					  l->name, r->sni, r->pool, r->split);
+		}
 		if (l->backlog < 1 || l->backlog > 65535)
 			FUZZ_FAIL("backlog %d", l->backlog);
 		for (size_t j = 0; j < i; j++)
 			if (strcmp(cfg->listeners[j].name, l->name) == 0)
 				FUZZ_FAIL("duplicate listener %s", l->name);
+	}
+	for (size_t i = 0; i < cfg->nsplits; i++) {
+		const struct cfg_split *sp = &cfg->splits[i];
+		unsigned total = 0;
+
+		if (sp->nsides < 2 || sp->nsides > CFG_SPLIT_MAX ||
+		    sp->listener >= cfg->nlisteners)
+			FUZZ_FAIL("split %zu: %zu sides, listener %zu", i,
+				  sp->nsides, sp->listener);
+		for (size_t k = 0; k < sp->nsides; k++) {
+			if (sp->side[k].pool >= cfg->npools ||
+			    cfg->pools[sp->side[k].pool].is_inline ||
+			    sp->side[k].weight > CFG_SPLIT_WEIGHT_MAX)
+				FUZZ_FAIL("split %zu side %zu: pool %zu, weight %u",
+					  i, k, sp->side[k].pool,
+					  sp->side[k].weight);
+			for (size_t m = 0; m < k; m++)
+				if (sp->side[m].pool == sp->side[k].pool)
+					FUZZ_FAIL("split %zu: a pool twice", i);
+			total += sp->side[k].weight;
+		}
+		if (total == 0)
+			FUZZ_FAIL("split %zu: every weight 0", i);
 	}
 	for (size_t i = 0; i < cfg->npools; i++) {
 		const struct cfg_pool *l = &cfg->pools[i];
