@@ -497,7 +497,7 @@ control_set_split(const char *l, const char *route,
 		  const char *const *pools, const unsigned *weights, size_t n,
 		  bool reset, char *err, size_t errlen)
 {
-	unsigned before[CFG_SPLIT_MAX];
+	unsigned before[CFG_SPLIT_MAX] = { 0 };
 	char change[512];
 	struct split *s;
 	size_t o = 0;

@@ -148,7 +148,7 @@ split_pick(const struct split *s, const struct sockaddr_in6 *client,
 	/* Weights are read one by one: a pick during a change may see a
 	 * mix of old and new, which is a share in between. */
 	for (size_t i = 0; i < s->nsides; i++) {
-		w[i] = skip & (1u << i) ? 0 :
+		w[i] = (skip & (1u << i)) ? 0 :
 			atomic_load_explicit(&s->side[i].n->weight,
 					     memory_order_relaxed);
 		total += w[i];

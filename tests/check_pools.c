@@ -674,6 +674,7 @@ START_TEST(test_shipped_configs)
 		"config/examples/postgres-dual-stack.json",
 		"config/examples/tls-sni.json",
 		"config/examples/redis-maglev.json",
+		"config/examples/canary-split.json",
 	};
 
 	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
