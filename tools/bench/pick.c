@@ -11,6 +11,9 @@
  * least-connections has no idle backend to settle for; and "half idle",
  * every other backend holding none, as in a pool with spare capacity.
  *
+ * Then the cost a traffic split adds to a new connection: split_pick()
+ * over 2 and 16 pools, sticky (a new client address each time) or not.
+ *
  * Usage: bench-pick [REPS [MIN_MS]]   (`make bench-pick`; defaults 7, 20)
  */
 #include <errno.h>
@@ -22,6 +25,7 @@
 
 #include "balancer.h"
 #include "runtime.h"
+#include "split.h"
 
 struct bench_pool {
 	struct cfg_pool l;
@@ -170,6 +174,54 @@ bench_one(enum cfg_algorithm alg, size_t n, enum bench_load load,
 	return med;
 }
 
+/* ns per split_pick() over iters clients; -1 if one found no side. */
+static double
+split_loop(const struct split *s, unsigned long iters)
+{
+	struct sockaddr_in6 sa = { .sin6_family = AF_INET6 };
+	double t0 = now_ns();
+
+	for (unsigned long i = 0; i < iters; i++) {
+		memcpy(&sa.sin6_addr, &i, sizeof(i));
+		if (!split_pick(s, &sa, 0))
+			return -1;
+	}
+	return (now_ns() - t0) / (double)iters;
+}
+
+/* Median ns per split_pick() over n sides of weight 1..n, reps runs. */
+static double
+split_one(size_t n, bool sticky, unsigned reps, double min_ms)
+{
+	static struct split_state st;
+	struct cfg_split cs = { .nsides = n, .sticky = sticky };
+	struct split s = { .cfg = &cs, .st = &st, .nsides = n };
+	unsigned long iters = 1000;
+	double r[32];
+
+	memset(&st, 0, sizeof(st));
+	st.nsides = n;
+	for (size_t i = 0; i < n; i++) {
+		atomic_init(&st.n[i].weight, (unsigned)i + 1);
+		s.side[i].n = &st.n[i];
+		s.side[i].split = &s;
+		s.side[i].index = (unsigned)i;
+	}
+	for (;;) {
+		double ns = split_loop(&s, iters);
+
+		if (ns < 0)
+			return -1;
+		if (ns * (double)iters >= min_ms * 1e6)
+			break;
+		iters *= 2;
+	}
+	for (unsigned i = 0; i < reps; i++)
+		r[i] = split_loop(&s, iters);
+	qsort(r, reps, sizeof(r[0]), cmp_double);
+	return reps % 2 ? r[reps / 2] : (r[reps / 2 - 1] + r[reps / 2]) / 2;
+}
+
 static void
 print_cpu(void)
 {
@@ -232,6 +284,21 @@ main(int argc, char **argv)
 			}
 			printf("\n");
 		}
+	}
+	printf("\nns per split_pick() (a traffic split's share of a new "
+	       "connection)\n\n| split | 2 pools | 16 pools |\n|---|---:|---:|\n");
+	for (int sticky = 0; sticky < 2; sticky++) {
+		printf("| %s |", sticky ? "sticky source-ip" : "in turn");
+		for (size_t n = 2; n <= CFG_SPLIT_MAX; n += CFG_SPLIT_MAX - 2) {
+			double ns = split_one(n, sticky, reps, min_ms);
+
+			if (ns < 0)
+				printf(" failed |");
+			else
+				printf(" %.1f |", ns);
+			fflush(stdout);
+		}
+		printf("\n");
 	}
 	return 0;
 }
