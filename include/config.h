@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 
@@ -42,11 +43,37 @@ struct cfg_hash {
 	unsigned balance_factor; /* bounded load, percent; 0: off */
 };
 
+/*
+ * An address to bind or connect to.  A listener's "systemd:NAME" takes
+ * the socket systemd passed under that name: family AF_UNSPEC, len 0,
+ * and the name in text.
+ */
 struct cfg_addr {
 	struct sockaddr_storage ss;
 	socklen_t len;
 	char text[96];		/* as written in the file */
 };
+
+#define CFG_SYSTEMD_PREFIX "systemd:"
+
+/* The socket-activation name of a "systemd:NAME" address, else NULL. */
+static inline const char *
+cfg_addr_systemd(const struct cfg_addr *a)
+{
+	return a->ss.ss_family == AF_UNSPEC ?
+		       a->text + sizeof(CFG_SYSTEMD_PREFIX) - 1 :
+		       NULL;
+}
+
+/* The same socket address, or the same systemd socket name. */
+static inline bool
+cfg_addr_same(const struct cfg_addr *a, const struct cfg_addr *b)
+{
+	if (a->ss.ss_family == AF_UNSPEC || b->ss.ss_family == AF_UNSPEC)
+		return a->ss.ss_family == b->ss.ss_family &&
+		       strcmp(a->text, b->text) == 0;
+	return a->len == b->len && memcmp(&a->ss, &b->ss, a->len) == 0;
+}
 
 struct cfg_health {
 	bool enabled;

@@ -69,6 +69,14 @@ int control_set_split(const char *l, const char *route,
 struct split *control_split(const char *l, const char *route, char *err,
 			    size_t errlen);
 
+/* A one-line summary for systemd's STATUS= (takes the lock). */
+void control_status_line(char *out, size_t size);
+/*
+ * Has every running worker passed its loop within max_age_ms?  Called by
+ * the main thread only (it remembers what it saw), for the watchdog.
+ */
+bool control_workers_progress(uint64_t now_ms, uint64_t max_age_ms);
+
 /* For readers (the admin API): hold the lock while walking the runtime. */
 void control_lock(void);
 void control_unlock(void);

@@ -489,6 +489,23 @@ get_addr(const struct cfg_ctx *x, const char *parent, const json_t *obj,
 	if (!listen && s[0] == '*' && s[1] == ':')
 		return cfg_error(x, path,
 				 "\"*\" (any address) is only valid in listen; a backend needs a host to connect to");
+	if (strncmp(s, CFG_SYSTEMD_PREFIX, strlen(CFG_SYSTEMD_PREFIX)) == 0) {
+		const char *name = s + strlen(CFG_SYSTEMD_PREFIX);
+		size_t n = strlen(name);
+
+		if (!listen)
+			return cfg_error(x, path,
+					 "\"systemd:\" names a socket passed by systemd, for a listener; a backend needs a host to connect to");
+		if (n == 0 || n >= sizeof(a->text) - strlen(CFG_SYSTEMD_PREFIX) ||
+		    strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.@-") != n)
+			return cfg_error(x, path,
+					 "\"systemd:NAME\" needs a NAME of 1..%zu chars of A-Z a-z 0-9 _ . @ - (the FileDescriptorName= of the socket unit)",
+					 sizeof(a->text) - strlen(CFG_SYSTEMD_PREFIX) - 1);
+		memset(a, 0, sizeof(*a));
+		a->ss.ss_family = AF_UNSPEC;
+		snprintf(a->text, sizeof(a->text), "%s", s);
+		return 0;
+	}
 	if (cfg_parse_addr(s, a, reason, sizeof(reason)) < 0)
 		return cfg_error(x, path, "%s", reason);
 	return 0;
@@ -503,6 +520,8 @@ addr_equal(const struct cfg_addr *a, const struct cfg_addr *b)
 	if (a->ss.ss_family != b->ss.ss_family)
 		return false;
 	switch (a->ss.ss_family) {
+	case AF_UNSPEC:		/* "systemd:NAME": the same name */
+		return strcmp(a->text, b->text) == 0;
 	case AF_INET:
 		a4 = (const struct sockaddr_in *)&a->ss;
 		b4 = (const struct sockaddr_in *)&b->ss;
@@ -1414,6 +1433,13 @@ parse_listener(const struct cfg_ctx *x, const char *path, json_t *v,
 	    parse_per_source(x, path, v, &l->per_source) < 0 ||
 	    parse_accept_proxy(x, path, v, &l->accept_proxy) < 0)
 		return -1;
+	if (cfg_addr_systemd(&l->addr) && json_object_get(v, "backlog")) {
+		char bpath[CFG_PATH_MAX];
+
+		path_key(bpath, sizeof(bpath), path, "backlog");
+		return cfg_error(x, bpath,
+				 "not with a socket from systemd, which listens already: set Backlog= in the .socket unit");
+	}
 	if (json_object_get(t, "preread_ms") != NULL && l->nroutes == 0) {
 		char ppath[CFG_PATH_MAX];
 

@@ -23,6 +23,7 @@
 #include "listen.h"
 #include "runtime.h"
 #include "priv.h"
+#include "systemd.h"
 #include "worker.h"
 
 struct deferred {
@@ -30,6 +31,8 @@ struct deferred {
 	uint64_t *qs;		/* each worker's counter when deferred */
 	struct deferred *next;
 };
+
+#define WORKERS_LIMIT 256	/* config.c's cap on "workers" */
 
 static pthread_mutex_t ctl_lock = PTHREAD_MUTEX_INITIALIZER;
 static _Atomic(struct runtime *) current;
@@ -84,9 +87,7 @@ static bool
 addr_in(const struct runtime *rt, const struct cfg_addr *a)
 {
 	for (size_t i = 0; rt && i < rt->nlisteners; i++) {
-		const struct cfg_addr *b = &rt->listeners[i].cfg->addr;
-
-		if (a->len == b->len && memcmp(&a->ss, &b->ss, a->len) == 0)
+		if (cfg_addr_same(a, &rt->listeners[i].cfg->addr))
 			return true;
 	}
 	return false;
@@ -318,13 +319,48 @@ admin_same(const struct cfg_admin *a, const struct cfg_admin *b)
 	       (!a->has_listen || strcmp(a->listen.text, b->listen.text) == 0);
 }
 
+/*
+ * "generation 3: 2 listeners, 4 pools, 11 of 12 backends up, 153 open
+ * connections", for systemd's STATUS=.  With the lock held.
+ */
+static void
+status_line_locked(char *out, size_t size)
+{
+	const struct runtime *rt = runtime_current();
+	size_t nb = 0, up = 0;
+	unsigned open = 0;
+
+	if (!rt) {
+		snprintf(out, size, "starting");
+		return;
+	}
+	for (size_t i = 0; i < rt->npools; i++)
+		for (size_t j = 0; j < rt->pools[i].nbackends; j++) {
+			nb++;
+			up += backend_is_up(rt->pools[i].backends[j]);
+		}
+	for (size_t i = 0; i < rt->nlisteners; i++)
+		open += atomic_load(&rt->listeners[i].stats->active);
+	snprintf(out, size,
+		 "generation %llu: %zu listeners, %zu pools, %zu of %zu "
+		 "backends up, %u open connections",
+		 (unsigned long long)rt->gen, rt->nlisteners, rt->npools, up,
+		 nb, open);
+}
+
 int
 control_reload(char *err, size_t errlen)
 {
 	struct runtime *cur, *rt;
 	struct config *cfg;
+	char status[256];
+	struct timespec ts;
 	int rc;
 
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	systemd_notify("RELOADING=1\nMONOTONIC_USEC=%llu",
+		       (unsigned long long)ts.tv_sec * 1000000ULL +
+			       (unsigned long long)ts.tv_nsec / 1000);
 	control_lock();
 	cur = runtime_current();
 	if (cfg_load(config_path, &cfg, err, errlen) < 0)
@@ -364,14 +400,49 @@ control_reload(char *err, size_t errlen)
 	log_info("reloaded %s: generation %llu, %zu listeners, %zu pools",
 		 config_path, (unsigned long long)rt->gen, rt->nlisteners,
 		 rt->npools);
+	status_line_locked(status, sizeof(status));
 	control_unlock();
+	systemd_notify("READY=1\nSTATUS=%s", status);
 	return 0;
 
 fail:
 	reload_failures++;
 	log_error("reload failed, keeping the running configuration: %s", err);
+	status_line_locked(status, sizeof(status));
 	control_unlock();
+	systemd_notify("READY=1\nSTATUS=reload failed, running as before: %s",
+		       status);
 	return -1;
+}
+
+void
+control_status_line(char *out, size_t size)
+{
+	control_lock();
+	status_line_locked(out, size);
+	control_unlock();
+}
+
+bool
+control_workers_progress(uint64_t now_ms, uint64_t max_age_ms)
+{
+	static uint64_t last_qs[WORKERS_LIMIT], changed_ms[WORKERS_LIMIT];
+	bool ok = true;
+
+	for (unsigned i = 0; i < nworkers && i < WORKERS_LIMIT; i++) {
+		uint64_t qs;
+
+		if (!workers[i] || worker_done(workers[i]))
+			continue;
+		qs = worker_qs(workers[i]);
+		if (qs != last_qs[i] || !changed_ms[i]) {
+			last_qs[i] = qs;
+			changed_ms[i] = now_ms;
+		} else if (now_ms - changed_ms[i] > max_age_ms) {
+			ok = false;
+		}
+	}
+	return ok;
 }
 
 static int

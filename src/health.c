@@ -447,6 +447,7 @@ health_thread(void *arg)
 {
 	struct health_checker *hc = arg;
 
+	pthread_setname_np(pthread_self(), "ringlb-health");
 	for (;;) {
 		struct timespec ts, *tsp = NULL;
 		uint64_t next, now;

@@ -17,6 +17,7 @@
 #include "listen.h"
 #include "log.h"
 #include "runtime.h"
+#include "systemd.h"
 
 /*
  * SO_REUSEPORT would let us share a port that another process (a second
@@ -29,6 +30,8 @@ listen_probe(const struct cfg_listener *l, char *err, size_t errlen)
 	int one = 1;
 	int fd, rc = 0;
 
+	if (cfg_addr_systemd(&l->addr))
+		return 0;	/* bound by systemd, ours alone */
 	fd = socket(l->addr.ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return 0;	/* the real open will say what is wrong */
@@ -51,9 +54,21 @@ int
 listen_open(const struct cfg_listener *l, int *out, char *err,
 		   size_t errlen)
 {
+	const char *sd = cfg_addr_systemd(&l->addr);
+	char why[768];
 	int one = 1;
 	int fd;
 
+	/* Socket activation: each worker a dup of the one passed socket. */
+	if (sd) {
+		fd = systemd_listen_fd(sd, why, sizeof(why));
+		if (fd < 0) {
+			snprintf(err, errlen, "listener %s: %s", l->name, why);
+			return -ENOENT;
+		}
+		*out = fd;
+		return 0;
+	}
 	fd = socket(l->addr.ss.ss_family,
 		    SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)

@@ -16,6 +16,7 @@
 #include "control.h"
 #include "log.h"
 #include "runtime.h"
+#include "systemd.h"
 #include "worker.h"
 
 #ifndef RINGLB_VERSION
@@ -45,6 +46,41 @@ count_backends(const struct config *cfg)
 	return n;
 }
 
+#define STATUS_EVERY_MS 10000
+#define WATCHDOG_STALL_MIN_MS 500	/* a worker passes its loop every 100 */
+
+/*
+ * systemd's watchdog: WATCHDOG=1 every half interval, but only while every
+ * worker is making progress, so that a stuck worker gets ringlb
+ * restarted.  And a fresh STATUS= now and then.
+ */
+static void
+systemd_tick(void)
+{
+	static uint64_t next_ping_ms, next_status_ms;
+	uint64_t wd_ms = systemd_watchdog_usec() / 1000, now;
+	char status[256];
+
+	if (!systemd_notifying())
+		return;
+	now = control_now_ms();
+	if (wd_ms && now >= next_ping_ms) {
+		uint64_t stall = wd_ms / 2 > WATCHDOG_STALL_MIN_MS ?
+					 wd_ms / 2 :
+					 WATCHDOG_STALL_MIN_MS;
+
+		if (control_workers_progress(now, stall)) {
+			systemd_notify("WATCHDOG=1");
+			next_ping_ms = now + wd_ms / 2;
+		}
+	}
+	if (now >= next_status_ms) {
+		control_status_line(status, sizeof(status));
+		systemd_notify("STATUS=%s", status);
+		next_status_ms = now + STATUS_EVERY_MS;
+	}
+}
+
 /* Every 100 ms: free what old generations left; act on signals. */
 static int
 signal_loop(const sigset_t *sigs)
@@ -56,6 +92,7 @@ signal_loop(const sigset_t *sigs)
 		int sig = sigtimedwait(sigs, NULL, &tick);
 
 		control_reclaim();
+		systemd_tick();
 		if (sig == SIGHUP) {
 			log_info("SIGHUP: reloading");
 			control_reload(err, sizeof(err));
@@ -75,6 +112,7 @@ drain_loop(const sigset_t *sigs)
 		int sig = sigtimedwait(sigs, NULL, &tick);
 
 		control_reclaim();
+		systemd_tick();
 		if (sig == SIGTERM || sig == SIGINT) {
 			log_warn("second %s: closing open connections now",
 				 sigabbrev_np(sig));
@@ -125,6 +163,8 @@ main(int argc, char **argv)
 		return 2;
 	}
 
+	/* First, before any thread: fds passed by systemd become ours. */
+	systemd_init();
 	if (cfg_load(path, &cfg, err, sizeof(err)) < 0) {
 		fprintf(stderr, "%s\n", err);
 		if (check_only)
@@ -200,6 +240,8 @@ main(int argc, char **argv)
 			 rt->cfg->workers, path);
 	}
 	control_unlock();
+	control_status_line(err, sizeof(err));
+	systemd_notify("READY=1\nSTATUS=%s", err);
 
 	sig = signal_loop(&sigs);
 	control_lock();
@@ -207,6 +249,9 @@ main(int argc, char **argv)
 	control_unlock();
 	log_info("%s: stopping; open connections get up to %u ms to finish",
 		 sigabbrev_np(sig), grace);
+	systemd_notify("STOPPING=1\nSTATUS=stopping: open connections get "
+		       "up to %u ms to finish",
+		       grace);
 	control_stop_begin(grace);
 	drain_loop(&sigs);
 	status = 0;

@@ -14,12 +14,6 @@
 #include "runtime.h"
 #include "srctab.h"
 
-static bool
-addr_same(const struct cfg_addr *a, const struct cfg_addr *b)
-{
-	return a->len == b->len && memcmp(&a->ss, &b->ss, a->len) == 0;
-}
-
 /*
  * The backend of prev that cb in pool cp continues, if any: same pool
  * name, backend name and address.  What this changes in it is saved in *u
@@ -35,7 +29,7 @@ backend_carry(const struct runtime *prev, const struct cfg_pool *cp,
 	if (!prev || !(p = runtime_pool(prev, cp->name)))
 		return NULL;
 	b = pool_backend(p, cb->name);
-	if (!b || !addr_same(&b->cfg->addr, &cb->addr))
+	if (!b || !cfg_addr_same(&b->cfg->addr, &cb->addr))
 		return NULL;
 	u->b = b;
 	u->pool = b->pool;
@@ -162,7 +156,7 @@ listener_init(struct runtime *rt, struct listener *l,
 	if (oom)
 		return -ENOMEM;
 	/* Same name and address: the same listener, keeping its sockets. */
-	if (old && addr_same(&old->cfg->addr, &cl->addr))
+	if (old && cfg_addr_same(&old->cfg->addr, &cl->addr))
 		l->lid = old->lid;
 	return 0;
 }

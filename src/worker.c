@@ -385,8 +385,12 @@ static void *
 worker_main(void *arg)
 {
 	struct worker *w = arg;
+	char name[16];
 	int rc;
 
+	/* "ringlb-w0" in top -H, ps -L and /proc/PID/task/TID/comm. */
+	snprintf(name, sizeof(name), "ringlb-w%u", w->id);
+	pthread_setname_np(pthread_self(), name);
 	rc = ring_init(w);
 	w->start_rc = rc;
 	sem_post(&w->ready);

@@ -1342,6 +1342,33 @@ END_TEST
 #define SPL(extra) POOLS(PQ, "{'name':'l','listen':'127.0.0.1:1'" extra "}")
 #define TWO "[{'pool':'pg','weight':95},{'pool':'pq','weight':5}]"
 
+START_TEST(test_systemd_listen)
+{
+	struct config *cfg = parse_ok(
+		"{'listeners':[{'name':'a','listen':'systemd:web',"
+		"'backends':[" BE "]},{'name':'b','listen':'systemd:ringlb-admin.socket',"
+		"'backends':[" BE "]}]}");
+
+	ck_assert_int_eq(cfg->listeners[0].addr.ss.ss_family, AF_UNSPEC);
+	ck_assert_str_eq(cfg_addr_systemd(&cfg->listeners[0].addr), "web");
+	ck_assert_str_eq(cfg_addr_systemd(&cfg->listeners[1].addr),
+			 "ringlb-admin.socket");
+	ck_assert_ptr_null(cfg_addr_systemd(&cfg->pools[0].backends[0].addr));
+	cfg_free(cfg);
+	ck_assert_bad("{'listeners':[{'name':'a','listen':'systemd:','backends':[" BE "]}]}",
+		      "bad.json: listeners[0].listen: \"systemd:NAME\" needs a NAME of 1..87 chars of A-Z a-z 0-9 _ . @ - (the FileDescriptorName= of the socket unit)");
+	ck_assert_bad("{'listeners':[{'name':'a','listen':'systemd:a b','backends':[" BE "]}]}",
+		      "bad.json: listeners[0].listen: \"systemd:NAME\" needs a NAME of 1..87 chars of A-Z a-z 0-9 _ . @ - (the FileDescriptorName= of the socket unit)");
+	ck_assert_bad("{'listeners':[{'name':'a','listen':'127.0.0.1:1','backends':[{'name':'b','address':'systemd:web'}]}]}",
+		      "bad.json: listeners[0].backends[0].address: \"systemd:\" names a socket passed by systemd, for a listener; a backend needs a host to connect to");
+	ck_assert_bad("{'listeners':[{'name':'a','listen':'systemd:web','backends':[" BE "]},"
+		      "{'name':'b','listen':'systemd:web','backends':[" BE "]}]}",
+		      "bad.json: listeners[1].listen: duplicate listen address \"systemd:web\" (also listeners[0])");
+	ck_assert_bad("{'listeners':[{'name':'a','listen':'systemd:web','backlog':5,'backends':[" BE "]}]}",
+		      "bad.json: listeners[0].backlog: not with a socket from systemd, which listens already: set Backlog= in the .socket unit");
+}
+END_TEST
+
 START_TEST(test_split_valid)
 {
 	struct config *cfg = parse_ok(POOLS(PQ,
@@ -1535,6 +1562,7 @@ config_suite(void)
 	tcase_add_test(tc, test_accept_proxy_errors);
 	tcase_add_test(tc, test_routes_errors);
 	tcase_add_test(tc, test_split_valid);
+	tcase_add_test(tc, test_systemd_listen);
 	tcase_add_test(tc, test_split_errors);
 	tcase_add_test(tc, test_hash);
 	suite_add_tcase(s, tc);

@@ -43,10 +43,27 @@ h_write_file(const char *path, const char *text)
 	return rc;
 }
 
-/* In a fresh child: die with the parent, plain signal state, no stray fds. */
+#define PASS_MAX 16
+
+static int pass_fds[PASS_MAX];
+static int npass;
+
+void
+h_spawn_pass_fds(const int *fds, int n)
+{
+	npass = n < PASS_MAX ? n : PASS_MAX;
+	for (int i = 0; i < npass; i++)
+		pass_fds[i] = fds[i];
+}
+
+/*
+ * In a fresh child: die with the parent, plain signal state, no stray fds
+ * but those h_spawn_pass_fds() names, moved to 3, 4, ...
+ */
 static void
 child_setup(pid_t parent)
 {
+	int tmp[PASS_MAX];
 	sigset_t none;
 
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -57,7 +74,12 @@ child_setup(pid_t parent)
 	signal(SIGTERM, SIG_DFL);
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
-	close_range(3, ~0U, 0);
+	/* Out of the way first, so that no move overwrites another. */
+	for (int i = 0; i < npass; i++)
+		tmp[i] = fcntl(pass_fds[i], F_DUPFD, 1000);
+	for (int i = 0; i < npass; i++)
+		dup2(tmp[i], 3 + i);	/* without FD_CLOEXEC */
+	close_range(3 + (unsigned)npass, ~0U, 0);
 }
 
 pid_t

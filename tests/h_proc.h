@@ -18,6 +18,12 @@ struct h_run {
 int h_run(const char *const argv[], int timeout_ms, struct h_run *r);
 /* Start argv as a tracked child, output to log_path.  pid or -errno. */
 pid_t h_spawn(const char *const argv[], const char *log_path);
+/*
+ * The next children h_spawn starts get fds[0..n) as their fds 3, 4, ...
+ * (socket activation); n 0 goes back to none.  Every other fd from 3 on
+ * is closed in them, as always.
+ */
+void h_spawn_pass_fds(const int *fds, int n);
 /* SIGKILL and reap a child from h_spawn. */
 void h_kill(pid_t pid);
 /* Make a temp dir under /tmp (tracked, removed at cleanup). 0 or -errno. */

@@ -109,6 +109,11 @@ check_addr(const char *what, const struct cfg_addr *a)
 	} else if (a->ss.ss_family == AF_INET6) {
 		if (a->len != sizeof(*sin6) || sin6->sin6_port == 0)
 			FUZZ_FAIL("%s: bad IPv6 address %s", what, a->text);
+	} else if (a->ss.ss_family == AF_UNSPEC) {
+		/* "systemd:NAME", a listener's only. */
+		if (strcmp(what, "listen") != 0 || a->len != 0 ||
+		    !cfg_addr_systemd(a) || !cfg_addr_systemd(a)[0])
+			FUZZ_FAIL("%s: systemd address %s", what, a->text);
 	} else {
 		FUZZ_FAIL("%s: family %d for %s", what, a->ss.ss_family,
 			  a->text);
