@@ -19,5 +19,12 @@ int admin_start(const struct cfg_admin *a, char *err, size_t errlen);
 int admin_run(char *err, size_t errlen);
 /* Stop serving, close the sockets, remove the socket file. */
 void admin_stop(void);
+/*
+ * The admin socket on the Unix path (its path copied to path) or, with
+ * path NULL, on TCP: the fd, or -1.  For an upgrade to hand on.
+ */
+int admin_listen_fd(char *path, size_t size);
+/* The new process has them: stop accepting, keep the socket file. */
+void admin_handover(void);
 
 #endif

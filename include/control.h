@@ -69,6 +69,8 @@ int control_set_split(const char *l, const char *route,
 struct split *control_split(const char *l, const char *route, char *err,
 			    size_t errlen);
 
+/* Open client connections, every generation (takes the lock). */
+unsigned control_open_conns(void);
 /* A one-line summary for systemd's STATUS= (takes the lock). */
 void control_status_line(char *out, size_t size);
 /*

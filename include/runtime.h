@@ -52,6 +52,12 @@ struct listener {
 	struct srctab *src;		/* per_source state; NULL: off */
 	uint64_t lid;			/* same socket across reloads */
 	int *fds;			/* per worker; -1: keep the old socket */
+	/*
+	 * Per worker: the fd number of its socket for this listener, owned
+	 * by the worker once taken (not closed through this); -1 if none.
+	 * An upgrade hands dups of them on.
+	 */
+	int *wfd;
 };
 
 /* Connections accepted under a runtime, per worker (one writer each). */

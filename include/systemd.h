@@ -35,4 +35,12 @@ uint64_t systemd_watchdog_usec(void);
  */
 int systemd_listen_fd(const char *name, char *err, size_t errlen);
 
+/*
+ * The i-th passed socket and its name, for an upgrade to hand on: the fd
+ * (-1 if it is not open), or -2 past the last one.
+ */
+int systemd_passed(size_t i, const char **name);
+/* In an upgraded process: a passed socket the old process handed on. */
+void systemd_adopt(int fd, const char *name);
+
 #endif

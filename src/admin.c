@@ -28,6 +28,7 @@
 #include "health.h"
 #include "log.h"
 #include "runtime.h"
+#include "upgrade.h"
 
 #ifndef RINGLB_VERSION
 #define RINGLB_VERSION "0.2.0"
@@ -45,6 +46,7 @@ struct admin_srv {
 static struct admin_srv srv_unix = { -1, NULL };
 static struct admin_srv srv_tcp = { -1, NULL };
 static char sock_path[CFG_SOCKET_PATH_MAX];
+static bool handed_over;	/* a new process owns the sockets now */
 
 struct request {
 	char *body;
@@ -870,6 +872,56 @@ split_action(struct MHD_Connection *conn, const struct route *r,
 	return reply_json(conn, 200, out, NULL);
 }
 
+/*
+ * POST /upgrade, body optional {"binary": PATH}: start the new binary and
+ * hand over to it; the reply comes once it serves (or failed).
+ */
+static enum MHD_Result
+post_upgrade(struct MHD_Connection *conn, const struct route *r,
+	     char **arg, const struct request *rq)
+{
+	struct upgrade_result res;
+	char err[1024], binary[4096] = "";
+	json_t *body = NULL, *b;
+	json_error_t je;
+	int rc;
+
+	if (rq->len) {
+		body = json_loadb(rq->body, rq->len, 0, &je);
+		if (!json_is_object(body)) {
+			json_decref(body);
+			return reply_error(conn, 400, NULL, "bad JSON body: %s",
+					   body ? "not an object" : je.text);
+		}
+		b = json_object_get(body, "binary");
+		if ((b && !json_is_string(b)) || json_object_size(body) > 1 ||
+		    (json_object_size(body) == 1 && !b)) {
+			json_decref(body);
+			return reply_error(conn, 400, NULL,
+					   "body must be {} or {\"binary\": "
+					   "\"/path/to/ringlb\"}");
+		}
+		if (b)
+			snprintf(binary, sizeof(binary), "%s",
+				 json_string_value(b));
+		json_decref(body);
+		if (b && binary[0] != '/')
+			return reply_error(conn, 400, NULL,
+					   "\"binary\" must be an absolute "
+					   "path");
+	}
+	rc = upgrade_run(binary[0] ? binary : NULL, &res, err, sizeof(err));
+	if (rc == -EBUSY || rc == -EALREADY)
+		return reply_error(conn, 409, NULL, "%s", err);
+	if (rc < 0)
+		return reply_error(conn, 500, NULL, "%s", err);
+	return reply_json(conn, 200,
+			  json_pack("{s:i,s:i,s:i}", "pid", (int)res.pid,
+				    "handed_over", (int)res.handed, "left",
+				    (int)res.left),
+			  NULL);
+}
+
 static enum MHD_Result
 get_status(struct MHD_Connection *conn, const struct route *r,
 	   char **arg, const struct request *rq)
@@ -1016,6 +1068,7 @@ static const struct route routes[] = {
 	{ "GET", "/status", get_status, NULL },
 	{ "GET", "/metrics", get_metrics, NULL },
 	{ "POST", "/reload", post_reload, NULL },
+	{ "POST", "/upgrade", post_upgrade, NULL },
 	{ "GET", "/pools", get_pools, NULL },
 	{ "GET", "/pools/:P", get_pool, NULL },
 	{ "GET", "/pools/:P/backends/:B", get_pool, NULL },
@@ -1182,6 +1235,13 @@ unix_open(const struct cfg_admin *a, char *err, size_t errlen)
 	mode_t old;
 	int fd, rc;
 
+	/* An upgrade: the running process's socket, file and all. */
+	fd = upgrade_admin_fd(a->socket);
+	if (fd >= 0) {
+		snprintf(sock_path, sizeof(sock_path), "%s", a->socket);
+		srv_unix.fd = fd;
+		return 0;
+	}
 	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", a->socket);
 	snprintf(dir, sizeof(dir), "%s", a->socket);
 	/* /run/ringlb may not exist yet on a fresh machine. */
@@ -1230,8 +1290,13 @@ static int
 tcp_open(const struct cfg_admin *a, char *err, size_t errlen)
 {
 	int one = 1;
-	int fd = socket(a->listen.ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int fd = upgrade_admin_fd(NULL);
 
+	if (fd >= 0) {
+		srv_tcp.fd = fd;
+		return 0;
+	}
+	fd = socket(a->listen.ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0 ||
 	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
 	    bind(fd, (const struct sockaddr *)&a->listen.ss, a->listen.len) < 0 ||
@@ -1273,8 +1338,9 @@ srv_run(struct admin_srv *s, const char *what, char *err, size_t errlen)
 {
 	if (s->fd < 0)
 		return 0;
+	/* ITC: so that an upgrade can stop it accepting (quiesce). */
 	s->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD |
-					MHD_USE_AUTO,
+					MHD_USE_AUTO | MHD_USE_ITC,
 				0, NULL, NULL, handler, NULL,
 				MHD_OPTION_LISTEN_SOCKET, s->fd,
 				MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
@@ -1317,12 +1383,47 @@ srv_stop(struct admin_srv *s)
 	}
 }
 
+int
+admin_listen_fd(char *path, size_t size)
+{
+	if (path) {
+		snprintf(path, size, "%s", sock_path);
+		return srv_unix.fd;
+	}
+	return srv_tcp.fd;
+}
+
+/*
+ * The new process accepts on our admin sockets now: stop accepting (the
+ * requests open here, such as the upgrade's own, still get replies) and
+ * leave the socket file to it.
+ */
+static void
+srv_quiesce(struct admin_srv *s)
+{
+	if (s->d) {
+		MHD_socket fd = MHD_quiesce_daemon(s->d);
+
+		if (fd != MHD_INVALID_SOCKET)
+			close(fd);
+		s->fd = -1;
+	}
+}
+
+void
+admin_handover(void)
+{
+	srv_quiesce(&srv_unix);
+	srv_quiesce(&srv_tcp);
+	handed_over = true;
+}
+
 void
 admin_stop(void)
 {
 	srv_stop(&srv_unix);
 	srv_stop(&srv_tcp);
-	if (sock_path[0]) {
+	if (sock_path[0] && !handed_over) {
 		unlink(sock_path);
 		sock_path[0] = '\0';
 	}

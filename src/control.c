@@ -24,6 +24,7 @@
 #include "runtime.h"
 #include "priv.h"
 #include "systemd.h"
+#include "upgrade.h"
 #include "worker.h"
 
 struct deferred {
@@ -133,13 +134,20 @@ open_sockets(struct runtime *rt, const struct runtime *prev, char *err,
 
 		if (lid_in(prev, p->lid))
 			continue;
-		/* Unless one of ours holds the address (a renamed listener). */
+		/* Unless one of ours holds the address (a renamed listener),
+		 * or the process we upgrade from hands its sockets on. */
 		if (!addr_in(prev, &p->cfg->addr) &&
+		    !upgrade_has_listener(p->cfg) &&
 		    listen_wait_free(p->cfg, prev == NULL, err, errlen) < 0)
 			return -EADDRINUSE;
 		for (unsigned w = 0; w < rt->nworkers; w++) {
-			int rc = listen_open(p->cfg, &p->fds[w], err,
-						    errlen);
+			int rc = 0;
+
+			p->fds[w] = upgrade_listen_fd(p->cfg, w);
+			if (p->fds[w] < 0)
+				rc = listen_open(p->cfg, &p->fds[w], err,
+						 errlen);
+			p->wfd[w] = p->fds[w];
 
 			if (rc == -EACCES && priv_user()) {
 				size_t n = strlen(err);
@@ -196,6 +204,13 @@ control_start(struct config *cfg, const char *path, bool verbose, char *err,
 	log_verbose = verbose;
 	admin_cfg = cfg->admin;
 	config_path = strdup(path);
+	/* Upgraded: the old process's sockets, one per worker it had. */
+	if (upgrade_workers() && cfg->workers != upgrade_workers()) {
+		log_warn("upgrade: keeping the running process's %u workers "
+			 "(the file says %u; that takes a restart)",
+			 upgrade_workers(), cfg->workers);
+		cfg->workers = upgrade_workers();
+	}
 	nworkers = cfg->workers;
 	workers = calloc(nworkers, sizeof(*workers));
 	if (!config_path || !workers) {
@@ -205,6 +220,8 @@ control_start(struct config *cfg, const char *path, bool verbose, char *err,
 	rt = runtime_build(cfg, NULL, err, errlen);
 	if (!rt)
 		return -EINVAL;
+	/* Before the health checker starts from it. */
+	upgrade_apply_state(rt);
 	atomic_store_explicit(&current, rt, memory_order_release);
 	/* Every port and the admin socket are bound; no thread runs yet. */
 	rc = priv_drop(rt->cfg, err, errlen);
@@ -413,6 +430,19 @@ fail:
 	systemd_notify("READY=1\nSTATUS=reload failed, running as before: %s",
 		       status);
 	return -1;
+}
+
+unsigned
+control_open_conns(void)
+{
+	unsigned n;
+
+	control_lock();
+	n = runtime_current() ? runtime_conns(runtime_current()) : 0;
+	for (struct runtime *r = retired; r; r = r->retired_next)
+		n += runtime_conns(r);
+	control_unlock();
+	return n;
 }
 
 void

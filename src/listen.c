@@ -199,16 +199,18 @@ listen_handle_accept(struct wlistener *l, int res, unsigned flags)
 	if (!more)
 		l->armed = false;
 	if (res >= 0) {
-		if (w->stopping || l->closed) {
-			close(res);
-		} else {
-			atomic_store_explicit(
-				&w->accepts_total,
-				atomic_load_explicit(&w->accepts_total,
-						     memory_order_relaxed) + 1,
-				memory_order_relaxed);
-			conn_accept(l, res);
-		}
+		/*
+		 * Even after the cancel (a reload removed it, a stop, an
+		 * upgrade): the kernel has handed this client over, and
+		 * closing it would fail a connect that the accept queue (now
+		 * another process's, after an upgrade) would have served.
+		 */
+		atomic_store_explicit(
+			&w->accepts_total,
+			atomic_load_explicit(&w->accepts_total,
+					     memory_order_relaxed) + 1,
+			memory_order_relaxed);
+		conn_accept(l, res);
 	} else if (res == -EMFILE || res == -ENFILE || res == -ENOBUFS ||
 		   res == -ENOMEM) {
 		if (!l->closed && !l->paused) {

@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +18,7 @@
 #include "log.h"
 #include "runtime.h"
 #include "systemd.h"
+#include "upgrade.h"
 #include "worker.h"
 
 #ifndef RINGLB_VERSION
@@ -81,7 +83,37 @@ systemd_tick(void)
 	}
 }
 
-/* Every 100 ms: free what old generations left; act on signals. */
+/* SIGUSR2: an upgrade, on a thread of its own (the loop goes on). */
+static void *
+upgrade_thread(void *arg)
+{
+	struct upgrade_result res;
+	char err[1024];
+
+	(void)arg;
+	if (upgrade_run(NULL, &res, err, sizeof(err)) < 0)
+		log_error("SIGUSR2: %s", err);
+	return NULL;
+}
+
+static void
+upgrade_on_signal(void)
+{
+	pthread_attr_t a;
+	pthread_t t;
+
+	pthread_attr_init(&a);
+	pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+	if (pthread_create(&t, &a, upgrade_thread, NULL) != 0)
+		log_error("SIGUSR2: cannot start the upgrade: %s",
+			  strerror(errno));
+	pthread_attr_destroy(&a);
+}
+
+/*
+ * Every 100 ms: free what old generations left; act on signals.  Returns
+ * the signal that stops ringlb, or 0 once it has upgraded.
+ */
 static int
 signal_loop(const sigset_t *sigs)
 {
@@ -93,7 +125,12 @@ signal_loop(const sigset_t *sigs)
 
 		control_reclaim();
 		systemd_tick();
-		if (sig == SIGHUP) {
+		if (upgrade_done())
+			return 0;
+		if (sig == SIGUSR2) {
+			log_info("SIGUSR2: upgrading");
+			upgrade_on_signal();
+		} else if (sig == SIGHUP) {
 			log_info("SIGHUP: reloading");
 			control_reload(err, sizeof(err));
 		} else if (sig == SIGTERM || sig == SIGINT) {
@@ -165,8 +202,15 @@ main(int argc, char **argv)
 
 	/* First, before any thread: fds passed by systemd become ours. */
 	systemd_init();
+	upgrade_set_argv(argc, argv);
+	if (!check_only && upgrade_child_init(err, sizeof(err)) < 0) {
+		fprintf(stderr, "%s\n", err);
+		upgrade_child_failed(err);
+		return 1;
+	}
 	if (cfg_load(path, &cfg, err, sizeof(err)) < 0) {
 		fprintf(stderr, "%s\n", err);
+		upgrade_child_failed(err);
 		if (check_only)
 			fprintf(stderr, "%s: configuration is invalid\n", path);
 		return 1;
@@ -186,22 +230,26 @@ main(int argc, char **argv)
 	sigaddset(&sigs, SIGTERM);
 	sigaddset(&sigs, SIGINT);
 	sigaddset(&sigs, SIGHUP);
+	sigaddset(&sigs, SIGUSR2);
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
 	if (worker_probe(err, sizeof(err)) < 0) {
 		log_error("%s", err);
+		upgrade_child_failed(err);
 		cfg_free(cfg);
 		return 1;
 	}
 	if (admin_start(&cfg->admin, err, sizeof(err)) < 0) {
 		log_error("%s", err);
+		upgrade_child_failed(err);
 		cfg_free(cfg);
 		return 1;
 	}
 	if (control_start(cfg, path, verbose, err, sizeof(err)) < 0 ||
 	    admin_run(err, sizeof(err)) < 0) {
 		log_error("%s", err);
+		upgrade_child_failed(err);
 		goto out;
 	}
 	control_lock();
@@ -240,6 +288,9 @@ main(int argc, char **argv)
 			 rt->cfg->workers, path);
 	}
 	control_unlock();
+	/* Upgraded: the old process lets go of the sockets, then we are it. */
+	if (upgrade_child() && upgrade_child_ready(err, sizeof(err)) < 0)
+		log_warn("%s", err);
 	control_status_line(err, sizeof(err));
 	systemd_notify("READY=1\nSTATUS=%s", err);
 
@@ -248,7 +299,7 @@ main(int argc, char **argv)
 	grace = runtime_current()->cfg->shutdown_grace_ms;
 	control_unlock();
 	log_info("%s: stopping; open connections get up to %u ms to finish",
-		 sigabbrev_np(sig), grace);
+		 sig ? sigabbrev_np(sig) : "upgraded", grace);
 	systemd_notify("STOPPING=1\nSTATUS=stopping: open connections get "
 		       "up to %u ms to finish",
 		       grace);

@@ -144,11 +144,14 @@ listener_init(struct runtime *rt, struct listener *l,
 		l->routes[i] = target_of(rt, cl->routes[i].pool,
 					 cl->routes[i].split);
 	l->fds = malloc(rt->nworkers * sizeof(*l->fds));
+	l->wfd = malloc(rt->nworkers * sizeof(*l->wfd));
 	/* First: runtime_fini() closes every fd >= 0, even after an ENOMEM. */
 	for (unsigned w = 0; l->fds && w < rt->nworkers; w++)
 		l->fds[w] = -1;
+	for (unsigned w = 0; l->wfd && w < rt->nworkers; w++)
+		l->wfd[w] = -1;
 	l->stats = lstats_get(prev, cl->name);
-	if (!l->fds || !l->stats)
+	if (!l->fds || !l->wfd || !l->stats)
 		return -ENOMEM;
 	l->stats->refs++;
 	/* Same listener: per-source counts go on across the reload. */
@@ -156,8 +159,10 @@ listener_init(struct runtime *rt, struct listener *l,
 	if (oom)
 		return -ENOMEM;
 	/* Same name and address: the same listener, keeping its sockets. */
-	if (old && cfg_addr_same(&old->cfg->addr, &cl->addr))
+	if (old && cfg_addr_same(&old->cfg->addr, &cl->addr)) {
 		l->lid = old->lid;
+		memcpy(l->wfd, old->wfd, rt->nworkers * sizeof(*l->wfd));
+	}
 	return 0;
 }
 
@@ -172,6 +177,7 @@ listener_fini(struct listener *l, unsigned nworkers)
 			if (l->fds[w] >= 0)
 				close(l->fds[w]);
 	free(l->fds);
+	free(l->wfd);
 	free(l->routes);
 }
 

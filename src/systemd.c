@@ -160,6 +160,28 @@ systemd_watchdog_usec(void)
 	return watchdog_usec;
 }
 
+int
+systemd_passed(size_t i, const char **name)
+{
+	if (i >= npassed)
+		return -2;
+	*name = passed[i].name;
+	return passed[i].fd;
+}
+
+void
+systemd_adopt(int fd, const char *name)
+{
+	if (npassed == PASSED_MAX) {
+		close(fd);
+		return;
+	}
+	passed[npassed].fd = fd;
+	snprintf(passed[npassed].name, sizeof(passed[npassed].name), "%s",
+		 name);
+	npassed++;
+}
+
 /* "a, b, c": the names passed, for an error message. */
 static void
 passed_names(char *out, size_t size)

@@ -99,6 +99,6 @@ h_ctlv(const struct h_lb *lb, const char *arg, ...)
 		argv[n++] = a;
 	va_end(ap);
 	argv[n] = NULL;
-	ck_assert_int_eq(h_run(argv, 10000, r), 0);
+	ck_assert_int_eq(h_run(argv, 20000, r), 0);
 	return r;
 }

@@ -28,7 +28,8 @@ const char *h_jstr(const json_t *j, const char *path);
 json_t *h_jnamed(const json_t *a, const char *name);
 /*
  * ringlbctl -s <lb's socket> ARGS... (NULL-terminated); calloc'd result
- * (free() it).  The test fails if it cannot be run at all.
+ * (free() it).  The test fails if it cannot be run at all; it is killed
+ * after 20 s (an upgrade may take 10).
  */
 struct h_run *h_ctlv(const struct h_lb *lb, const char *arg, ...)
 	__attribute__((sentinel));

@@ -8,6 +8,7 @@
  *   ringlbctl [-s SOCKET] weight POOL BACKEND N
  *   ringlbctl [-s SOCKET] split LISTENER [--route NAME] [POOL=W ...|--reset]
  *   ringlbctl [-s SOCKET] reload
+ *   ringlbctl [-s SOCKET] upgrade [--binary PATH]
  *
  * A listener with its own backends has a pool of its own name, so
  * "drain LISTENER BACKEND" works for it as it did before pools existed.
@@ -67,6 +68,7 @@ usage(int code)
 		"                                      show or set a traffic split\n"
 		"                                      (W 0-10000; --reset: the file's)\n"
 		"  reload                              re-read the config file\n"
+		"  upgrade [--binary PATH]             hand over to a new binary\n"
 		"POOL: a pool's name; a listener with its own backends has a pool\n"
 		"of its own name.\n"
 		"SOCKET: -s, else $RINGLB_SOCKET, else %s\n",
@@ -532,6 +534,30 @@ cmd_split(const char *l, const char *route, bool reset, char **args,
 }
 
 static int
+cmd_upgrade(const char *binary)
+{
+	char body[4200], path[4096];
+	json_t *r, *b;
+
+	if (binary) {
+		if (!realpath(binary, path))
+			die("upgrade: %s: %s", binary, strerror(errno));
+		b = json_pack("{s:s}", "binary", path);
+		if (!b || json_dumpb(b, body, sizeof(body) - 1, 0) >=
+				  sizeof(body) - 1)
+			die("upgrade: path too long");
+		body[json_dumpb(b, body, sizeof(body) - 1, 0)] = '\0';
+		json_decref(b);
+	}
+	r = call("POST", "/upgrade", binary ? body : NULL);
+	printf("upgraded: pid %lld serves; %lld connections handed over, "
+	       "%lld left to finish in the old process\n",
+	       num(r, "pid"), num(r, "handed_over"), num(r, "left"));
+	json_decref(r);
+	return 0;
+}
+
+static int
 cmd_reload(void)
 {
 	json_t *r = call("POST", "/reload", NULL);
@@ -550,12 +576,13 @@ main(int argc, char **argv)
 		{ "timeout", required_argument, NULL, 'T' },
 		{ "route", required_argument, NULL, 'r' },
 		{ "reset", no_argument, NULL, 'R' },
+		{ "binary", required_argument, NULL, 'b' },
 		{ "socket", required_argument, NULL, 's' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	bool as_json = false, wait = false, reset = false;
-	const char *route = NULL;
+	const char *route = NULL, *binary = NULL;
 	double timeout_s = 0;
 	const char *cmd;
 	char *end;
@@ -582,6 +609,9 @@ main(int argc, char **argv)
 		case 'R':
 			reset = true;
 			break;
+		case 'b':
+			binary = optarg;
+			break;
 		case 'T':
 			errno = 0;
 			timeout_s = strtod(optarg, &end);
@@ -607,7 +637,8 @@ main(int argc, char **argv)
 	argv += optind + 1;
 	if ((as_json && strcmp(cmd, "status") != 0) ||
 	    ((wait || timeout_s > 0) && strcmp(cmd, "drain") != 0) ||
-	    ((route || reset) && strcmp(cmd, "split") != 0)) {
+	    ((route || reset) && strcmp(cmd, "split") != 0) ||
+	    (binary && strcmp(cmd, "upgrade") != 0)) {
 		fprintf(stderr, "ringlbctl: option not valid for %s\n", cmd);
 		usage(2);
 	}
@@ -627,6 +658,8 @@ main(int argc, char **argv)
 		rc = cmd_weight(argv[0], argv[1], argv[2]);
 	else if (strcmp(cmd, "split") == 0 && n >= 1)
 		rc = cmd_split(argv[0], route, reset, argv + 1, n - 1);
+	else if (strcmp(cmd, "upgrade") == 0 && n == 0)
+		rc = cmd_upgrade(binary);
 	else if (strcmp(cmd, "reload") == 0 && n == 0)
 		rc = cmd_reload();
 	else

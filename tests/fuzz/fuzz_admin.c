@@ -69,7 +69,7 @@ MHD_queue_response(struct MHD_Connection *conn, unsigned int code,
 
 	last_code = code;
 	if (code != 200 && code != 400 && code != 404 && code != 405 &&
-	    code != 413 && code != 500)
+	    code != 409 && code != 413 && code != 500)
 		FUZZ_FAIL("status %u", code);
 	/* /metrics is text; everything else is a JSON object. */
 	if (code == 200 && r->len > 0 && r->body[0] != '{')

@@ -1,0 +1,394 @@
+/*
+ * check_upgrade.c: handing over to a new binary, against the real one.
+ *
+ * Under a steady load of new connections (a thread connecting in a loop)
+ * and with 50 long-lived echo streams open, `ringlbctl upgrade` starts a
+ * new process that takes over the listening and admin sockets: no connect
+ * fails, drain states and runtime weights are the same after it, the
+ * streams stay byte-exact with the old process, which exits 0 once they
+ * end.  Ten upgrades in a row under load; SIGUSR2; and the failures (a
+ * binary that exits at once, one that hangs, a config the new process
+ * rejects), after each of which the old process serves on as before.
+ *
+ * The test process is a child subreaper: a new ringlb, started by the
+ * old one, becomes its child once the old one exits.
+ */
+#include <check.h>
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "h_private.h"
+
+/* ---- a steady load of new connections ---- */
+
+struct load {
+	pthread_t t;
+	int port;
+	atomic_bool stop;
+	atomic_uint ok;
+	atomic_uint failed;
+	char first_error[128];
+};
+
+static void *
+load_run(void *arg)
+{
+	struct load *l = arg;
+
+	while (!atomic_load(&l->stop)) {
+		char name[16];
+		int rc = h_get_name("127.0.0.1", l->port, name, sizeof(name),
+				    NULL);
+
+		if (rc == 0) {
+			atomic_fetch_add(&l->ok, 1);
+		} else {
+			if (atomic_fetch_add(&l->failed, 1) == 0)
+				snprintf(l->first_error,
+					 sizeof(l->first_error), "%s",
+					 strerror(-rc));
+		}
+	}
+	return NULL;
+}
+
+static void
+load_start(struct load *l, int port)
+{
+	memset(l, 0, sizeof(*l));
+	l->port = port;
+	ck_assert_int_eq(pthread_create(&l->t, NULL, load_run, l), 0);
+	/* Running before anything happens. */
+	while (atomic_load(&l->ok) < 20 && atomic_load(&l->failed) == 0)
+		h_sleep_ms(5);
+}
+
+static void
+load_stop(struct load *l)
+{
+	atomic_store(&l->stop, true);
+	pthread_join(l->t, NULL);
+	ck_assert_msg(atomic_load(&l->failed) == 0,
+		      "%u of %u connects failed (first: %s)",
+		      atomic_load(&l->failed),
+		      atomic_load(&l->ok) + atomic_load(&l->failed),
+		      l->first_error);
+	ck_assert_uint_gt(atomic_load(&l->ok), 100);
+}
+
+/* ---- helpers ---- */
+
+/* Listener "l" over name-sending a and b, "e" over echo backend e. */
+static json_t *
+up_cfg(struct h_backend *a, struct h_backend *b, struct h_backend *e)
+{
+	json_t *cfg = hc_new(), *l;
+
+	hc_set(cfg, "shutdown_grace_ms", json_integer(60000));
+	l = hc_listener(cfg, "l", 0);
+	hc_set(l, "health_check", hc_json("{ \"enabled\": false }"));
+	hc_backend(l, a, 1);
+	hc_backend(l, b, 1);
+	if (e) {
+		l = hc_listener(cfg, "e", 0);
+		hc_set(l, "health_check", hc_json("{ \"enabled\": false }"));
+		hc_backend(l, e, 1);
+	}
+	return cfg;
+}
+
+/*
+ * A new ringlb outlives the old one: make it our child then.  Per test
+ * (the attribute does not pass to a forked child).
+ */
+static void
+subreaper(void)
+{
+	ck_assert_int_eq(prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
+}
+
+static int
+port_of(const json_t *cfg, int i)
+{
+	return hc_port(json_array_get(json_object_get(cfg, "listeners"),
+				      (size_t)i));
+}
+
+/* POST /upgrade (binary may be NULL): the new pid, tracked for cleanup. */
+static pid_t
+upgrade(const struct h_lb *lb)
+{
+	json_t *j = h_api(lb, "POST", "/upgrade", NULL, 200);
+	pid_t pid = (pid_t)h_jint(j, "pid");
+
+	json_decref(j);
+	ck_assert_int_gt(pid, 0);
+	ck_assert_int_ne(pid, lb->pid);
+	h_track_pid(pid);
+	return pid;
+}
+
+/* lb now stands for the new process (same dir, socket and log). */
+static void
+follow(struct h_lb *lb, pid_t pid)
+{
+	ck_assert_int_eq(h_lb_wait_exit(lb, 10000), 0);
+	ck_assert_msg(WIFEXITED(lb->status) && WEXITSTATUS(lb->status) == 0,
+		      "the old process: status %d", lb->status);
+	lb->pid = pid;
+	lb->status = 0;
+}
+
+static void
+echo_round(int fd, int i, int round)
+{
+	char out[64], in[64];
+	int n = snprintf(out, sizeof(out), "stream %d round %d\n", i, round);
+
+	ck_assert_int_eq(h_write_all(fd, out, (size_t)n, 3000), 0);
+	ck_assert_int_ge(h_read_line(fd, in, sizeof(in), 3000), 0);
+	ck_assert_msg(strncmp(in, out, (size_t)n - 1) == 0 &&
+			      strlen(in) == (size_t)n - 1,
+		      "stream %d: sent \"%.*s\", got \"%s\"", i, n - 1, out,
+		      in);
+}
+
+START_TEST(upgrade_under_load)
+{
+	struct h_backend a, b, e;
+	struct load load;
+	struct h_lb lb;
+	struct h_run *r;
+	int fds[50], port, handed, left;
+	json_t *cfg, *j;
+	pid_t oldpid, pid;
+	char want[64];
+
+	subreaper();
+	h_backend_up(&a, H_NAME, "a");
+	h_backend_up(&b, H_NAME, "b");
+	h_backend_up(&e, H_ECHO, "e");
+	cfg = up_cfg(&a, &b, &e);
+	port = port_of(cfg, 0);
+	ck_assert_int_eq(h_lb_start_cfg(&lb, cfg, port, NULL), 0);
+	oldpid = lb.pid;
+	j = h_api(&lb, "POST", "/pools/l/backends/a/drain", NULL, 200);
+	json_decref(j);
+	j = h_api(&lb, "PUT", "/pools/l/backends/b/weight",
+		  "{\"weight\": 7}", 200);
+	json_decref(j);
+	for (int i = 0; i < 50; i++) {
+		fds[i] = h_connect("127.0.0.1", port_of(cfg, 1), 3000);
+		ck_assert_int_ge(fds[i], 0);
+		echo_round(fds[i], i, 0);
+	}
+	load_start(&load, port);
+	r = h_ctl(&lb, "upgrade");
+	ck_assert_msg(WIFEXITED(r->status) && WEXITSTATUS(r->status) == 0,
+		      "ringlbctl upgrade: %s", r->err);
+	ck_assert_int_eq(sscanf(r->out, "upgraded: pid %d serves; %d "
+				"connections handed over, %d left",
+				&pid, &handed, &left),
+			 3);
+	/* The 50 streams, and any load client the old one had just taken. */
+	ck_assert_msg(handed == 0 && left >= 50 && left <= 60, "%s", r->out);
+	free(r);
+	h_track_pid(pid);
+	ck_assert_int_ne(pid, oldpid);
+	h_sleep_ms(300);
+	load_stop(&load);
+	/* The new process answers the admin socket, with the same states. */
+	j = h_api(&lb, "GET", "/pools/l", NULL, 200);
+	ck_assert_str_eq(h_jstr(j, "backends.0.admin"), "drain");
+	ck_assert_int_eq(h_jint(j, "backends.1.weight"), 7);
+	json_decref(j);
+	snprintf(want, sizeof(want), "upgrade: pid %d serves", (int)pid);
+	ck_assert_int_eq(h_lb_log_count(&lb, want), 1);
+	/* The streams go on, in the old process, byte for byte. */
+	ck_assert_int_eq(kill(oldpid, 0), 0);
+	for (int i = 0; i < 50; i++)
+		echo_round(fds[i], i, 1);
+	for (int i = 0; i < 50; i++)
+		close(fds[i]);
+	follow(&lb, pid);
+	/* The new one serves, and is the one that stops. */
+	{
+		char name[16];
+
+		ck_assert_int_eq(h_get_name("127.0.0.1", port, name,
+					    sizeof(name), NULL),
+				 0);
+		ck_assert_str_eq(name, "b");
+	}
+	h_lb_signal(&lb, SIGTERM);
+	ck_assert_int_eq(h_lb_wait_exit(&lb, 10000), 0);
+	json_decref(cfg);
+}
+END_TEST
+
+START_TEST(ten_upgrades)
+{
+	struct h_backend a, b;
+	struct load load;
+	struct h_lb lb;
+	json_t *cfg, *j;
+	int port;
+
+	subreaper();
+	h_backend_up(&a, H_NAME, "a");
+	h_backend_up(&b, H_NAME, "b");
+	cfg = up_cfg(&a, &b, NULL);
+	port = port_of(cfg, 0);
+	ck_assert_int_eq(h_lb_start_cfg(&lb, cfg, port, NULL), 0);
+	j = h_api(&lb, "PUT", "/pools/l/backends/a/weight", "{\"weight\": 3}",
+		  200);
+	json_decref(j);
+	load_start(&load, port);
+	for (int i = 0; i < 10; i++) {
+		pid_t pid = upgrade(&lb);
+
+		follow(&lb, pid);
+	}
+	load_stop(&load);
+	j = h_api(&lb, "GET", "/pools/l/backends/a", NULL, 200);
+	ck_assert_int_eq(h_jint(j, "weight"), 3);
+	json_decref(j);
+	ck_assert_int_eq(h_lb_log_count(&lb, "ringlb started"), 11);
+	json_decref(cfg);
+}
+END_TEST
+
+START_TEST(upgrade_by_signal)
+{
+	struct h_backend a, b;
+	struct h_lb lb;
+	json_t *cfg;
+	char *line;
+	int port, pid = 0;
+
+	subreaper();
+	h_backend_up(&a, H_NAME, "a");
+	h_backend_up(&b, H_NAME, "b");
+	cfg = up_cfg(&a, &b, NULL);
+	port = port_of(cfg, 0);
+	ck_assert_int_eq(h_lb_start_cfg(&lb, cfg, port, NULL), 0);
+	h_lb_signal(&lb, SIGUSR2);
+	ck_assert(h_lb_log_wait(&lb, 1, 10000, "upgrade: pid ", " serves"));
+	line = h_lb_log_line(&lb, "upgrade: pid ", " serves");
+	ck_assert_ptr_nonnull(line);
+	ck_assert_int_eq(sscanf(strstr(line, "upgrade: pid "),
+				"upgrade: pid %d", &pid),
+			 1);
+	free(line);
+	h_track_pid(pid);
+	follow(&lb, pid);
+	{
+		char name[16];
+
+		ck_assert_int_eq(h_get_name("127.0.0.1", port, name,
+					    sizeof(name), NULL),
+				 0);
+	}
+	json_decref(cfg);
+}
+END_TEST
+
+/* An upgrade to binary fails with want; the old process serves on. */
+static void
+fails_with(struct h_lb *lb, int port, const char *binary, const char *want)
+{
+	struct h_run *r;
+	char name[16];
+
+	if (binary)
+		r = h_ctl(lb, "upgrade", "--binary", binary);
+	else
+		r = h_ctl(lb, "upgrade");
+	ck_assert_msg(WIFEXITED(r->status) && WEXITSTATUS(r->status) == 1,
+		      "ringlbctl upgrade: status %d, %s", r->status, r->out);
+	ck_assert_msg(strstr(r->err, want), "ringlbctl upgrade said: %s",
+		      r->err);
+	free(r);
+	ck_assert(h_lb_running(lb));
+	ck_assert_int_eq(h_get_name("127.0.0.1", port, name, sizeof(name),
+				    NULL),
+			 0);
+}
+
+START_TEST(upgrade_failures)
+{
+	struct h_backend a, b;
+	struct h_lb lb;
+	char dir[64], hang[128];
+	json_t *cfg, *j;
+	int port;
+
+	subreaper();
+	h_backend_up(&a, H_NAME, "a");
+	h_backend_up(&b, H_NAME, "b");
+	cfg = up_cfg(&a, &b, NULL);
+	port = port_of(cfg, 0);
+	ck_assert_int_eq(h_lb_start_cfg(&lb, cfg, port, NULL), 0);
+	/* Exits at once. */
+	fails_with(&lb, port, "/bin/false", "false (pid ");
+	fails_with(&lb, port, "/bin/false",
+		   "exited with status 1 before it was ready; this process "
+		   "goes on serving");
+	/* Never answers: killed after 10 s. */
+	ck_assert_int_eq(h_tempdir(dir, sizeof(dir)), 0);
+	snprintf(hang, sizeof(hang), "%s/hang", dir);
+	ck_assert_int_eq(h_write_file(hang, "#!/bin/sh\nexec sleep 60\n"), 0);
+	ck_assert_int_eq(chmod(hang, 0755), 0);
+	fails_with(&lb, port, hang,
+		   "was not ready within 10000 ms; it was killed, and this "
+		   "process goes on serving");
+	/* The new process rejects the config: its own error line. */
+	ck_assert_int_eq(h_write_file(lb.cfg_path, "{ \"listeners\": [] }"),
+			 0);
+	fails_with(&lb, port, NULL,
+		   "upgrade: the new process failed: ");
+	fails_with(&lb, port, NULL, "listeners: ");
+	/* Not a file at all. */
+	{
+		struct h_run *r = h_ctl(&lb, "upgrade", "--binary",
+					"/nonexistent/ringlb");
+
+		ck_assert(WIFEXITED(r->status) && WEXITSTATUS(r->status) == 1);
+		free(r);
+	}
+	j = h_api(&lb, "POST", "/upgrade", "{\"binary\": \"ringlb\"}", 400);
+	ck_assert_str_eq(h_jstr(j, "error"),
+			 "\"binary\" must be an absolute path");
+	json_decref(j);
+	j = h_api(&lb, "POST", "/upgrade", "{\"bin\": 1}", 400);
+	json_decref(j);
+	/* Still the one process, still serving; no process left behind. */
+	ck_assert(h_lb_running(&lb));
+	ck_assert_int_eq(h_lb_log_count(&lb, "ringlb started"), 1);
+	json_decref(cfg);
+}
+END_TEST
+
+int
+main(void)
+{
+	Suite *s = suite_create("upgrade");
+	TCase *tc = h_tcase(s, "upgrade", 120, h_teardown);
+
+	tcase_add_test(tc, upgrade_under_load);
+	tcase_add_test(tc, ten_upgrades);
+	tcase_add_test(tc, upgrade_by_signal);
+	tcase_add_test(tc, upgrade_failures);
+	return h_run_suite("check_upgrade", s);
+}
