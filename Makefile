@@ -37,7 +37,7 @@ TEST_SRC := $(wildcard tests/check_*.c)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/%)
 TEST_HELPERS := $(filter-out $(TEST_SRC),$(wildcard tests/*.c))
 
-.PHONY: all deps run test clean tests bench fuzz fuzz-build lint
+.PHONY: all deps run test clean tests bench fuzz fuzz-build lint man
 all: $(BUILD)/ringlb $(BUILD)/ringlbctl $(BUILD)/demo-backend
 
 $(BUILD)/obj/%.o: src/%.c $(wildcard include/*.h) | $(BUILD)/obj
@@ -67,7 +67,8 @@ $(BUILD)/check_%: tests/check_%.c $(TEST_HELPERS) $(wildcard tests/*.h) $(BUILD)
 	$(CC) $(CFLAGS) $(PKG_CFLAGS) -Itests -o $@ $< $(TEST_HELPERS) \
 		$(BUILD)/libringlb.a $(LDFLAGS) $(PKG_LIBS) $(CHECK_LIBS)
 
-tests: $(TEST_BIN) $(BUILD)/ringlb $(BUILD)/ringlbctl $(BUILD)/demo-backend
+tests: $(TEST_BIN) $(BUILD)/ringlb $(BUILD)/ringlbctl $(BUILD)/demo-backend \
+	$(MAN)
 
 deps:
 	@tools/deps.sh
@@ -160,6 +161,25 @@ fuzz:
 lint:
 	@tools/deps.sh clang-tidy-14 cppcheck
 	tools/lint.sh
+
+# Manual pages: ringlb(8), ringlbctl(8), ringlb.json(5), each written by
+# tools/readme2mdoc.pl from its template in man/ and the README sections
+# the template names, so the README stays the one source of the text.
+# Dated by the last commit that changed them, so a rebuild gives the same
+# bytes.
+MAN_IN := $(wildcard man/*.in)
+MAN := $(MAN_IN:man/%.in=$(BUILD)/man/%)
+MAN_DATE = $(or $(shell LC_ALL=C git log -1 --format=%cd \
+	--date='format:%B %-d, %Y' -- README.md man 2>/dev/null),$(shell \
+	LC_ALL=C date -u '+%B %-d, %Y'))
+
+$(BUILD)/man/%: man/%.in README.md tools/readme2mdoc.pl $(MAN_IN)
+	@mkdir -p $(@D)
+	perl tools/readme2mdoc.pl README.md '$(MAN_DATE)' $< \
+		$(filter-out $<,$(MAN_IN)) > $@.tmp || { rm -f $@.tmp; exit 1; }
+	mv $@.tmp $@
+
+man: $(MAN)
 
 clean:
 	rm -rf $(BUILD)
