@@ -527,17 +527,20 @@ sub emit_table
 	for my $r (@{$b->{rows}}) {
 		my @c = @$r;
 		push @out, macro_line('It', words(inline($c[0])));
-		my @attr;
+		my (@attr, $v);
 		my $last = $body ? $#head - 1 : $#head;
 		for my $k (1 .. $last) {
 			next unless defined $c[$k] && $c[$k] ne '';
 			my $label = @attr ? lc($head[$k]) : ucfirst($head[$k]);
-			(my $v = $c[$k]) =~ s/\.$//;
+			($v = $c[$k]) =~ s/\.$//;
 			push @attr, ['text', (@attr ? '; ' : '') . "$label: "],
 			    inline($v);
 		}
 		if (@attr) {
-			emit_inline(@attr, ['text', '.']);
+			# A period ends it, unless the last value ends in one.
+			(my $plain = $v) =~ s/`//g;
+			my @end = $plain =~ /[.?!]$/ ? () : (['text', '.']);
+			emit_inline(@attr, @end);
 			push @out, '.br' if $body && $c[$#head] ne '';
 		}
 		emit_text($c[$#head]) if $body && $c[$#head] ne '';
