@@ -1,5 +1,7 @@
 # ringlb: GNU make build.  `make` builds build/ringlb; `make test` runs the
-# suite; `make run` starts the demo; `make deps` installs what is missing.
+# suite; `make run` starts the demo; `make deps` installs what is missing;
+# `make install`, `make uninstall` and `make deb` install it (README.md,
+# "Installing").
 
 CC ?= gcc
 # A sanitizer build gets its own folder so it never mixes with a plain one.
@@ -37,7 +39,7 @@ TEST_SRC := $(wildcard tests/check_*.c)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/%)
 TEST_HELPERS := $(filter-out $(TEST_SRC),$(wildcard tests/*.c))
 
-.PHONY: all deps run test clean tests bench fuzz fuzz-build lint
+.PHONY: all deps run test clean tests bench fuzz fuzz-build lint man
 all: $(BUILD)/ringlb $(BUILD)/ringlbctl $(BUILD)/demo-backend
 
 $(BUILD)/obj/%.o: src/%.c $(wildcard include/*.h) | $(BUILD)/obj
@@ -67,7 +69,8 @@ $(BUILD)/check_%: tests/check_%.c $(TEST_HELPERS) $(wildcard tests/*.h) $(BUILD)
 	$(CC) $(CFLAGS) $(PKG_CFLAGS) -Itests -o $@ $< $(TEST_HELPERS) \
 		$(BUILD)/libringlb.a $(LDFLAGS) $(PKG_LIBS) $(CHECK_LIBS)
 
-tests: $(TEST_BIN) $(BUILD)/ringlb $(BUILD)/ringlbctl $(BUILD)/demo-backend
+tests: $(TEST_BIN) $(BUILD)/ringlb $(BUILD)/ringlbctl $(BUILD)/demo-backend \
+	$(MAN)
 
 deps:
 	@tools/deps.sh
@@ -160,6 +163,126 @@ fuzz:
 lint:
 	@tools/deps.sh clang-tidy-14 cppcheck
 	tools/lint.sh
+
+# Manual pages: ringlb(8), ringlbctl(8), ringlb.json(5), each written by
+# tools/readme2mdoc.pl from its template in man/ and the README sections
+# the template names, so the README stays the one source of the text.
+# Dated by the last commit that changed them, so a rebuild gives the same
+# bytes.
+MAN_IN := $(wildcard man/*.in)
+MAN := $(MAN_IN:man/%.in=$(BUILD)/man/%)
+MAN_DATE = $(or $(shell LC_ALL=C git log -1 --format=%cd \
+	--date='format:%B %-d, %Y' -- README.md man 2>/dev/null),$(shell \
+	LC_ALL=C date -u '+%B %-d, %Y'))
+
+$(BUILD)/man/%: man/%.in README.md tools/readme2mdoc.pl $(MAN_IN)
+	@mkdir -p $(@D)
+	perl tools/readme2mdoc.pl README.md '$(MAN_DATE)' $< \
+		$(filter-out $<,$(MAN_IN)) > $@.tmp || { rm -f $@.tmp; exit 1; }
+	mv $@.tmp $@
+
+man: $(MAN)
+
+# Installing.  PREFIX holds the programs, manual pages, units and
+# documentation; the config is /etc/ringlb/ringlb.json whatever PREFIX
+# is, because that is the path the unit and the manuals name (SYSCONFDIR
+# moves it, and the unit with it).  DESTDIR goes in front of every path:
+# staging for a package, and the tests.
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+SBINDIR ?= $(PREFIX)/sbin
+MANDIR ?= $(PREFIX)/share/man
+DATADIR ?= $(PREFIX)/share/ringlb
+DOCDIR ?= $(PREFIX)/share/doc/ringlb
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+SYSCONFDIR ?= /etc
+CONFDIR = $(SYSCONFDIR)/ringlb
+INSTALL ?= install
+
+UNITS := ringlb.service ringlb.socket
+EXAMPLES := $(wildcard config/examples/*.json)
+# The units as written name the default PREFIX's programs and /etc.
+UNIT_SED = -e 's|/usr/local/sbin/|$(SBINDIR)/|g' \
+	-e 's|/usr/local/bin/|$(BINDIR)/|g' -e 's|/etc/ringlb/|$(CONFDIR)/|g'
+man_path = $(MANDIR)/man$(subst .,,$(suffix $(1)))/$(notdir $(1))
+# Everything install-files writes, for uninstall.
+INSTALLED = $(SBINDIR)/ringlb $(BINDIR)/ringlbctl \
+	$(foreach m,$(MAN),$(call man_path,$(m))) \
+	$(UNITS:%=$(UNITDIR)/%) $(DATADIR)/ringlb.json $(DOCDIR)/README.md \
+	$(EXAMPLES:config/examples/%=$(DOCDIR)/examples/%)
+# /etc/ringlb/ringlb.json is written only where there is none; then this
+# file holds its checksum (and "dir" if install made /etc/ringlb), so
+# that uninstall removes it only if install wrote it and nobody changed it.
+CONF = $(DESTDIR)$(CONFDIR)/ringlb.json
+CONF_MARK = $(DESTDIR)$(DATADIR)/installed-config.sha256
+
+.PHONY: install install-files install-config uninstall deb
+install: all man
+	$(MAKE) --no-print-directory install-files install-config
+
+# Directories are made only where missing (install -d would also reset the
+# mode of one that exists, such as a 2775 /usr/local/bin).
+install-files:
+	umask 022 && mkdir -p $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) \
+		$(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 \
+		$(DESTDIR)$(UNITDIR) $(DESTDIR)$(DATADIR) \
+		$(DESTDIR)$(DOCDIR)/examples
+	$(INSTALL) -m 0755 $(BUILD)/ringlb $(DESTDIR)$(SBINDIR)/ringlb
+	$(INSTALL) -m 0755 $(BUILD)/ringlbctl $(DESTDIR)$(BINDIR)/ringlbctl
+	$(foreach m,$(MAN),$(INSTALL) -m 0644 $(m) \
+		$(DESTDIR)$(call man_path,$(m)) &&) true
+	$(foreach u,$(UNITS),sed $(UNIT_SED) tools/systemd/$(u) \
+		> $(DESTDIR)$(UNITDIR)/$(u) && \
+		chmod 0644 $(DESTDIR)$(UNITDIR)/$(u) &&) true
+	$(INSTALL) -m 0644 config/examples/service.json \
+		$(DESTDIR)$(DATADIR)/ringlb.json
+	$(INSTALL) -m 0644 README.md $(DESTDIR)$(DOCDIR)/README.md
+	$(INSTALL) -m 0644 $(EXAMPLES) $(DESTDIR)$(DOCDIR)/examples
+
+install-config:
+	@if [ -e '$(CONF)' ]; then \
+		echo "install: keeping $(CONF)"; \
+	else \
+		dir=; [ -d '$(DESTDIR)$(CONFDIR)' ] || dir=dir; \
+		echo "install: $(CONF) from $(DATADIR)/ringlb.json"; \
+		(umask 022 && mkdir -p '$(DESTDIR)$(CONFDIR)') && \
+		$(INSTALL) -m 0644 config/examples/service.json '$(CONF)' && \
+		{ sha256sum < '$(CONF)' | cut -d' ' -f1; \
+		  [ -z "$$dir" ] || echo dir; } > '$(CONF_MARK)' && \
+		chmod 0644 '$(CONF_MARK)'; \
+	fi
+
+uninstall:
+	rm -f $(addprefix $(DESTDIR),$(INSTALLED))
+	@if [ -f '$(CONF_MARK)' ]; then \
+		if [ -f '$(CONF)' ] && [ "$$(sha256sum < '$(CONF)' | \
+		    cut -d' ' -f1)" = "$$(sed -n 1p '$(CONF_MARK)')" ]; then \
+			echo "uninstall: removing $(CONF)"; \
+			rm -f '$(CONF)'; \
+			if [ "$$(sed -n 2p '$(CONF_MARK)')" = dir ]; then \
+				rmdir '$(DESTDIR)$(CONFDIR)' 2>/dev/null || true; \
+			fi; \
+		elif [ -f '$(CONF)' ]; then \
+			echo "uninstall: keeping $(CONF): changed since install"; \
+		fi; \
+		rm -f '$(CONF_MARK)'; \
+	fi
+	@for d in $(DESTDIR)$(DOCDIR)/examples $(DESTDIR)$(DOCDIR) \
+		$(DESTDIR)$(DATADIR); do rmdir "$$d" 2>/dev/null || true; done
+
+# A Debian package of the same files under /usr (tools/deb/build.sh):
+# build/ringlb_VERSION_ARCH.deb, the version that `ringlb -V` prints.
+VERSION = $(shell sed -n 's/^\#define RINGLB_VERSION "\(.*\)"$$/\1/p' \
+	src/main.c)
+DEB_ROOT = $(abspath $(BUILD))/deb
+deb:
+	@tools/deps.sh dpkg-dev
+	$(MAKE) all man
+	rm -rf $(DEB_ROOT)
+	$(MAKE) --no-print-directory install-files DESTDIR=$(DEB_ROOT) \
+		PREFIX=/usr
+	tools/deb/build.sh $(DEB_ROOT) $(VERSION) \
+		$(BUILD)/ringlb_$(VERSION)_$(shell dpkg --print-architecture).deb
 
 clean:
 	rm -rf $(BUILD)

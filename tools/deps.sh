@@ -2,8 +2,12 @@
 # Install the Debian packages ringlb needs to build, test and run its demo,
 # but only those that are missing.  Needs root (or sudo) the first time.
 # Arguments name more packages to check the same way (`make fuzz`, `make lint`).
+# check_install needs mandoc (lints the manual pages), systemd
+# (systemd-analyze verify of the units), man-db (verify looks up their
+# Documentation= pages), dpkg-dev (dpkg-shlibdeps, for `make deb`) and
+# adduser (the package's postinst).
 set -e
-pkgs="gcc make pkg-config liburing-dev libjansson-dev libmicrohttpd-dev libcap-ng-dev libcurl4-openssl-dev check redis-server redis-tools procps curl openssl $*"
+pkgs="gcc make pkg-config liburing-dev libjansson-dev libmicrohttpd-dev libcap-ng-dev libcurl4-openssl-dev check redis-server redis-tools procps curl openssl mandoc systemd man-db dpkg-dev adduser $*"
 missing=""
 for p in $pkgs; do
 	st=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
