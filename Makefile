@@ -273,7 +273,7 @@ uninstall:
 # A Debian package of the same files under /usr (tools/deb/build.sh):
 # build/ringlb_VERSION_ARCH.deb, the version that `ringlb -V` prints.
 VERSION = $(shell sed -n 's/^\#define RINGLB_VERSION "\(.*\)"$$/\1/p' \
-	src/main.c)
+	include/version.h)
 DEB_ROOT = $(abspath $(BUILD))/deb
 deb:
 	@tools/deps.sh dpkg-dev

@@ -29,10 +29,8 @@
 #include "log.h"
 #include "runtime.h"
 #include "upgrade.h"
+#include "version.h"
 
-#ifndef RINGLB_VERSION
-#define RINGLB_VERSION "0.2.0"
-#endif
 
 #define BODY_MAX	(64 * 1024)
 #define ADMIN_CONN_MAX	64

@@ -19,11 +19,9 @@
 #include "runtime.h"
 #include "systemd.h"
 #include "upgrade.h"
+#include "version.h"
 #include "worker.h"
 
-#ifndef RINGLB_VERSION
-#define RINGLB_VERSION "0.2.0"
-#endif
 
 static void
 usage(FILE *f)

@@ -37,10 +37,8 @@
 #include "split.h"
 #include "systemd.h"
 #include "upgrade.h"
+#include "version.h"
 
-#ifndef RINGLB_VERSION
-#define RINGLB_VERSION "0.2.0"
-#endif
 
 #define CHILD_FD	3
 #define MSG_MAX		(32 * 1024)
