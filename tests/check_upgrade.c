@@ -23,12 +23,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "harness.h"
 #include "h_private.h"
+#include "upgrade.h"
+#include "version.h"
 
 /* ---- a steady load of new connections ---- */
 
@@ -380,6 +383,68 @@ START_TEST(upgrade_failures)
 }
 END_TEST
 
+/*
+ * The test plays an old process that speaks another protocol: the new
+ * one must refuse it, say why on the channel and exit 1, binding nothing.
+ */
+START_TEST(protocol_mismatch)
+{
+	struct h_backend a, b;
+	struct h_lb lb;
+	char buf[1024], want[256];
+	int sv[2], port;
+	json_t *cfg;
+	ssize_t n;
+	const char hello[] = "H{\"protocol\": 99, \"version\": \"9.9\", "
+			     "\"pid\": 1, \"workers\": 2}";
+
+	h_backend_up(&a, H_NAME, "a");
+	h_backend_up(&b, H_NAME, "b");
+	cfg = up_cfg(&a, &b, NULL);
+	port = port_of(cfg, 0);
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0,
+				    sv),
+			 0);
+	ck_assert_int_eq(send(sv[0], hello, sizeof(hello) - 1, 0),
+			 (ssize_t)sizeof(hello) - 1);
+	setenv("RINGLB_UPGRADE_FD", "3", 1);
+	h_spawn_pass_fds(&sv[1], 1);
+	ck_assert_int_eq(h_lb_start_cfg(&lb, cfg, 0, NULL), 0);
+	h_spawn_pass_fds(NULL, 0);
+	unsetenv("RINGLB_UPGRADE_FD");
+	close(sv[1]);
+	n = recv(sv[0], buf, sizeof(buf) - 1, 0);
+	ck_assert_int_gt(n, 0);
+	buf[n] = '\0';
+	snprintf(want, sizeof(want),
+		 "Xupgrade: the running ringlb 9.9 speaks hand-over protocol "
+		 "99 and this one (%s) speaks %d: restart it instead",
+		 RINGLB_VERSION, UPGRADE_PROTOCOL);
+	ck_assert_msg(strcmp(buf, want) == 0, "the new process said: %s", buf);
+	ck_assert_int_eq(h_lb_wait_exit(&lb, 5000), 0);
+	ck_assert(WIFEXITED(lb.status) && WEXITSTATUS(lb.status) == 1);
+	ck_assert(!h_port_listening(port));
+	close(sv[0]);
+	/* A channel closed before anything came: the same, its own words. */
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0,
+				    sv),
+			 0);
+	close(sv[0]);
+	setenv("RINGLB_UPGRADE_FD", "3", 1);
+	h_spawn_pass_fds(&sv[1], 1);
+	ck_assert_int_eq(h_lb_start_cfg(&lb, cfg, 0, NULL), 0);
+	h_spawn_pass_fds(NULL, 0);
+	unsetenv("RINGLB_UPGRADE_FD");
+	close(sv[1]);
+	ck_assert_int_eq(h_lb_wait_exit(&lb, 5000), 0);
+	ck_assert(WIFEXITED(lb.status) && WEXITSTATUS(lb.status) == 1);
+	ck_assert_int_eq(h_lb_log_count(&lb, "upgrade: reading from the old "
+					"process: it closed the channel"),
+			 1);
+	json_decref(cfg);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -390,5 +455,6 @@ main(void)
 	tcase_add_test(tc, ten_upgrades);
 	tcase_add_test(tc, upgrade_by_signal);
 	tcase_add_test(tc, upgrade_failures);
+	tcase_add_test(tc, protocol_mismatch);
 	return h_run_suite("check_upgrade", s);
 }
