@@ -52,6 +52,23 @@ enum src_verdict srctab_admit(struct srctab *t, int family,
 			      uint32_t *slot);
 void srctab_release(struct srctab *t, uint32_t slot);
 
+/*
+ * Every source's token bucket, for an upgrade to hand on: fn(arg, family,
+ * key bytes (the address cut to ipv6_prefix), milli-tokens, the
+ * CLOCK_MONOTONIC ms of its last use).  Takes each group's lock in turn.
+ */
+void srctab_export(struct srctab *t,
+		   void (*fn)(void *arg, int family, const uint8_t key[16],
+			      uint32_t tokens, uint64_t last_ms),
+		   void *arg);
+/*
+ * In the new process: a source's bucket as the old one had it (the same
+ * clock: CLOCK_MONOTONIC is the machine's).  Its open connections stay
+ * with the old process; a full group drops it.
+ */
+void srctab_import(struct srctab *t, int family, const uint8_t key[16],
+		   uint32_t tokens, uint64_t last_ms);
+
 /* Open connections held by a source (for tests and debugging). */
 unsigned srctab_conns(struct srctab *t, int family, const uint8_t addr[16]);
 /* Admissions without a slot because the group was full. */

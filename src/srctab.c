@@ -255,6 +255,58 @@ srctab_release(struct srctab *t, uint32_t slot)
 					  memory_order_relaxed);
 }
 
+void
+srctab_export(struct srctab *t,
+	      void (*fn)(void *arg, int family, const uint8_t key[16],
+			 uint32_t tokens, uint64_t last_ms),
+	      void *arg)
+{
+	for (uint32_t g = 0; g < t->ngroups; g++) {
+		pthread_mutex_t *m = &t->locks[g % SRCTAB_LOCKS].m;
+
+		pthread_mutex_lock(m);
+		for (unsigned i = 0; i < SRC_WAYS; i++) {
+			const struct src_slot *s =
+				&t->slots[(size_t)g * SRC_WAYS + i];
+			uint8_t key[16];
+
+			if (!s->family)
+				continue;
+			memcpy(key, &s->key[0], 8);
+			memcpy(key + 8, &s->key[1], 8);
+			fn(arg, s->family, key, s->tokens, s->last_ms);
+		}
+		pthread_mutex_unlock(m);
+	}
+}
+
+void
+srctab_import(struct srctab *t, int family, const uint8_t key[16],
+	      uint32_t tokens, uint64_t last_ms)
+{
+	pthread_mutex_t *m;
+	struct src_slot *s;
+	uint64_t k[2];
+	uint32_t g;
+	bool found;
+
+	if (family != AF_INET && family != AF_INET6)
+		return;
+	src_key(t, family, key, k);
+	g = src_group(t, family, k);
+	m = &t->locks[g % SRCTAB_LOCKS].m;
+	pthread_mutex_lock(m);
+	s = group_find(t, g, family, k, &found);
+	if (s) {
+		s->family = (uint8_t)family;
+		s->key[0] = k[0];
+		s->key[1] = k[1];
+		s->tokens = tokens;
+		s->last_ms = last_ms;
+	}
+	pthread_mutex_unlock(m);
+}
+
 unsigned
 srctab_conns(struct srctab *t, int family, const uint8_t addr[16])
 {

@@ -35,6 +35,7 @@
 #include "log.h"
 #include "runtime.h"
 #include "split.h"
+#include "srctab.h"
 #include "systemd.h"
 #include "upgrade.h"
 #include "version.h"
@@ -255,6 +256,27 @@ collect_fds(const struct runtime *rt, struct fdlist *l)
 	return rc;
 }
 
+struct src_export {
+	json_t *arr;
+	const char *listener;
+};
+
+static void
+src_one(void *arg, int family, const uint8_t key[16], uint32_t tokens,
+	uint64_t last_ms)
+{
+	struct src_export *x = arg;
+	char hex[33];
+
+	for (int i = 0; i < 16; i++)
+		snprintf(hex + 2 * i, 3, "%02x", key[i]);
+	json_array_append_new(x->arr,
+			      json_pack("{s:s,s:i,s:s,s:I,s:I}", "listener",
+					x->listener, "family", family, "key",
+					hex, "tokens", (json_int_t)tokens,
+					"last_ms", (json_int_t)last_ms));
+}
+
 /* What the new process should know of each backend and split. */
 static json_t *
 state_json(const struct runtime *rt)
@@ -306,7 +328,20 @@ state_json(const struct runtime *rt)
 						    "override", st->override,
 						    "weights", w, "conf", c));
 	}
-	return json_pack("{s:o,s:o}", "backends", bs, "splits", ss);
+	/* per_source rate buckets: a restart of the process must not be a
+	 * way around a rate limit. */
+	{
+		struct src_export x = { json_array(), NULL };
+
+		for (size_t i = 0; i < rt->nlisteners; i++) {
+			if (!rt->listeners[i].src)
+				continue;
+			x.listener = rt->listeners[i].cfg->name;
+			srctab_export(rt->listeners[i].src, src_one, &x);
+		}
+		return json_pack("{s:o,s:o,s:o}", "backends", bs, "splits", ss,
+				 "sources", x.arr);
+	}
 }
 
 /* Everything up to 'E', in order.  Under the control lock. */
@@ -870,6 +905,31 @@ upgrade_apply_state(struct runtime *rt)
 				     (unsigned)json_integer_value(
 					     json_array_get(w, k)));
 		s->st->override = true;
+	}
+	json_array_foreach(json_object_get(old_state, "sources"), i, e) {
+		struct listener *l = runtime_listener(
+			rt,
+			json_string_value(json_object_get(e, "listener")) ?: "");
+		const char *hex = json_string_value(json_object_get(e, "key"));
+		uint8_t key[16];
+		bool ok = l && l->src && hex && strlen(hex) == 32;
+
+		for (int k = 0; ok && k < 16; k++) {
+			char two[3] = { hex[2 * k], hex[2 * k + 1], '\0' }, *end;
+
+			key[k] = (uint8_t)strtoul(two, &end, 16);
+			ok = *end == '\0';
+		}
+		if (ok)
+			srctab_import(
+				l->src,
+				(int)json_integer_value(
+					json_object_get(e, "family")),
+				key,
+				(uint32_t)json_integer_value(
+					json_object_get(e, "tokens")),
+				(uint64_t)json_integer_value(
+					json_object_get(e, "last_ms")));
 	}
 	log_info("upgrade: took over the state of %zu backends", n);
 	json_decref(old_state);

@@ -383,6 +383,49 @@ START_TEST(upgrade_failures)
 }
 END_TEST
 
+/* Did a client from src get a backend's name through port? */
+static bool
+served_from(const char *src, int port)
+{
+	char name[16];
+	int fd = h_connect_from(src, "127.0.0.1", port, 3000), rc;
+
+	ck_assert_int_ge(fd, 0);
+	rc = h_read_line(fd, name, sizeof(name), 3000);
+	close(fd);
+	return rc > 0;
+}
+
+/* A source's rate bucket goes on across an upgrade: no fresh burst. */
+START_TEST(rate_bucket_carried)
+{
+	struct h_backend a, b;
+	struct h_lb lb;
+	json_t *cfg;
+	pid_t pid;
+	int port;
+
+	subreaper();
+	h_backend_up(&a, H_NAME, "a");
+	h_backend_up(&b, H_NAME, "b");
+	cfg = up_cfg(&a, &b, NULL);
+	hc_set(cfg, "listeners.0.per_source",
+	       hc_json("{ \"rate\": 1, \"burst\": 5 }"));
+	hc_set(cfg, "shutdown_grace_ms", json_integer(2000));
+	port = port_of(cfg, 0);
+	ck_assert_int_eq(h_lb_start_cfg(&lb, cfg, port, NULL), 0);
+	for (int i = 0; i < 5; i++)
+		ck_assert(served_from("127.0.0.9", port));
+	pid = upgrade(&lb);
+	follow(&lb, pid);
+	/* The bucket is (nearly) empty in the new process too. */
+	ck_assert(!served_from("127.0.0.9", port));
+	ck_assert_int_eq(h_refused(&lb, "l", "source_rate"), 1);
+	ck_assert(served_from("127.0.0.10", port));
+	json_decref(cfg);
+}
+END_TEST
+
 /*
  * The test plays an old process that speaks another protocol: the new
  * one must refuse it, say why on the channel and exit 1, binding nothing.
@@ -456,5 +499,6 @@ main(void)
 	tcase_add_test(tc, upgrade_by_signal);
 	tcase_add_test(tc, upgrade_failures);
 	tcase_add_test(tc, protocol_mismatch);
+	tcase_add_test(tc, rate_bucket_carried);
 	return h_run_suite("check_upgrade", s);
 }
