@@ -69,6 +69,9 @@ int control_set_split(const char *l, const char *route,
 struct split *control_split(const char *l, const char *route, char *err,
 			    size_t errlen);
 
+struct handover;
+/* A connection an old process handed over: to a worker, in turn. */
+void control_adopt(struct handover *h);
 /* Open client connections, every generation (takes the lock). */
 unsigned control_open_conns(void);
 /* A one-line summary for systemd's STATUS= (takes the lock). */

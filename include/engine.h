@@ -106,6 +106,10 @@ struct worker {
 	struct pipe_pool pipes;
 	char *buf;		/* scratch for the copy path */
 	size_t bufsz;
+	/* Connections handed over by an old process (upgrade.h), to adopt
+	 * at the next wake; pushed by the upgrade thread. */
+	pthread_mutex_t inbox_lock;
+	struct handover *inbox;
 } __attribute__((aligned(OP_ALIGN)));
 
 /* An SQE, submitting first if the SQ is full.  Never NULL. */
@@ -154,6 +158,9 @@ void listen_free_all(struct worker *w);
 /* conn.c */
 /* A new client on l; the connection belongs to generation w->rt. */
 void conn_accept(struct wlistener *l, int fd);
+struct handover;
+/* A connection the old process handed over (upgrade.h): ours now. */
+void conn_adopt(struct worker *w, struct handover *h);
 void conn_handle(struct conn *c, enum op op, int res, unsigned flags);
 /* Close connections idle too long; with `all`, close every connection. */
 void conn_sweep(struct worker *w, bool all);

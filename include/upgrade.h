@@ -17,9 +17,13 @@
 #ifndef RINGLB_UPGRADE_H
 #define RINGLB_UPGRADE_H
 
+#include <netinet/in.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
+
+#include "config.h"
 
 #define UPGRADE_PROTOCOL	1
 #define UPGRADE_READY_MS	10000
@@ -28,6 +32,23 @@
 struct cfg_listener;
 struct config;
 struct runtime;
+
+/*
+ * One established connection handed from the old process to the new one
+ * ('C'): the names it was balanced by, who the client is, what it moved,
+ * and its two sockets.  Only one with nothing of its bytes held.
+ */
+struct handover {
+	char listener[CFG_NAME_MAX];
+	char pool[CFG_NAME_MAX];
+	char backend[CFG_NAME_MAX];
+	char address[96];		/* the backend's, as in the file */
+	struct sockaddr_in6 peer;	/* the client (AF_UNSPEC: not known) */
+	uint64_t bytes[2];		/* client->backend, backend->client */
+	uint64_t age_ms;		/* since it was accepted */
+	int fd[2];			/* client, backend */
+	struct handover *next;		/* a worker's inbox */
+};
 
 /* ---- the old process ---- */
 

@@ -23,6 +23,9 @@ int worker_create(unsigned id, unsigned grace_ms, unsigned recv_bufs,
 int worker_start(struct worker *w);
 /* Make the worker look at runtime_current() now. */
 void worker_wake(struct worker *w);
+struct handover;
+/* Give the worker a connection from an old process to adopt; it owns h. */
+void worker_adopt(struct worker *w, struct handover *h);
 /*
  * Ask the worker to stop accepting and finish its connections within
  * `grace_ms`; a second call closes what is left at once.

@@ -47,6 +47,7 @@
 #include "proxy_proto.h"
 #include "runtime.h"
 #include "sni.h"
+#include "upgrade.h"
 
 #define MAX_READS_PER_EVENT	16
 #define SPLICE_SMALL		(16 * 1024)
@@ -1075,6 +1076,63 @@ handle_connect(struct conn *c, int res)
 		conn_pump(c, CLIENT);
 	else
 		want_read(c, CLIENT);
+	want_read(c, BACKEND);
+}
+
+void
+conn_adopt(struct worker *w, struct handover *h)
+{
+	struct runtime *rt = w->rt;
+	struct listener *ls = runtime_listener(rt, h->listener);
+	struct pool *p = runtime_pool(rt, h->pool);
+	struct backend *b = p ? pool_backend(p, h->backend) : NULL;
+	struct conn *c;
+
+	/* Balanced by names this config no longer has: it cannot go on. */
+	if (!ls || !b || strcmp(b->cfg->addr.text, h->address) != 0 ||
+	    !(c = aligned_alloc(OP_ALIGN, sizeof(*c)))) {
+		log_warn("upgrade: a connection of listener %s to %s/%s from "
+			 "the old process is closed: %s",
+			 h->listener, h->pool, h->backend,
+			 !ls || !b ? "this config has no such listener or "
+				     "backend" :
+				     "out of memory");
+		close(h->fd[0]);
+		close(h->fd[1]);
+		return;
+	}
+	memset(c, 0, sizeof(*c));
+	c->w = w;
+	c->lsn = ls;
+	c->pool = p;
+	c->b = b;
+	/* Counted as a pick and an admission are (released in conn_free). */
+	atomic_fetch_add_explicit(&b->active, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&ls->stats->active, 1, memory_order_relaxed);
+	c->admitted = true;
+	c->kill_gen = atomic_load_explicit(&b->kill_gen, memory_order_relaxed);
+	c->peer = h->peer;
+	c->s[CLIENT].fd = h->fd[0];
+	c->s[BACKEND].fd = h->fd[1];
+	for (int i = 0; i < 2; i++) {
+		c->d[i].bytes = h->bytes[i];
+		c->d[i].published = h->bytes[i];	/* counted there */
+	}
+	c->id = w->next_seq++ * 256 + w->id;
+	c->start_ms = w->now_ms > h->age_ms ? w->now_ms - h->age_ms : 0;
+	c->last_ms = w->now_ms;
+	c->phase = PH_PROXY;
+	c->next = w->conns;
+	if (w->conns)
+		w->conns->prev = c;
+	w->conns = c;
+	w->nconns++;
+	atomic_fetch_add_explicit(&rt->conns[w->id].n, 1,
+				  memory_order_relaxed);
+	log_debug("conn=%llu adopted from the old process: listener=%s "
+		  "backend=%s", (unsigned long long)c->id, h->listener,
+		  h->backend);
+	want_read(c, CLIENT);
 	want_read(c, BACKEND);
 }
 

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "balancer.h"
 #include "config.h"
@@ -430,6 +431,21 @@ fail:
 	systemd_notify("READY=1\nSTATUS=reload failed, running as before: %s",
 		       status);
 	return -1;
+}
+
+void
+control_adopt(struct handover *h)
+{
+	static unsigned next;
+	struct worker *w = nworkers ? workers[next++ % nworkers] : NULL;
+
+	if (!w) {
+		close(h->fd[0]);
+		close(h->fd[1]);
+		free(h);
+		return;
+	}
+	worker_adopt(w, h);
 }
 
 unsigned

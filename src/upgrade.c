@@ -9,6 +9,9 @@
  *                'S' state    a piece of one JSON document
  *                'E' end      of what the old process sends before ready
  *                'G' go       the old process has stopped accepting
+ *                'C' conn     {"listener", "pool", "backend", "address",
+ *                             "peer", "bytes", "age_ms"} + client, backend
+ *                'D' done     no more connections come
  *   new -> old   'R' ready    {"pid"}
  *                'X' error    one line: why the new process gives up
  */
@@ -17,6 +20,7 @@
 #include <jansson.h>
 #include <limits.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdatomic.h>
@@ -936,6 +940,83 @@ upgrade_apply_state(struct runtime *rt)
 	old_state = NULL;
 }
 
+/* The peer's address as "a.b.c.d:p" / "[v6]:p" into sa, if it parses. */
+static void
+peer_parse(const char *s, struct sockaddr_in6 *sa)
+{
+	struct cfg_addr a;
+	char why[128];
+
+	memset(sa, 0, sizeof(*sa));
+	sa->sin6_family = AF_UNSPEC;
+	if (s && cfg_parse_addr(s, &a, why, sizeof(why)) == 0 &&
+	    a.len <= sizeof(*sa))
+		memcpy(sa, &a.ss, a.len);
+}
+
+/* After 'G': adopt the connections the old process sends, until 'D'. */
+static void *
+receiver(void *arg)
+{
+	static char buf[MSG_MAX + 1];
+	int ch = (int)(intptr_t)arg, fds[UPGRADE_FDS_MAX];
+	unsigned n = 0;
+
+	for (;;) {
+		size_t len, nfds;
+		int type = msg_recv(ch, buf, sizeof(buf), &len, fds, &nfds, -1);
+		struct handover *h;
+		json_t *j, *bytes;
+		const char *v;
+
+		if (type != 'C' || nfds != 2) {
+			for (size_t i = 0; i < nfds; i++)
+				close(fds[i]);
+			if (type == 'C')
+				continue;
+			break;	/* 'D', or the old process is gone */
+		}
+		h = calloc(1, sizeof(*h));
+		j = json_loads(buf, 0, NULL);
+		if (!h || !j) {
+			close(fds[0]);
+			close(fds[1]);
+			free(h);
+			json_decref(j);
+			continue;
+		}
+		snprintf(h->listener, sizeof(h->listener), "%s",
+			 (v = json_string_value(json_object_get(j, "listener"))) ?
+				 v : "");
+		snprintf(h->pool, sizeof(h->pool), "%s",
+			 (v = json_string_value(json_object_get(j, "pool"))) ?
+				 v : "");
+		snprintf(h->backend, sizeof(h->backend), "%s",
+			 (v = json_string_value(json_object_get(j, "backend"))) ?
+				 v : "");
+		snprintf(h->address, sizeof(h->address), "%s",
+			 (v = json_string_value(json_object_get(j, "address"))) ?
+				 v : "");
+		peer_parse(json_string_value(json_object_get(j, "peer")),
+			   &h->peer);
+		bytes = json_object_get(j, "bytes");
+		h->bytes[0] = (uint64_t)json_integer_value(
+			json_array_get(bytes, 0));
+		h->bytes[1] = (uint64_t)json_integer_value(
+			json_array_get(bytes, 1));
+		h->age_ms = (uint64_t)json_integer_value(
+			json_object_get(j, "age_ms"));
+		h->fd[0] = fds[0];
+		h->fd[1] = fds[1];
+		json_decref(j);
+		control_adopt(h);
+		n++;
+	}
+	close(ch);
+	log_info("upgrade: adopted %u connections from the old process", n);
+	return NULL;
+}
+
 int
 upgrade_child_ready(char *err, size_t errlen)
 {
@@ -957,7 +1038,20 @@ upgrade_child_ready(char *err, size_t errlen)
 					      "unexpected message");
 		rc = -1;
 	}
-	close(chan);
+	/* The old process may hand its connections over now. */
+	if (rc == 0) {
+		pthread_attr_t a;
+		pthread_t t;
+
+		pthread_attr_init(&a);
+		pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+		if (pthread_create(&t, &a, receiver,
+				   (void *)(intptr_t)chan) != 0)
+			close(chan);
+		pthread_attr_destroy(&a);
+	} else {
+		close(chan);
+	}
 	chan = -1;
 	/* Sockets of listeners this config no longer has. */
 	for (size_t i = 0; i < ninh; i++)

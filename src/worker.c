@@ -19,6 +19,7 @@
 #include "engine.h"
 #include "log.h"
 #include "runtime.h"
+#include "upgrade.h"
 #include "worker.h"
 
 #define RING_ENTRIES	1024
@@ -97,6 +98,7 @@ worker_create(unsigned id, unsigned grace_ms, unsigned recv_bufs,
 	memset(w, 0, sizeof(*w));
 	w->id = id;
 	w->efd = -1;
+	pthread_mutex_init(&w->inbox_lock, NULL);
 	w->br_n = recv_bufs;
 	atomic_init(&w->grace_ms, grace_ms);
 	atomic_init(&w->stop_req, 0);
@@ -177,6 +179,35 @@ fd_exhaustion_check(struct worker *w)
 		log_info("file descriptors available again (%u accepts "
 			 "paused or connections refused meanwhile)",
 			 atomic_exchange(&fd_refusals, 0));
+}
+
+/* Adopt what an old process handed over since the last wake. */
+static void
+adopt_inbox(struct worker *w)
+{
+	struct handover *h;
+
+	pthread_mutex_lock(&w->inbox_lock);
+	h = w->inbox;
+	w->inbox = NULL;
+	pthread_mutex_unlock(&w->inbox_lock);
+	while (h) {
+		struct handover *next = h->next;
+
+		conn_adopt(w, h);
+		free(h);
+		h = next;
+	}
+}
+
+void
+worker_adopt(struct worker *w, struct handover *h)
+{
+	pthread_mutex_lock(&w->inbox_lock);
+	h->next = w->inbox;
+	w->inbox = h;
+	pthread_mutex_unlock(&w->inbox_lock);
+	worker_wake(w);
 }
 
 /* Move to the newest runtime. */
@@ -263,6 +294,7 @@ dispatch(struct worker *w, struct io_uring_cqe *cqe)
 				  strerror(-cqe->res));
 		begin_stop(w);
 		worker_switch(w);
+		adopt_inbox(w);
 		arm_wake(w);
 		break;
 	case OP_TICK:
@@ -515,6 +547,16 @@ worker_destroy(struct worker *w)
 		sem_destroy(&w->ready);
 	}
 	listen_free_all(w);
+	/* Handed over and never adopted (a stop came first): close them. */
+	while (w->inbox) {
+		struct handover *h = w->inbox;
+
+		w->inbox = h->next;
+		close(h->fd[0]);
+		close(h->fd[1]);
+		free(h);
+	}
+	pthread_mutex_destroy(&w->inbox_lock);
 	if (w->efd >= 0)
 		close(w->efd);
 	pipe_pool_fini(&w->pipes);

@@ -13,8 +13,11 @@
  * The test process is a child subreaper: a new ringlb, started by the
  * old one, becomes its child once the old one exits.
  */
+#include <arpa/inet.h>
 #include <check.h>
 #include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
@@ -488,6 +491,151 @@ START_TEST(protocol_mismatch)
 }
 END_TEST
 
+/* Send one message of the hand-over protocol, with fds. */
+static void
+chan_send(int ch, const char *msg, const int *fds, int nfds)
+{
+	char cbuf[CMSG_SPACE(2 * sizeof(int))] = { 0 };
+	struct iovec iov = { (void *)(uintptr_t)msg, strlen(msg) };
+	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1 };
+
+	if (nfds) {
+		struct cmsghdr *c;
+
+		m.msg_control = cbuf;
+		m.msg_controllen = CMSG_SPACE((size_t)nfds * sizeof(int));
+		c = CMSG_FIRSTHDR(&m);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN((size_t)nfds * sizeof(int));
+		memcpy(CMSG_DATA(c), fds, (size_t)nfds * sizeof(int));
+	}
+	ck_assert_int_eq(sendmsg(ch, &m, 0), (ssize_t)strlen(msg));
+}
+
+/* A connected pair on 127.0.0.1: *mine for the test, *theirs to hand on. */
+static void
+tcp_pair(int *mine, int *theirs)
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET,
+				   .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(sin);
+	int l = socket(AF_INET, SOCK_STREAM, 0);
+
+	ck_assert_int_ge(l, 0);
+	ck_assert_int_eq(bind(l, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	ck_assert_int_eq(listen(l, 1), 0);
+	ck_assert_int_eq(getsockname(l, (struct sockaddr *)&sin, &len), 0);
+	*mine = h_connect("127.0.0.1", ntohs(sin.sin_port), 3000);
+	ck_assert_int_ge(*mine, 0);
+	*theirs = accept(l, NULL, NULL);
+	ck_assert_int_ge(*theirs, 0);
+	close(l);
+}
+
+/*
+ * The test plays the old process and hands over an established
+ * connection: the new ringlb pumps it as its own, counts it, and lets it
+ * go when it ends; one it has no backend for is closed.
+ */
+START_TEST(adopts_connections)
+{
+	struct h_backend e;
+	struct h_lb lb;
+	char buf[256], msg[512];
+	int sv[2], cli, theirs[2], port;
+	json_t *cfg, *l, *j;
+
+	h_backend_up(&e, H_ECHO, "e");
+	cfg = hc_new();
+	l = hc_listener(cfg, "l", 0);
+	hc_set(l, "health_check", hc_json("{ \"enabled\": false }"));
+	hc_backend(l, &e, 1);
+	port = hc_port(l);
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0,
+				    sv),
+			 0);
+	chan_send(sv[0], "H{\"protocol\": 1, \"version\": \"x\", \"pid\": 1, "
+		  "\"workers\": 2}", NULL, 0);
+	chan_send(sv[0], "E", NULL, 0);
+	setenv("RINGLB_UPGRADE_FD", "3", 1);
+	h_spawn_pass_fds(&sv[1], 1);
+	ck_assert_int_eq(h_lb_start_cfg(&lb, cfg, port, NULL), 0);
+	h_spawn_pass_fds(NULL, 0);
+	unsetenv("RINGLB_UPGRADE_FD");
+	close(sv[1]);
+	{
+		struct pollfd p = { .fd = sv[0], .events = POLLIN };
+		ssize_t n;
+
+		ck_assert_int_eq(poll(&p, 1, 5000), 1);
+		n = recv(sv[0], buf, sizeof(buf) - 1, 0);
+		ck_assert_int_gt(n, 0);
+		ck_assert_int_eq(buf[0], 'R');
+	}
+	chan_send(sv[0], "G", NULL, 0);
+	/* An established client and its backend connection, handed on. */
+	tcp_pair(&cli, &theirs[0]);
+	theirs[1] = h_connect("127.0.0.1", e.port, 3000);
+	ck_assert_int_ge(theirs[1], 0);
+	snprintf(msg, sizeof(msg),
+		 "C{\"listener\": \"l\", \"pool\": \"l\", \"backend\": \"e\", "
+		 "\"address\": \"127.0.0.1:%d\", \"peer\": \"127.0.0.1:5\", "
+		 "\"bytes\": [10, 20], \"age_ms\": 5000}",
+		 e.port);
+	chan_send(sv[0], msg, theirs, 2);
+	close(theirs[0]);
+	close(theirs[1]);
+	ck_assert_int_eq(h_write_all(cli, "ping\n", 5, 3000), 0);
+	ck_assert_int_ge(h_read_line(cli, buf, sizeof(buf), 3000), 0);
+	ck_assert_str_eq(buf, "ping");
+	j = h_api(&lb, "GET", "/listeners/l", NULL, 200);
+	ck_assert_int_eq(h_jint(j, "active"), 1);
+	ck_assert_int_eq(h_jint(j, "backends.0.active"), 1);
+	json_decref(j);
+	/* One for a backend this config does not have: closed. */
+	{
+		int cli2, t2[2];
+		long got = 0;
+
+		tcp_pair(&cli2, &t2[0]);
+		t2[1] = h_connect("127.0.0.1", e.port, 3000);
+		ck_assert_int_ge(t2[1], 0);
+		chan_send(sv[0],
+			  "C{\"listener\": \"l\", \"pool\": \"l\", "
+			  "\"backend\": \"gone\", \"address\": \"127.0.0.1:1\"}",
+			  t2, 2);
+		close(t2[0]);
+		close(t2[1]);
+		ck_assert_int_eq(h_read_all(cli2, buf, sizeof(buf), 3000, &got),
+				 0);
+		close(cli2);
+	}
+	chan_send(sv[0], "D", NULL, 0);
+	ck_assert(h_lb_log_wait(&lb, 1, 3000, "upgrade: adopted 2 connections "
+				"from the old process"));
+	ck_assert_int_eq(h_lb_log_count(&lb, "to l/gone from the old process "
+				"is closed: this config has no such listener "
+				"or backend"),
+			 1);
+	/* The adopted one ends like any other: the counts go back to 0. */
+	close(cli);
+	for (int i = 0; i < 100; i++) {
+		j = h_api(&lb, "GET", "/listeners/l", NULL, 200);
+		if (h_jint(j, "active") == 0 &&
+		    h_jint(j, "backends.0.active") == 0) {
+			json_decref(j);
+			break;
+		}
+		json_decref(j);
+		ck_assert_int_lt(i, 99);
+		h_sleep_ms(20);
+	}
+	close(sv[0]);
+	json_decref(cfg);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -500,5 +648,6 @@ main(void)
 	tcase_add_test(tc, upgrade_failures);
 	tcase_add_test(tc, protocol_mismatch);
 	tcase_add_test(tc, rate_bucket_carried);
+	tcase_add_test(tc, adopts_connections);
 	return h_run_suite("check_upgrade", s);
 }
