@@ -81,6 +81,13 @@ int access_proxy_gate(struct listener *l, int fd, uint64_t now_ms,
 /* Give back what access_admit() took. */
 void access_release(struct listener *l, uint32_t slot);
 /*
+ * A client admitted by the process we upgraded from: counted as open on
+ * the listener and in its source's slot (*slot, for access_release),
+ * whatever the limits say now.
+ */
+void access_adopt(struct listener *l, const struct sockaddr_in6 *peer,
+		  uint64_t now_ms, uint32_t *slot);
+/*
  * Count and log (rate-limited) a refusal made later, e.g. backend_full;
  * detail (or NULL) says more in the log line.
  */

@@ -51,6 +51,14 @@ enum src_verdict srctab_admit(struct srctab *t, int family,
 			      const struct cfg_per_source *ps, uint64_t now_ms,
 			      uint32_t *slot);
 void srctab_release(struct srctab *t, uint32_t slot);
+/*
+ * A connection already admitted elsewhere (handed over by an upgrade):
+ * counted in its source's slot whatever the limits say.  *slot as for
+ * srctab_admit (0 if the group is full).
+ */
+void srctab_adopt(struct srctab *t, int family, const uint8_t addr[16],
+		  const struct cfg_per_source *ps, uint64_t now_ms,
+		  uint32_t *slot);
 
 /*
  * Every source's token bucket, for an upgrade to hand on: fn(arg, family,

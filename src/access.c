@@ -328,6 +328,23 @@ access_admit(struct listener *ls, int fd, uint64_t now_ms,
 	return -1;
 }
 
+void
+access_adopt(struct listener *ls, const struct sockaddr_in6 *peer,
+	      uint64_t now_ms, uint32_t *slot)
+{
+	uint8_t addr[16] = { 0 };
+	int family;
+
+	*slot = 0;
+	atomic_fetch_add_explicit(&ls->stats->active, 1, memory_order_relaxed);
+	if (!ls->src || peer->sin6_family == AF_UNSPEC)
+		return;
+	family = access_source((const struct sockaddr *)peer, addr);
+	if (family)
+		srctab_adopt(ls->src, family, addr, &ls->cfg->per_source,
+			     now_ms, slot);
+}
+
 int
 access_admit_addr(struct listener *l, const struct sockaddr_in6 *peer,
 		  uint64_t now_ms, uint32_t *slot)

@@ -1108,7 +1108,7 @@ conn_adopt(struct worker *w, struct handover *h)
 	c->b = b;
 	/* Counted as a pick and an admission are (released in conn_free). */
 	atomic_fetch_add_explicit(&b->active, 1, memory_order_relaxed);
-	atomic_fetch_add_explicit(&ls->stats->active, 1, memory_order_relaxed);
+	access_adopt(ls, &h->peer, w->now_ms, &c->src);
 	c->admitted = true;
 	c->kill_gen = atomic_load_explicit(&b->kill_gen, memory_order_relaxed);
 	c->peer = h->peer;

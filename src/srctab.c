@@ -248,6 +248,36 @@ out:
 }
 
 void
+srctab_adopt(struct srctab *t, int family, const uint8_t addr[16],
+	     const struct cfg_per_source *ps, uint64_t now_ms, uint32_t *slot)
+{
+	pthread_mutex_t *m;
+	struct src_slot *s;
+	uint64_t key[2];
+	uint32_t g;
+	bool found;
+
+	*slot = 0;
+	src_key(t, family, addr, key);
+	g = src_group(t, family, key);
+	m = &t->locks[g % SRCTAB_LOCKS].m;
+	pthread_mutex_lock(m);
+	s = group_find(t, g, family, key, &found);
+	if (s) {
+		if (!found) {
+			s->family = (uint8_t)family;
+			s->key[0] = key[0];
+			s->key[1] = key[1];
+			s->tokens = ps->burst * 1000;
+			s->last_ms = now_ms;
+		}
+		atomic_fetch_add_explicit(&s->conns, 1, memory_order_relaxed);
+		*slot = (uint32_t)(s - t->slots) + 1;
+	}
+	pthread_mutex_unlock(m);
+}
+
+void
 srctab_release(struct srctab *t, uint32_t slot)
 {
 	if (slot)

@@ -550,6 +550,8 @@ START_TEST(adopts_connections)
 	cfg = hc_new();
 	l = hc_listener(cfg, "l", 0);
 	hc_set(l, "health_check", hc_json("{ \"enabled\": false }"));
+	/* One connection per source: the adopted one holds 127.0.0.5's. */
+	hc_set(l, "per_source", hc_json("{ \"max_connections\": 1 }"));
 	hc_backend(l, &e, 1);
 	port = hc_port(l);
 	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0,
@@ -580,7 +582,7 @@ START_TEST(adopts_connections)
 	ck_assert_int_ge(theirs[1], 0);
 	snprintf(msg, sizeof(msg),
 		 "C{\"listener\": \"l\", \"pool\": \"l\", \"backend\": \"e\", "
-		 "\"address\": \"127.0.0.1:%d\", \"peer\": \"127.0.0.1:5\", "
+		 "\"address\": \"127.0.0.1:%d\", \"peer\": \"127.0.0.5:5\", "
 		 "\"bytes\": [10, 20], \"age_ms\": 5000}",
 		 e.port);
 	chan_send(sv[0], msg, theirs, 2);
@@ -593,6 +595,17 @@ START_TEST(adopts_connections)
 	ck_assert_int_eq(h_jint(j, "active"), 1);
 	ck_assert_int_eq(h_jint(j, "backends.0.active"), 1);
 	json_decref(j);
+	/* Its source's one slot is taken: a second client from it is not. */
+	{
+		int fd = h_connect_from("127.0.0.5", "127.0.0.1", port, 3000);
+		long got = 0;
+
+		ck_assert_int_ge(fd, 0);
+		ck_assert_int_lt(h_read_all(fd, buf, sizeof(buf), 3000, &got),
+				 0);
+		close(fd);
+		ck_assert_int_eq(h_refused(&lb, "l", "source_limit"), 1);
+	}
 	/* One for a backend this config does not have: closed. */
 	{
 		int cli2, t2[2];
