@@ -223,6 +223,8 @@ struct config {
 	unsigned workers;
 	int log_level;		/* enum log_level */
 	unsigned shutdown_grace_ms;
+	/* upgrade.handover_ms: how long an upgrade hands connections over */
+	unsigned upgrade_handover_ms;
 	unsigned recv_buffers;	/* per worker; 0: poll + recv(2) only */
 	struct cfg_pool *pools;	/* "pools", then the listeners' inline ones */
 	size_t npools;

@@ -55,11 +55,15 @@ static const char *const alg_names[] = {
 
 static const char *const root_keys[] = {
 	"workers", "log_level", "shutdown_grace_ms", "listeners", "pools",
-	"admin", "user", "group", "recv_buffers", NULL,
+	"admin", "user", "group", "recv_buffers", "upgrade", NULL,
 };
 
 static const char *const admin_keys[] = {
 	"enabled", "socket", "mode", "listen", NULL,
+};
+
+static const char *const upgrade_keys[] = {
+	"handover_ms", NULL,
 };
 
 static const char *const listener_keys[] = {
@@ -1670,7 +1674,7 @@ parse_root(const struct cfg_ctx *x, json_t *root, struct config *cfg)
 {
 	char path[CFG_PATH_MAX], q[CFG_QUOTE_MAX];
 	const char *s;
-	json_t *arr;
+	json_t *arr, *v;
 	size_t len, n;
 
 	if (!json_is_object(root))
@@ -1699,6 +1703,11 @@ parse_root(const struct cfg_ctx *x, json_t *root, struct config *cfg)
 		return cfg_error(x, "recv_buffers",
 				 "must be 0 or a power of two, got %u",
 				 cfg->recv_buffers);
+	if (get_container(x, "", root, "upgrade", JSON_OBJECT, false, &v) < 0 ||
+	    (v && check_keys(x, "upgrade", v, upgrade_keys) < 0) ||
+	    get_uint(x, "upgrade", v, "handover_ms", 0, 60000, 2000,
+		     &cfg->upgrade_handover_ms) < 0)
+		return -1;
 	if (get_uint(x, "", root, "shutdown_grace_ms", 0, 3600000, 30000,
 		     &cfg->shutdown_grace_ms) < 0 ||
 	    get_container(x, "", root, "listeners", JSON_ARRAY, true,

@@ -255,7 +255,15 @@ START_TEST(test_top_defaults)
 	ck_assert_int_eq(cfg->log_level, LOG_INFO);
 	ck_assert_uint_eq(cfg->shutdown_grace_ms, 30000);
 	ck_assert_uint_eq(cfg->recv_buffers, 256);
+	ck_assert_uint_eq(cfg->upgrade_handover_ms, 2000);
 	ck_assert_uint_eq(cfg->nlisteners, 1);
+	cfg_free(cfg);
+
+	cfg = parse_ok(TOP("'upgrade':{'handover_ms':0},"));
+	ck_assert_uint_eq(cfg->upgrade_handover_ms, 0);
+	cfg_free(cfg);
+	cfg = parse_ok(TOP("'upgrade':{},"));
+	ck_assert_uint_eq(cfg->upgrade_handover_ms, 2000);
 	cfg_free(cfg);
 
 	cfg = parse_ok(TOP("'recv_buffers':0,"));
@@ -633,6 +641,12 @@ START_TEST(test_ranges)
 		      "bad.json: shutdown_grace_ms: must be an integer from 0 to 3600000, got -1");
 	ck_assert_bad(TOP("'shutdown_grace_ms':3600001,"),
 		      "bad.json: shutdown_grace_ms: must be an integer from 0 to 3600000, got 3600001");
+	ck_assert_bad(TOP("'upgrade':{'handover_ms':60001},"),
+		      "bad.json: upgrade.handover_ms: must be an integer from 0 to 60000, got 60001");
+	ck_assert_bad(TOP("'upgrade':{'handover':5},"),
+		      "bad.json: upgrade: unknown key \"handover\"");
+	ck_assert_bad(TOP("'upgrade':2000,"),
+		      "bad.json: upgrade: must be an object, got integer");
 	ck_assert_bad(LST(",'connect_attempts':0"),
 		      "bad.json: listeners[0].connect_attempts: must be an integer from 1 to 10, got 0");
 	ck_assert_bad(LST(",'connect_attempts':11"),

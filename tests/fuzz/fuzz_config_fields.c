@@ -24,6 +24,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static const char base[] =
 	"{\"workers\": 2, \"log_level\": \"info\", \"shutdown_grace_ms\": 100,"
+	" \"upgrade\": {\"handover_ms\": 2000},"
 	" \"admin\": {\"enabled\": true, \"socket\": \"/tmp/x.sock\","
 	"  \"mode\": \"0600\", \"listen\": \"9900\"},"
 	" \"listeners\": ["
@@ -71,12 +72,13 @@ static const char *const slots[][2] = {
 	{ "listeners.0", "max_connections" }, { "listeners.0", "allow" },
 	{ "listeners.0", "deny" }, { "listeners.0", "per_source" },
 	{ "listeners.0.backends.0", "max_connections" },
+	{ "", "upgrade" }, { "upgrade", "handover_ms" },
 };
 #define NSLOTS (sizeof(slots) / sizeof(slots[0]))
 
 /* Objects an unknown key may land in, by path. */
 static const char *const objects[] = {
-	"", "admin", "listeners.0", "listeners.0.health_check",
+	"", "admin", "upgrade", "listeners.0", "listeners.0.health_check",
 	"listeners.0.timeouts", "listeners.0.backends.0",
 };
 #define NOBJECTS (sizeof(objects) / sizeof(objects[0]))
