@@ -72,6 +72,16 @@ struct split *control_split(const char *l, const char *route, char *err,
 struct handover;
 /* A connection an old process handed over: to a worker, in turn. */
 void control_adopt(struct handover *h);
+/*
+ * Upgrade, the old process: stop accepting on every worker, and wait (at
+ * most wait_ms) until no accept of ours is in flight; false if one still
+ * is.  The new process, once the old one has: accept what the queues hold.
+ */
+bool control_accept_off(unsigned wait_ms);
+void control_kick_accept(void);
+/* Upgrade, the old process: workers hand connections over until until_ms
+ * (control_now_ms()); 0: no more. */
+void control_handover(uint64_t until_ms);
 /* Open client connections, every generation (takes the lock). */
 unsigned control_open_conns(void);
 /* A one-line summary for systemd's STATUS= (takes the lock). */

@@ -73,7 +73,7 @@ struct worker {
 	atomic_uint_fast64_t qs;	/* loop passes: quiescent points */
 	atomic_uint_fast64_t accepts_total;
 	struct wlistener *ls;		/* every wlistener not yet freed */
-	size_t nls_open;
+	atomic_uint nls_open;		/* read by worker_listening() */
 	uint64_t efd_val;
 	struct __kernel_timespec tick_ts;
 	struct __kernel_timespec retry_ts;
@@ -88,6 +88,18 @@ struct worker {
 	atomic_bool done;
 	bool started;
 	bool stopping;
+	/*
+	 * Upgrade requests (worker_accept_off, worker_kick): stop accepting
+	 * for good; accept what waits in the queues now.
+	 */
+	atomic_bool accept_off_req;
+	bool accept_off;
+	atomic_uint kick_req;
+	unsigned kick_seen;
+	/* worker_handover(): hand connections over until then; 0: not. */
+	atomic_uint_fast64_t handover_req;
+	uint64_t handover_until;
+	struct __kernel_timespec handover_ts;	/* the tick meanwhile */
 	uint8_t skip_ok;	/* IOSQE_CQE_SKIP_SUCCESS if the kernel has it */
 
 	uint64_t now_ms;
@@ -150,8 +162,10 @@ void listen_handle_accept(struct wlistener *l, int res, unsigned flags);
 void listen_handle_retry(struct wlistener *l);
 /* Move the worker's sockets to runtime rt (see listen.c). */
 void listen_follow(struct worker *w, struct runtime *rt);
-/* Stop accepting on every socket (shutdown). */
+/* Stop accepting on every socket (shutdown, upgrade). */
 void listen_close_all(struct worker *w);
+/* Accept, without waiting, whatever the worker's accept queues hold. */
+void listen_kick(struct worker *w);
 /* Free every socket left, once the ring is gone. */
 void listen_free_all(struct worker *w);
 
@@ -162,6 +176,8 @@ struct handover;
 /* A connection the old process handed over (upgrade.h): ours now. */
 void conn_adopt(struct worker *w, struct handover *h);
 void conn_handle(struct conn *c, enum op op, int res, unsigned flags);
+/* Upgrade: begin handing over each connection that holds no bytes. */
+void conn_handover_scan(struct worker *w);
 /* Close connections idle too long; with `all`, close every connection. */
 void conn_sweep(struct worker *w, bool all);
 

@@ -10,9 +10,11 @@
  * The new process loads the config, starts its workers on the inherited
  * sockets (binding none of them again) and answers ready; only then does
  * the old one stop accepting, so the kernel's accept queues always have an
- * owner.  The old one then finishes its connections and exits 0.  If the
- * new process fails, exits or is not ready within UPGRADE_READY_MS, it is
- * killed and the old one goes on as if nothing had happened.
+ * owner.  The old one then hands over each established connection once it
+ * holds none of its bytes ('C', batched), for upgrade.handover_ms at most,
+ * finishes the ones left and exits 0.  If the new process fails, exits or
+ * is not ready within UPGRADE_READY_MS, it is killed and the old one goes
+ * on as if nothing had happened.
  */
 #ifndef RINGLB_UPGRADE_H
 #define RINGLB_UPGRADE_H
@@ -28,6 +30,9 @@
 #define UPGRADE_PROTOCOL	1
 #define UPGRADE_READY_MS	10000
 #define UPGRADE_FDS_MAX		250	/* SCM_RIGHTS carries at most 253 */
+#define UPGRADE_NAME_MAX	256	/* a server name, NUL included */
+/* Connection ids: each process after an upgrade counts from here on. */
+#define UPGRADE_ID_STEP		(1ULL << 40)
 
 struct cfg_listener;
 struct config;
@@ -36,16 +41,26 @@ struct runtime;
 /*
  * One established connection handed from the old process to the new one
  * ('C'): the names it was balanced by, who the client is, what it moved,
- * and its two sockets.  Only one with nothing of its bytes held.
+ * and its two sockets.  Only one with none of its bytes held: nothing
+ * queued, in a pipe or in a SEND.
  */
 struct handover {
 	char listener[CFG_NAME_MAX];
+	char route[UPGRADE_NAME_MAX];	/* a server name of its route; "" */
 	char pool[CFG_NAME_MAX];
 	char backend[CFG_NAME_MAX];
 	char address[96];		/* the backend's, as in the file */
+	char sni[UPGRADE_NAME_MAX];	/* from the ClientHello; "" */
 	struct sockaddr_in6 peer;	/* the client (AF_UNSPEC: not known) */
+	struct sockaddr_in6 via;	/* the PROXY header's sender, if any */
+	struct sockaddr_in6 local;	/* the destination that header gave */
+	bool proxied;			/* a PROXY header gave peer and local */
+	bool split;			/* sent to a side (pool) of a split */
+	bool closed[2];			/* that way is done (EOF, passed on) */
 	uint64_t bytes[2];		/* client->backend, backend->client */
 	uint64_t age_ms;		/* since it was accepted */
+	uint64_t idle_ms;		/* since its last byte */
+	uint64_t id;			/* conn= in the log, kept */
 	int fd[2];			/* client, backend */
 	struct handover *next;		/* a worker's inbox */
 };
@@ -64,14 +79,21 @@ struct upgrade_result {
 /*
  * Start `binary` (NULL: the one this process was started from) and hand
  * over to it.  Takes as long as the new process needs to be ready (at
- * most UPGRADE_READY_MS).  0: the new process serves, this one has stopped
- * accepting and is finishing (control_stop_begin) and upgrade_done() is
- * true.  -errno with one line in err: nothing changed here.
+ * most UPGRADE_READY_MS), then up to upgrade.handover_ms handing over
+ * connections (res->handed).  0: the new process serves, this one has
+ * stopped accepting and is finishing (control_stop_begin) and
+ * upgrade_done() is true.  -errno with one line in err: nothing changed.
  */
 int upgrade_run(const char *binary, struct upgrade_result *res, char *err,
 		size_t errlen);
 /* True once this process handed over to a new one. */
 bool upgrade_done(void);
+/*
+ * A worker offers a quiescent connection (see upgrade_run()).  true: h,
+ * its sockets included, is the upgrade's now; false: no hand-over is
+ * open (any more), h is still the caller's.
+ */
+bool upgrade_offer(struct handover *h);
 
 /* ---- the new process ---- */
 
@@ -82,6 +104,8 @@ bool upgrade_done(void);
  */
 int upgrade_child_init(char *err, size_t errlen);
 bool upgrade_child(void);
+/* Where this process's connection ids begin (0 unless upgraded). */
+uint64_t upgrade_id_base(void);
 /* The old process's worker count (the new one keeps it); 0 if none. */
 unsigned upgrade_workers(void);
 /*

@@ -7,6 +7,7 @@
 #ifndef RINGLB_WORKER_H
 #define RINGLB_WORKER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -31,6 +32,19 @@ void worker_adopt(struct worker *w, struct handover *h);
  * `grace_ms`; a second call closes what is left at once.
  */
 void worker_stop(struct worker *w, unsigned grace_ms);
+/*
+ * Upgrade: stop accepting for good, connections go on (worker_listening()
+ * is false once no accept is in flight any more); and accept at once
+ * what waits in the accept queues (see listen_kick()).
+ */
+void worker_accept_off(struct worker *w);
+bool worker_listening(struct worker *w);
+void worker_kick(struct worker *w);
+/*
+ * Upgrade: offer each connection to upgrade_offer() once it holds none of
+ * its bytes, until until_ms (control_now_ms()); 0: stop offering.
+ */
+void worker_handover(struct worker *w, uint64_t until_ms);
 /* Grace period for a later worker_stop() from a signal. */
 void worker_set_grace(struct worker *w, unsigned grace_ms);
 /* True once the thread has left its loop. */

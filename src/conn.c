@@ -64,6 +64,8 @@ enum conn_phase {
 	PH_PREREAD,	/* routes: read the TLS ClientHello for its SNI */
 	PH_CONNECT,	/* pick a backend and connect to it */
 	PH_PROXY,	/* bytes both ways (a PROXY header to send first) */
+	/* Last two, so that one compare finds both (conn_handle). */
+	PH_HANDOVER,	/* upgrade: reads cancelled, then to the new process */
 	PH_CLOSING,	/* waiting for what is in flight, then freed */
 };
 
@@ -135,6 +137,12 @@ static const struct phase phases[] = {
 		.expired = "idle-timeout",
 		.refuse = REFUSE_MAX,
 	},
+	[PH_HANDOVER] = {
+		/* conn_retire() keeps what a cancelled RECV brought. */
+		.accepts = 0,
+		.limit = LIMIT_NONE,
+		.refuse = REFUSE_MAX,
+	},
 	[PH_CLOSING] = {
 		.accepts = 0,
 		.limit = LIMIT_NONE,
@@ -204,6 +212,7 @@ struct conn {
 	bool connecting;
 	bool admitted;		/* holds the listener's active count */
 	uint8_t phase;		/* enum conn_phase */
+	bool resume;		/* PH_HANDOVER: bytes came, it stays here */
 	struct conn_meta *meta;
 	uint64_t id;
 	uint64_t start_ms;
@@ -221,6 +230,9 @@ static void conn_connect_next(struct conn *c);
 static void conn_pump(struct conn *c, int from);
 static void conn_read_error(struct conn *c, int from, int err);
 static int dir_queue(struct dir *d, const char *data, size_t n);
+static void conn_log_end(const struct conn *c, const char *why);
+static void conn_write_error(struct conn *c, int from, int err);
+static void conn_backend_ended(struct conn *c);
 
 static const char *
 conn_phase_name(enum conn_phase ph)
@@ -234,6 +246,8 @@ conn_phase_name(enum conn_phase ph)
 		return "connect";
 	case PH_PROXY:
 		return "proxy";
+	case PH_HANDOVER:
+		return "handover";
 	case PH_CLOSING:
 		return "closing";
 	}
@@ -327,8 +341,6 @@ want_read(struct conn *c, int side)
 static void
 conn_finish(struct conn *c, const char *why)
 {
-	char client[80], via[86];
-
 	if (c->phase == PH_CLOSING)
 		return;
 	conn_set_phase(c, PH_CLOSING);
@@ -355,6 +367,15 @@ conn_finish(struct conn *c, const char *why)
 		conn_cancel(c, OP_SEND1);
 	if (c->connecting)
 		conn_cancel(c, OP_CONNECT);	/* its linked timeout goes too */
+	conn_log_end(c, why);
+}
+
+/* The one line a connection leaves in the log when it ends. */
+static void
+conn_log_end(const struct conn *c, const char *why)
+{
+	char client[80], via[86];
+
 	if (!log_enabled(LOG_INFO))
 		return;
 	log_addr((const struct sockaddr *)&c->peer, client, sizeof(client));
@@ -1079,6 +1100,42 @@ handle_connect(struct conn *c, int res)
 	want_read(c, BACKEND);
 }
 
+/* The split side of an adopted connection: its route's split (or the
+ * listener's), the side with its pool; NULL if this config has none. */
+static const struct split_side *
+adopt_side(const struct listener *ls, const struct handover *h)
+{
+	const struct split *sp = ls->to.split;
+
+	if (!h->split)
+		return NULL;
+	if (h->route[0]) {
+		sp = NULL;
+		for (size_t i = 0; i < ls->cfg->nroutes && !sp; i++)
+			if (strcmp(ls->cfg->routes[i].sni, h->route) == 0)
+				sp = ls->routes[i].split;
+	}
+	for (size_t i = 0; sp && i < sp->nsides; i++)
+		if (strcmp(sp->side[i].pool->cfg->name, h->pool) == 0)
+			return &sp->side[i];
+	return NULL;
+}
+
+/* What the optional phases had learnt, for the log and the stats. */
+static int
+adopt_meta(struct conn *c, const struct handover *h)
+{
+	if (!h->sni[0] && !h->proxied)
+		return 0;
+	c->meta = calloc(1, sizeof(*c->meta));
+	if (!c->meta || (h->sni[0] && !(c->meta->sni = strdup(h->sni))))
+		return -ENOMEM;
+	c->meta->proxied = h->proxied;
+	c->meta->via = h->via;
+	c->meta->local = h->local;
+	return 0;
+}
+
 void
 conn_adopt(struct worker *w, struct handover *h)
 {
@@ -1086,17 +1143,20 @@ conn_adopt(struct worker *w, struct handover *h)
 	struct listener *ls = runtime_listener(rt, h->listener);
 	struct pool *p = runtime_pool(rt, h->pool);
 	struct backend *b = p ? pool_backend(p, h->backend) : NULL;
-	struct conn *c;
+	struct conn *c = NULL;
 
 	/* Balanced by names this config no longer has: it cannot go on. */
 	if (!ls || !b || strcmp(b->cfg->addr.text, h->address) != 0 ||
 	    !(c = aligned_alloc(OP_ALIGN, sizeof(*c)))) {
-		log_warn("upgrade: a connection of listener %s to %s/%s from "
+		log_warn("upgrade: conn=%llu of listener %s to %s/%s from "
 			 "the old process is closed: %s",
-			 h->listener, h->pool, h->backend,
+			 (unsigned long long)h->id, h->listener, h->pool,
+			 h->backend,
 			 !ls || !b ? "this config has no such listener or "
 				     "backend" :
+			 c	   ? "the backend's address changed" :
 				     "out of memory");
+		free(c);
 		close(h->fd[0]);
 		close(h->fd[1]);
 		return;
@@ -1110,6 +1170,10 @@ conn_adopt(struct worker *w, struct handover *h)
 	atomic_fetch_add_explicit(&b->active, 1, memory_order_relaxed);
 	access_adopt(ls, &h->peer, w->now_ms, &c->src);
 	c->admitted = true;
+	c->side = adopt_side(ls, h);
+	if (c->side)
+		atomic_fetch_add_explicit(&c->side->n->active, 1,
+					  memory_order_relaxed);
 	c->kill_gen = atomic_load_explicit(&b->kill_gen, memory_order_relaxed);
 	c->peer = h->peer;
 	c->s[CLIENT].fd = h->fd[0];
@@ -1117,10 +1181,13 @@ conn_adopt(struct worker *w, struct handover *h)
 	for (int i = 0; i < 2; i++) {
 		c->d[i].bytes = h->bytes[i];
 		c->d[i].published = h->bytes[i];	/* counted there */
+		/* That way is done: its EOF was read and passed on. */
+		c->d[i].eof = h->closed[i];
+		c->d[i].shut = h->closed[i];
 	}
-	c->id = w->next_seq++ * 256 + w->id;
+	c->id = h->id;
 	c->start_ms = w->now_ms > h->age_ms ? w->now_ms - h->age_ms : 0;
-	c->last_ms = w->now_ms;
+	c->last_ms = w->now_ms > h->idle_ms ? w->now_ms - h->idle_ms : 0;
 	c->phase = PH_PROXY;
 	c->next = w->conns;
 	if (w->conns)
@@ -1132,8 +1199,15 @@ conn_adopt(struct worker *w, struct handover *h)
 	log_debug("conn=%llu adopted from the old process: listener=%s "
 		  "backend=%s", (unsigned long long)c->id, h->listener,
 		  h->backend);
-	want_read(c, CLIENT);
-	want_read(c, BACKEND);
+	if (adopt_meta(c, h) < 0) {
+		conn_finish(c, "no-memory");
+		if (c->inflight == 0)
+			conn_free(c);
+		return;
+	}
+	for (int i = 0; i < 2; i++)
+		if (!c->d[i].eof)
+			want_read(c, i);
 }
 
 /*
@@ -1538,6 +1612,164 @@ handle_poll(struct conn *c, int side, bool out, int res)
 	conn_pump(c, out ? !side : side);
 }
 
+/* ---- upgrade: handing a connection over to the new process ---- */
+
+/*
+ * Does c hold none of its bytes: nothing queued, in a SEND, in a pipe,
+ * no write waiting for room, no EOF not yet passed on?  And is it joined,
+ * one way at least still open?
+ */
+static bool
+conn_quiet(const struct conn *c)
+{
+	if (c->phase != PH_PROXY || !c->b || c->s[CLIENT].fd < 0 ||
+	    c->s[BACKEND].fd < 0 || (c->d[CLIENT].eof && c->d[BACKEND].eof))
+		return false;
+	for (int i = 0; i < 2; i++) {
+		const struct dir *d = &c->d[i];
+
+		if (d->len || d->tx_len || d->sending || d->in_pipe ||
+		    c->s[i].poll_out || d->eof != d->shut)
+			return false;
+	}
+	return true;
+}
+
+/* A RECV the hand-over cancelled came back with bytes, an EOF or an error:
+ * c stays, and goes on once nothing is in flight (handover_end). */
+static void
+handover_read(struct conn *c, int from, int res, unsigned flags)
+{
+	struct dir *d = &c->d[from];
+
+	c->resume = true;
+	if (res > 0) {
+		unsigned bid = flags >> IORING_CQE_BUFFER_SHIFT;
+		int rc = dir_queue(d, worker_buf(c->w, bid), (size_t)res);
+
+		worker_buf_put(c->w, bid);
+		if (rc < 0) {
+			conn_write_error(c, from, -ENOMEM);
+			return;
+		}
+		d->bytes += (uint64_t)res;
+		c->last_ms = c->w->now_ms;
+	} else if (res == 0) {
+		d->eof = true;
+		if (from == BACKEND)
+			conn_backend_ended(c);
+	} else if (res == -ENOBUFS) {
+		d->no_bufs = true;
+	} else {
+		conn_read_error(c, from, res);
+	}
+}
+
+/* Where c's split side is: "" for the listener's own split, else the
+ * server name of its route. */
+static const char *
+conn_route(const struct conn *c)
+{
+	const struct listener *ls = c->lsn;
+
+	for (size_t i = 0; c->side && i < ls->cfg->nroutes; i++)
+		if (ls->routes[i].split == c->side->split)
+			return ls->cfg->routes[i].sni;
+	return "";
+}
+
+static struct handover *
+handover_make(struct conn *c)
+{
+	struct handover *h = calloc(1, sizeof(*h));
+	uint64_t now = c->w->now_ms;
+
+	if (!h)
+		return NULL;
+	conn_peer(c);
+	snprintf(h->listener, sizeof(h->listener), "%s", c->lsn->cfg->name);
+	snprintf(h->route, sizeof(h->route), "%s", conn_route(c));
+	snprintf(h->pool, sizeof(h->pool), "%s", c->pool->cfg->name);
+	snprintf(h->backend, sizeof(h->backend), "%s", c->b->cfg->name);
+	snprintf(h->address, sizeof(h->address), "%s", c->b->cfg->addr.text);
+	h->peer = c->peer;
+	h->via.sin6_family = AF_UNSPEC;
+	h->local.sin6_family = AF_UNSPEC;
+	if (c->meta) {
+		if (c->meta->sni)
+			snprintf(h->sni, sizeof(h->sni), "%s", c->meta->sni);
+		h->proxied = c->meta->proxied;
+		if (h->proxied) {
+			h->via = c->meta->via;
+			h->local = c->meta->local;
+		}
+	}
+	h->split = c->side != NULL;
+	for (int i = 0; i < 2; i++) {
+		h->closed[i] = c->d[i].eof;
+		h->bytes[i] = c->d[i].bytes;
+		h->fd[i] = c->s[i].fd;
+	}
+	h->age_ms = now - c->start_ms;
+	h->idle_ms = now - c->last_ms;
+	h->id = c->id;
+	return h;
+}
+
+/*
+ * Nothing of c is in flight any more.  Hand it over if it still holds
+ * none of its bytes and the upgrade takes it: its sockets are the new
+ * process's then, and c goes without closing them.  Else it goes on here.
+ */
+static void
+handover_end(struct conn *c)
+{
+	struct handover *h = NULL;
+
+	if (!c->resume && c->w->handover_until &&
+	    (h = handover_make(c)) && upgrade_offer(h)) {
+		c->s[CLIENT].fd = -1;
+		c->s[BACKEND].fd = -1;
+		conn_log_end(c, "handed-over");
+		c->phase = PH_CLOSING;
+		return;
+	}
+	free(h);
+	c->resume = false;
+	c->phase = PH_PROXY;
+	conn_pump(c, CLIENT);
+	if (c->phase == PH_PROXY)
+		conn_pump(c, BACKEND);
+}
+
+/* Begin handing over every connection that holds none of its bytes. */
+void
+conn_handover_scan(struct worker *w)
+{
+	struct conn *c, *next;
+
+	for (c = w->conns; c; c = next) {
+		next = c->next;
+		if (!conn_quiet(c))
+			continue;
+		/* Not conn_set_phase(): last_ms stays the last byte's time. */
+		c->phase = PH_HANDOVER;
+		if (c->s[CLIENT].recv)
+			conn_cancel(c, OP_RECV);
+		if (c->s[CLIENT].poll_in)
+			conn_cancel(c, OP_POLL_IN);
+		if (c->s[BACKEND].recv)
+			conn_cancel(c, OP_RECV1);
+		if (c->s[BACKEND].poll_in)
+			conn_cancel(c, OP_POLL_IN1);
+		if (c->inflight == 0) {
+			handover_end(c);
+			if (c->phase == PH_CLOSING && c->inflight == 0)
+				conn_free(c);
+		}
+	}
+}
+
 /*
  * An operation completed in a phase that does not act on it (most often:
  * the connection is closing).  Only undo what it holds.
@@ -1560,7 +1792,9 @@ conn_retire(struct conn *c, enum op op, int res, unsigned flags)
 	case OP_RECV:
 	case OP_RECV1:
 		c->s[op == OP_RECV1].recv = false;
-		if (res > 0)
+		if (c->phase == PH_HANDOVER && res != -ECANCELED)
+			handover_read(c, op == OP_RECV1, res, flags);
+		else if (res > 0)
 			worker_buf_put(c->w, flags >> IORING_CQE_BUFFER_SHIFT);
 		break;
 	case OP_SEND:
@@ -1620,8 +1854,12 @@ conn_handle(struct conn *c, enum op op, int res, unsigned flags)
 		break;
 	}
 out:
-	if (c->phase == PH_CLOSING && c->inflight == 0)
-		conn_free(c);
+	if (c->inflight == 0 && c->phase >= PH_HANDOVER) {
+		if (c->phase == PH_HANDOVER)
+			handover_end(c);
+		if (c->phase == PH_CLOSING && c->inflight == 0)
+			conn_free(c);
+	}
 }
 
 /* Has c been in its phase longer than the phase allows? */

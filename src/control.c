@@ -448,6 +448,44 @@ control_adopt(struct handover *h)
 	worker_adopt(w, h);
 }
 
+bool
+control_accept_off(unsigned wait_ms)
+{
+	uint64_t until = control_now_ms() + wait_ms;
+	bool listening;
+
+	for (unsigned i = 0; i < nworkers; i++)
+		if (workers[i])
+			worker_accept_off(workers[i]);
+	for (;;) {
+		struct timespec ms = { .tv_sec = 0, .tv_nsec = 1000000 };
+
+		listening = false;
+		for (unsigned i = 0; i < nworkers && !listening; i++)
+			listening = workers[i] && !worker_done(workers[i]) &&
+				    worker_listening(workers[i]);
+		if (!listening || control_now_ms() >= until)
+			return !listening;
+		nanosleep(&ms, NULL);
+	}
+}
+
+void
+control_kick_accept(void)
+{
+	for (unsigned i = 0; i < nworkers; i++)
+		if (workers[i])
+			worker_kick(workers[i]);
+}
+
+void
+control_handover(uint64_t until_ms)
+{
+	for (unsigned i = 0; i < nworkers; i++)
+		if (workers[i])
+			worker_handover(workers[i], until_ms);
+}
+
 unsigned
 control_open_conns(void)
 {

@@ -190,6 +190,19 @@ listener_pause(struct wlistener *l)
 	io_uring_sqe_set_data64(sqe, op_data(l, OP_ACCEPT_RETRY));
 }
 
+/* A new client: counted (only this thread writes the count), then served. */
+static void
+accepted(struct wlistener *l, int fd)
+{
+	struct worker *w = l->w;
+
+	atomic_store_explicit(&w->accepts_total,
+			      atomic_load_explicit(&w->accepts_total,
+						   memory_order_relaxed) + 1,
+			      memory_order_relaxed);
+	conn_accept(l, fd);
+}
+
 void
 listen_handle_accept(struct wlistener *l, int res, unsigned flags)
 {
@@ -205,12 +218,7 @@ listen_handle_accept(struct wlistener *l, int res, unsigned flags)
 		 * closing it would fail a connect that the accept queue (now
 		 * another process's, after an upgrade) would have served.
 		 */
-		atomic_store_explicit(
-			&w->accepts_total,
-			atomic_load_explicit(&w->accepts_total,
-					     memory_order_relaxed) + 1,
-			memory_order_relaxed);
-		conn_accept(l, res);
+		accepted(l, res);
 	} else if (res == -EMFILE || res == -ENFILE || res == -ENOBUFS ||
 		   res == -ENOMEM) {
 		if (!l->closed && !l->paused) {
@@ -281,7 +289,7 @@ listen_follow(struct worker *w, struct runtime *rt)
 		for (l = w->ls; l && !have; l = l->next)
 			have = !l->closed && l->lid == ls->lid;
 		fd = ls->fds[w->id];
-		if (have || fd < 0)
+		if (have || fd < 0 || w->accept_off)
 			continue;
 		ls->fds[w->id] = -1;
 		l = listener_add(w, ls, fd);
@@ -297,6 +305,31 @@ listen_close_all(struct worker *w)
 	for (struct wlistener *l = w->ls, *next; l; l = next) {
 		next = l->next;
 		listener_close(l);
+	}
+}
+
+/*
+ * Accept what waits in the queues, without the ring.  After an upgrade's
+ * old process has stopped accepting on the sockets it shared with us: the
+ * ring's accept waits on a socket as an exclusive waiter, so the kernel
+ * wakes one waiter per new client, and a client whose wake-up went to the
+ * old process just before it cancelled its accept would wait in the queue
+ * until the next client came (measured: about one upgrade in six under a
+ * connect loop left one client waiting for good).
+ */
+void
+listen_kick(struct worker *w)
+{
+	for (struct wlistener *l = w->ls; l; l = l->next) {
+		/* Bounded: the ring's accept takes over after that. */
+		for (int i = 0; i < 1024 && !l->closed && !l->paused; i++) {
+			int fd = accept4(l->fd, NULL, NULL,
+					 SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+			if (fd < 0)
+				break;
+			accepted(l, fd);
+		}
 	}
 }
 

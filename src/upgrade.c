@@ -4,14 +4,16 @@
  * The channel is a SOCK_SEQPACKET socketpair, so every message keeps its
  * bounds and its fds.  A message is one type byte and a payload:
  *
- *   old -> new   'H' hello    {"protocol", "version", "pid", "workers"}
+ *   old -> new   'H' hello    {"protocol", "version", "pid", "workers",
+ *                             "id_base"}
  *                'F' fds      {"fds": [{"kind", ...}, ...]} + SCM_RIGHTS
  *                'S' state    a piece of one JSON document
  *                'E' end      of what the old process sends before ready
  *                'G' go       the old process has stopped accepting
- *                'C' conn     {"listener", "pool", "backend", "address",
- *                             "peer", "bytes", "age_ms"} + client, backend
- *                'D' done     no more connections come
+ *                'C' conns    {"conns": [{"listener", "route", "pool",
+ *                             "backend", "address", "peer", ...}, ...]}
+ *                             + client and backend socket of each, in turn
+ *                'D' done     {"handed"}: no more connections come
  *   new -> old   'R' ready    {"pid"}
  *                'X' error    one line: why the new process gives up
  */
@@ -80,6 +82,15 @@ msg_send(int ch, char type, const void *data, size_t len, const int *fds,
 		if (errno != EINTR)
 			return -errno;
 	}
+}
+
+/* A string member into dst (at most size - 1 bytes); "" if absent. */
+static void
+json_str_copy(char *dst, size_t size, const json_t *obj, const char *key)
+{
+	const char *v = json_string_value(json_object_get(obj, key));
+
+	snprintf(dst, size, "%s", v ? v : "");
 }
 
 static int
@@ -157,6 +168,7 @@ msg_recv(int ch, char *buf, size_t cap, size_t *len, int *fds,
 
 static char **saved_argv;
 static char self_exe[PATH_MAX];
+static uint64_t id_base;	/* set once, before any worker runs */
 static atomic_bool busy;
 static atomic_bool done;
 
@@ -358,10 +370,11 @@ send_handover(int ch, const struct runtime *rt, char *err, size_t errlen)
 	int rc;
 
 	rc = msg_send_json(ch, 'H',
-			   json_pack("{s:i,s:s,s:i,s:i}", "protocol",
+			   json_pack("{s:i,s:s,s:i,s:i,s:I}", "protocol",
 				     UPGRADE_PROTOCOL, "version",
 				     RINGLB_VERSION, "pid", (int)getpid(),
-				     "workers", (int)rt->nworkers),
+				     "workers", (int)rt->nworkers, "id_base",
+				     (json_int_t)(id_base + UPGRADE_ID_STEP)),
 			   NULL, 0);
 	if (rc == 0)
 		rc = collect_fds(rt, &l);
@@ -528,10 +541,187 @@ wait_ready(int ch, pid_t pid, const char *binary, char *err, size_t errlen)
 	}
 }
 
+uint64_t
+upgrade_id_base(void)
+{
+	return id_base;
+}
+
+/* ---- connection hand-over, the old process ---- */
+
+/* What the workers offer (upgrade_offer), in order, for hand_over(). */
+static pthread_mutex_t offer_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t offer_cond = PTHREAD_COND_INITIALIZER;
+static bool offer_open;
+static struct handover *offered, **offered_tail = &offered;
+
+bool
+upgrade_offer(struct handover *h)
+{
+	bool ok;
+
+	pthread_mutex_lock(&offer_lock);
+	ok = offer_open;
+	if (ok) {
+		h->next = NULL;
+		*offered_tail = h;
+		offered_tail = &h->next;
+		pthread_cond_signal(&offer_cond);
+	}
+	pthread_mutex_unlock(&offer_lock);
+	return ok;
+}
+
+static json_t *
+addr_json(const struct sockaddr_in6 *sa)
+{
+	char text[80];
+
+	if (sa->sin6_family == AF_UNSPEC)
+		return json_null();
+	log_addr((const struct sockaddr *)sa, text, sizeof(text));
+	return json_string(text);
+}
+
+static json_t *
+handover_json(const struct handover *h)
+{
+	return json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:o,s:o,s:o,s:b,s:b,"
+			 "s:[b,b],s:[I,I],s:I,s:I,s:I}",
+			 "listener", h->listener, "route", h->route, "pool",
+			 h->pool, "backend", h->backend, "address", h->address,
+			 "sni", h->sni, "peer", addr_json(&h->peer), "via",
+			 addr_json(&h->via), "local", addr_json(&h->local),
+			 "proxied", h->proxied, "split", h->split, "closed",
+			 h->closed[0], h->closed[1], "bytes",
+			 (json_int_t)h->bytes[0], (json_int_t)h->bytes[1],
+			 "age_ms", (json_int_t)h->age_ms, "idle_ms",
+			 (json_int_t)h->idle_ms, "id", (json_int_t)h->id);
+}
+
+/* Connections for one 'C': at most UPGRADE_FDS_MAX fds and MSG_MAX bytes. */
+struct batch {
+	char buf[MSG_MAX];
+	size_t len;
+	int fds[UPGRADE_FDS_MAX];
+	size_t nfds;
+	unsigned n;
+	unsigned sent, lost;
+};
+
+/* Send what the batch holds; its sockets are the new process's then. */
+static void
+batch_flush(int ch, struct batch *b)
+{
+	if (!b->n)
+		return;
+	b->buf[b->len++] = ']';
+	b->buf[b->len++] = '}';
+	if (msg_send(ch, 'C', b->buf, b->len, b->fds, b->nfds) == 0)
+		b->sent += b->n;
+	else
+		b->lost += b->n;
+	for (size_t i = 0; i < b->nfds; i++)
+		close(b->fds[i]);
+	b->len = 0;
+	b->nfds = 0;
+	b->n = 0;
+}
+
+/* Add h (freed here, its sockets in the batch until sent). */
+static void
+batch_add(int ch, struct batch *b, struct handover *h)
+{
+	json_t *j = handover_json(h);
+	char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
+	size_t n = s ? strlen(s) : 0;
+
+	json_decref(j);
+	if (b->n && (b->nfds + 2 > UPGRADE_FDS_MAX ||
+		     b->len + n + 3 > sizeof(b->buf)))
+		batch_flush(ch, b);
+	if (!s || n + 16 > sizeof(b->buf)) {
+		/* Cannot be described (out of memory): it ends here. */
+		close(h->fd[0]);
+		close(h->fd[1]);
+		b->lost++;
+	} else {
+		b->len += (size_t)snprintf(b->buf + b->len,
+					   sizeof(b->buf) - b->len, "%s%s",
+					   b->n ? "," : "{\"conns\":[", s);
+		b->fds[b->nfds++] = h->fd[0];
+		b->fds[b->nfds++] = h->fd[1];
+		b->n++;
+	}
+	free(s);
+	free(h);
+}
+
+/*
+ * After 'G': for up to ms, the workers offer each connection once it holds
+ * none of its bytes, and they go over the channel in batches; done early
+ * once none is left here.  Then 'D'.  How many went.
+ */
+static unsigned
+hand_over(int ch, unsigned ms)
+{
+	static struct batch b;
+	uint64_t until = control_now_ms() + ms;
+	bool open = ms > 0;
+
+	b.len = b.nfds = 0;
+	b.n = b.sent = b.lost = 0;
+	pthread_mutex_lock(&offer_lock);
+	offer_open = open;
+	pthread_mutex_unlock(&offer_lock);
+	if (open)
+		control_handover(until);
+	while (open) {
+		struct timespec ts;
+		struct handover *list;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 5 * 1000000;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		pthread_mutex_lock(&offer_lock);
+		if (!offered && control_open_conns() > 0)
+			pthread_cond_timedwait(&offer_cond, &offer_lock, &ts);
+		if (!offered && (control_now_ms() >= until ||
+				 control_open_conns() == 0)) {
+			/* From now on workers keep what they would offer. */
+			offer_open = false;
+			open = false;
+		}
+		list = offered;
+		offered = NULL;
+		offered_tail = &offered;
+		pthread_mutex_unlock(&offer_lock);
+		while (list) {
+			struct handover *next = list->next;
+
+			batch_add(ch, &b, list);
+			list = next;
+		}
+		batch_flush(ch, &b);
+	}
+	control_handover(0);
+	msg_send_json(ch, 'D', json_pack("{s:i}", "handed", (int)b.sent),
+		      NULL, 0);
+	if (b.lost)
+		log_error("upgrade: %u connections could not be handed over "
+			  "(the channel failed) and were closed",
+			  b.lost);
+	return b.sent;
+}
+
 int
 upgrade_run(const char *binary, struct upgrade_result *res, char *err,
 	    size_t errlen)
 {
+	unsigned handover_ms;
 	int sv[2], rc, st;
 	pid_t pid;
 
@@ -563,6 +753,7 @@ upgrade_run(const char *binary, struct upgrade_result *res, char *err,
 		return -ENOEXEC;
 	}
 	control_lock();
+	handover_ms = runtime_current()->cfg->upgrade_handover_ms;
 	rc = send_handover(sv[0], runtime_current(), err, errlen);
 	control_unlock();
 	/* Gone before it read it all: say how it ended, not "EPIPE". */
@@ -581,14 +772,22 @@ upgrade_run(const char *binary, struct upgrade_result *res, char *err,
 		       "finishes its connections",
 		       (int)pid, (int)pid, (int)getpid());
 	admin_handover();
+	/*
+	 * Stop accepting, and only then say go: the new process then accepts
+	 * whatever waits in the queues (see listen_kick()).
+	 */
+	if (!control_accept_off(1000))
+		log_warn("upgrade: an accept of this process is still in "
+			 "flight after 1 s");
 	msg_send(sv[0], 'G', NULL, 0, NULL, 0);
-	close(sv[0]);
 	res->pid = pid;
+	res->handed = hand_over(sv[0], handover_ms);
+	close(sv[0]);
 	res->left = control_open_conns();
 	atomic_store(&done, true);
-	log_info("upgrade: pid %d serves; this process stops accepting and "
-		 "finishes its %u connections",
-		 (int)pid, res->left);
+	log_info("upgrade: pid %d serves; %u connections handed over to it, "
+		 "this process stops accepting and finishes the %u left",
+		 (int)pid, res->handed, res->left);
 	return 0;
 }
 
@@ -652,22 +851,13 @@ take_fds(const char *text, const int *fds, size_t nfds)
 	inh = grown;
 	json_array_foreach(a, i, e) {
 		struct inherited *h = &inh[ninh++];
-		const char *v;
 
 		memset(h, 0, sizeof(*h));
 		h->fd = fds[i];
-		snprintf(h->kind, sizeof(h->kind), "%s",
-			 (v = json_string_value(json_object_get(e, "kind"))) ?
-				 v : "");
-		snprintf(h->name, sizeof(h->name), "%s",
-			 (v = json_string_value(json_object_get(e, "name"))) ?
-				 v : "");
-		snprintf(h->listen, sizeof(h->listen), "%s",
-			 (v = json_string_value(json_object_get(e, "listen"))) ?
-				 v : "");
-		snprintf(h->path, sizeof(h->path), "%s",
-			 (v = json_string_value(json_object_get(e, "path"))) ?
-				 v : "");
+		json_str_copy(h->kind, sizeof(h->kind), e, "kind");
+		json_str_copy(h->name, sizeof(h->name), e, "name");
+		json_str_copy(h->listen, sizeof(h->listen), e, "listen");
+		json_str_copy(h->path, sizeof(h->path), e, "path");
 		h->worker = (unsigned)json_integer_value(
 			json_object_get(e, "worker"));
 		/* Passed on, so that a reload may take them up here too. */
@@ -741,6 +931,8 @@ upgrade_child_init(char *err, size_t errlen)
 			}
 			old_workers = (unsigned)json_integer_value(
 				json_object_get(j, "workers"));
+			id_base = (uint64_t)json_integer_value(
+				json_object_get(j, "id_base"));
 			json_decref(j);
 			break;
 		case 'F':
@@ -954,66 +1146,78 @@ peer_parse(const char *s, struct sockaddr_in6 *sa)
 		memcpy(sa, &a.ss, a.len);
 }
 
+/* One connection of a 'C' into h (its sockets not yet). */
+static void
+handover_parse(const json_t *j, struct handover *h)
+{
+	const json_t *bytes = json_object_get(j, "bytes");
+	const json_t *closed = json_object_get(j, "closed");
+
+	json_str_copy(h->listener, sizeof(h->listener), j, "listener");
+	json_str_copy(h->route, sizeof(h->route), j, "route");
+	json_str_copy(h->pool, sizeof(h->pool), j, "pool");
+	json_str_copy(h->backend, sizeof(h->backend), j, "backend");
+	json_str_copy(h->address, sizeof(h->address), j, "address");
+	json_str_copy(h->sni, sizeof(h->sni), j, "sni");
+	peer_parse(json_string_value(json_object_get(j, "peer")), &h->peer);
+	peer_parse(json_string_value(json_object_get(j, "via")), &h->via);
+	peer_parse(json_string_value(json_object_get(j, "local")),
+		   &h->local);
+	h->proxied = json_is_true(json_object_get(j, "proxied"));
+	h->split = json_is_true(json_object_get(j, "split"));
+	for (size_t i = 0; i < 2; i++) {
+		h->closed[i] = json_is_true(json_array_get(closed, i));
+		h->bytes[i] = (uint64_t)json_integer_value(
+			json_array_get(bytes, i));
+	}
+	h->age_ms = (uint64_t)json_integer_value(json_object_get(j, "age_ms"));
+	h->idle_ms = (uint64_t)json_integer_value(
+		json_object_get(j, "idle_ms"));
+	h->id = (uint64_t)json_integer_value(json_object_get(j, "id"));
+}
+
 /* After 'G': adopt the connections the old process sends, until 'D'. */
 static void *
 receiver(void *arg)
 {
 	static char buf[MSG_MAX + 1];
 	int ch = (int)(intptr_t)arg, fds[UPGRADE_FDS_MAX];
-	unsigned n = 0;
+	unsigned n = 0, bad = 0;
 
 	for (;;) {
-		size_t len, nfds;
+		size_t len, nfds, k = 0;
 		int type = msg_recv(ch, buf, sizeof(buf), &len, fds, &nfds, -1);
-		struct handover *h;
-		json_t *j, *bytes;
-		const char *v;
+		json_t *j = NULL, *conns;
 
-		if (type != 'C' || nfds != 2) {
-			for (size_t i = 0; i < nfds; i++)
-				close(fds[i]);
-			if (type == 'C')
-				continue;
-			break;	/* 'D', or the old process is gone */
-		}
-		h = calloc(1, sizeof(*h));
-		j = json_loads(buf, 0, NULL);
-		if (!h || !j) {
-			close(fds[0]);
-			close(fds[1]);
-			free(h);
+		if (type == 'C' && (j = json_loads(buf, 0, NULL))) {
+			conns = json_object_get(j, "conns");
+			for (; k < json_array_size(conns) && 2 * k + 1 < nfds;
+			     k++) {
+				struct handover *h = calloc(1, sizeof(*h));
+
+				if (!h)
+					break;
+				handover_parse(json_array_get(conns, k), h);
+				h->fd[0] = fds[2 * k];
+				h->fd[1] = fds[2 * k + 1];
+				control_adopt(h);
+				n++;
+			}
 			json_decref(j);
-			continue;
 		}
-		snprintf(h->listener, sizeof(h->listener), "%s",
-			 (v = json_string_value(json_object_get(j, "listener"))) ?
-				 v : "");
-		snprintf(h->pool, sizeof(h->pool), "%s",
-			 (v = json_string_value(json_object_get(j, "pool"))) ?
-				 v : "");
-		snprintf(h->backend, sizeof(h->backend), "%s",
-			 (v = json_string_value(json_object_get(j, "backend"))) ?
-				 v : "");
-		snprintf(h->address, sizeof(h->address), "%s",
-			 (v = json_string_value(json_object_get(j, "address"))) ?
-				 v : "");
-		peer_parse(json_string_value(json_object_get(j, "peer")),
-			   &h->peer);
-		bytes = json_object_get(j, "bytes");
-		h->bytes[0] = (uint64_t)json_integer_value(
-			json_array_get(bytes, 0));
-		h->bytes[1] = (uint64_t)json_integer_value(
-			json_array_get(bytes, 1));
-		h->age_ms = (uint64_t)json_integer_value(
-			json_object_get(j, "age_ms"));
-		h->fd[0] = fds[0];
-		h->fd[1] = fds[1];
-		json_decref(j);
-		control_adopt(h);
-		n++;
+		/* Sockets no description came with: nobody can serve them. */
+		for (size_t i = 2 * k; i < nfds; i++)
+			close(fds[i]);
+		bad += (unsigned)(nfds - 2 * k) / 2;
+		if (type != 'C')
+			break;	/* 'D', or the old process is gone */
 	}
 	close(ch);
 	log_info("upgrade: adopted %u connections from the old process", n);
+	if (bad)
+		log_error("upgrade: closed %u connections from the old "
+			  "process that came without a readable description",
+			  bad);
 	return NULL;
 }
 
@@ -1040,6 +1244,7 @@ upgrade_child_ready(char *err, size_t errlen)
 	}
 	/* The old process may hand its connections over now. */
 	if (rc == 0) {
+		control_kick_accept();
 		pthread_attr_t a;
 		pthread_t t;
 

@@ -26,6 +26,7 @@
 #define CQ_ENTRIES	16384
 #define TICK_MS		100
 #define ACCEPT_RETRY_MS	100
+#define HANDOVER_TICK_MS 5
 #define COPY_BUF_SIZE	(64 * 1024)
 #define PIPE_SIZE	(1024 * 1024)
 #define PIPES_PER_WORKER 256
@@ -97,6 +98,8 @@ worker_create(unsigned id, unsigned grace_ms, unsigned recv_bufs,
 		return -ENOMEM;
 	memset(w, 0, sizeof(*w));
 	w->id = id;
+	/* conn= ids: after an upgrade, above every id of the old process. */
+	w->next_seq = upgrade_id_base() / 256;
 	w->efd = -1;
 	pthread_mutex_init(&w->inbox_lock, NULL);
 	w->br_n = recv_bufs;
@@ -210,6 +213,41 @@ worker_adopt(struct worker *w, struct handover *h)
 	worker_wake(w);
 }
 
+/*
+ * worker_handover(): every connection that holds no bytes now goes, and
+ * the others as they get there, checked every HANDOVER_TICK_MS.
+ */
+static void
+handover_follow(struct worker *w)
+{
+	uint64_t until = atomic_load(&w->handover_req);
+
+	if (until != w->handover_until) {
+		w->handover_until = until;
+		if (until)
+			conn_handover_scan(w);
+	} else if (until && w->now_ms < until) {
+		conn_handover_scan(w);
+	}
+}
+
+/* What worker_accept_off() and worker_kick() asked for. */
+static void
+worker_requests(struct worker *w)
+{
+	unsigned kick = atomic_load(&w->kick_req);
+
+	if (atomic_load(&w->accept_off_req) && !w->accept_off) {
+		w->accept_off = true;
+		listen_close_all(w);
+	}
+	if (kick != w->kick_seen) {
+		w->kick_seen = kick;
+		listen_kick(w);
+	}
+	handover_follow(w);
+}
+
 /* Move to the newest runtime. */
 static void
 worker_switch(struct worker *w)
@@ -236,8 +274,10 @@ static void
 arm_tick(struct worker *w)
 {
 	struct io_uring_sqe *sqe = worker_sqe(w);
+	bool handing = w->handover_until && w->now_ms < w->handover_until;
 
-	io_uring_prep_timeout(sqe, &w->tick_ts, 0, 0);
+	io_uring_prep_timeout(sqe, handing ? &w->handover_ts : &w->tick_ts, 0,
+			      0);
 	io_uring_sqe_set_data64(sqe, op_data(w, OP_TICK));
 }
 
@@ -268,6 +308,7 @@ handle_tick(struct worker *w)
 	bool expired = w->stopping && w->now_ms >= w->deadline_ms;
 
 	worker_switch(w);
+	handover_follow(w);
 	conn_sweep(w, expired);
 	pipe_pool_trim(&w->pipes, w->now_ms, PIPE_IDLE_MS);
 	fd_exhaustion_check(w);
@@ -293,6 +334,7 @@ dispatch(struct worker *w, struct io_uring_cqe *cqe)
 			log_error("worker %u: eventfd read: %s", w->id,
 				  strerror(-cqe->res));
 		begin_stop(w);
+		worker_requests(w);
 		worker_switch(w);
 		adopt_inbox(w);
 		arm_wake(w);
@@ -438,6 +480,8 @@ worker_main(void *arg)
 	w->tick_ts.tv_nsec = TICK_MS * 1000000LL;
 	w->retry_ts.tv_sec = 0;
 	w->retry_ts.tv_nsec = ACCEPT_RETRY_MS * 1000000LL;
+	w->handover_ts.tv_sec = 0;
+	w->handover_ts.tv_nsec = HANDOVER_TICK_MS * 1000000LL;
 	worker_switch(w);
 	arm_wake(w);
 	arm_tick(w);
@@ -500,6 +544,33 @@ void
 worker_set_grace(struct worker *w, unsigned grace_ms)
 {
 	atomic_store(&w->grace_ms, grace_ms);
+}
+
+void
+worker_accept_off(struct worker *w)
+{
+	atomic_store(&w->accept_off_req, true);
+	worker_wake(w);
+}
+
+void
+worker_handover(struct worker *w, uint64_t until_ms)
+{
+	atomic_store(&w->handover_req, until_ms);
+	worker_wake(w);
+}
+
+bool
+worker_listening(struct worker *w)
+{
+	return atomic_load(&w->nls_open) > 0;
+}
+
+void
+worker_kick(struct worker *w)
+{
+	atomic_fetch_add(&w->kick_req, 1);
+	worker_wake(w);
 }
 
 void
