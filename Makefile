@@ -103,6 +103,12 @@ bench: deps
 	$(MAKE) all
 	RINGLB=$(abspath $(BUILD)/ringlb) tools/bench/run.sh
 
+# ringlbctl upgrade with 0, 1,000 and 5,000 open connections: how long it
+# takes and how many it hands over (tools/bench/upgrade.py).
+.PHONY: bench-upgrade
+bench-upgrade: deps $(BUILD)/ringlb $(BUILD)/ringlbctl
+	tools/bench/upgrade.py --ringlb $(BUILD)/ringlb --ctl $(BUILD)/ringlbctl $(BENCH_UPGRADE_ARGS)
+
 # ns per pool_pick() for each algorithm at 10..10,000 backends, in memory,
 # one thread (tools/bench/pick.c); BENCH_PICK_ARGS="REPS MIN_MS" if wanted.
 .PHONY: bench-pick

@@ -11,7 +11,9 @@
  * no accept queue overflows.  When every connection is up (or TIMEOUT_S has
  * passed) it prints "ready OK FAILED MS" and waits for a line or EOF on
  * stdin (or TIMEOUT_S more seconds), then closes everything with a reset so
- * no TIME_WAIT is left behind.
+ * no TIME_WAIT is left behind.  A line "check" instead makes every
+ * connection that is up do one more 1-byte round trip (within TIMEOUT_S),
+ * prints "checked OK FAILED MS" and waits again.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -43,6 +45,56 @@ now_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* One more 1-byte round trip on every connection that is up. */
+static void
+check(int ep, const int *fds, unsigned char *st, unsigned n,
+      unsigned timeout_s)
+{
+	struct epoll_event evs[256];
+	uint64_t t0 = now_ms(), deadline = t0 + (uint64_t)timeout_s * 1000;
+	unsigned waiting = 0, ok = 0, bad = 0;
+
+	for (unsigned i = 0; i < n; i++) {
+		struct epoll_event ev = { .events = EPOLLIN, .data.u32 = i };
+
+		if (st[i] != UP)
+			continue;
+		if (send(fds[i], "y", 1, MSG_NOSIGNAL) != 1) {
+			st[i] = FAILED;
+			bad++;
+			continue;
+		}
+		st[i] = ECHOING;
+		epoll_ctl(ep, EPOLL_CTL_ADD, fds[i], &ev);
+		waiting++;
+	}
+	while (waiting && now_ms() < deadline) {
+		int k = epoll_wait(ep, evs, 256, 200);
+
+		for (int j = 0; j < k; j++) {
+			unsigned i = evs[j].data.u32;
+			char b;
+			ssize_t r = recv(fds[i], &b, 1, MSG_DONTWAIT);
+
+			if (r < 0 && (errno == EAGAIN || errno == EINTR))
+				continue;
+			epoll_ctl(ep, EPOLL_CTL_DEL, fds[i], NULL);
+			st[i] = r == 1 ? UP : FAILED;
+			*(r == 1 ? &ok : &bad) += 1;
+			waiting--;
+		}
+	}
+	for (unsigned i = 0; i < n; i++)
+		if (st[i] == ECHOING) {
+			epoll_ctl(ep, EPOLL_CTL_DEL, fds[i], NULL);
+			st[i] = FAILED;
+			bad++;
+		}
+	printf("checked %u %u %llu\n", ok, bad,
+	       (unsigned long long)(now_ms() - t0));
+	fflush(stdout);
 }
 
 int
@@ -156,13 +208,19 @@ main(int argc, char **argv)
 	       (unsigned long long)(now_ms() - t0));
 	fflush(stdout);
 
-	{
+	for (;;) {
 		struct pollfd p = { .fd = 0, .events = POLLIN };
 		char line[64];
+		ssize_t r = 0;
 
-		if (poll(&p, 1, (int)timeout_s * 1000) > 0 &&
-		    read(0, line, sizeof(line)) < 0)
-			perror("hold: stdin");
+		if (poll(&p, 1, (int)timeout_s * 1000) > 0) {
+			r = read(0, line, sizeof(line) - 1);
+			if (r < 0)
+				perror("hold: stdin");
+		}
+		if (r < 5 || strncmp(line, "check", 5) != 0)
+			break;
+		check(ep, fds, st, n, timeout_s);
 	}
 	for (unsigned i = 0; i < n; i++) {
 		struct linger lg = { .l_onoff = 1, .l_linger = 0 };
