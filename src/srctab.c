@@ -195,6 +195,36 @@ group_find(struct srctab *t, uint32_t g, int family, const uint64_t key[2],
 	return victim;
 }
 
+/*
+ * Lock addr's group and find its slot there: *found if it is addr's, else
+ * a free or evictable one, or NULL.  key gets addr's key; the caller
+ * unlocks *m.
+ */
+static struct src_slot *
+slot_lock(struct srctab *t, int family, const uint8_t addr[16],
+	  uint64_t key[2], pthread_mutex_t **m, bool *found)
+{
+	uint32_t g;
+
+	src_key(t, family, addr, key);
+	g = src_group(t, family, key);
+	*m = &t->locks[g % SRCTAB_LOCKS].m;
+	pthread_mutex_lock(*m);
+	return group_find(t, g, family, key, found);
+}
+
+/* Make s the slot of key, its bucket holding `tokens` at now_ms. */
+static void
+slot_claim(struct src_slot *s, int family, const uint64_t key[2],
+	   uint32_t tokens, uint64_t now_ms)
+{
+	s->family = (uint8_t)family;
+	s->key[0] = key[0];
+	s->key[1] = key[1];
+	s->tokens = tokens;
+	s->last_ms = now_ms;
+}
+
 enum src_verdict
 srctab_admit(struct srctab *t, int family, const uint8_t addr[16],
 	     const struct cfg_per_source *ps, uint64_t now_ms, uint32_t *slot)
@@ -203,28 +233,18 @@ srctab_admit(struct srctab *t, int family, const uint8_t addr[16],
 	pthread_mutex_t *m;
 	struct src_slot *s;
 	uint64_t key[2];
-	uint32_t g;
 	bool found;
 
 	*slot = 0;
-	src_key(t, family, addr, key);
-	g = src_group(t, family, key);
-	m = &t->locks[g % SRCTAB_LOCKS].m;
-	pthread_mutex_lock(m);
-	s = group_find(t, g, family, key, &found);
+	s = slot_lock(t, family, addr, key, &m, &found);
 	if (!s) {
 		atomic_fetch_add_explicit(&t->untracked, 1,
 					  memory_order_relaxed);
 		v = SRC_UNTRACKED;
 		goto out;
 	}
-	if (!found) {
-		s->family = (uint8_t)family;
-		s->key[0] = key[0];
-		s->key[1] = key[1];
-		s->tokens = ps->burst * 1000;
-		s->last_ms = now_ms;
-	}
+	if (!found)
+		slot_claim(s, family, key, ps->burst * 1000, now_ms);
 	if (ps->max_connections &&
 	    atomic_load_explicit(&s->conns, memory_order_relaxed) >=
 		    ps->max_connections) {
@@ -254,23 +274,13 @@ srctab_adopt(struct srctab *t, int family, const uint8_t addr[16],
 	pthread_mutex_t *m;
 	struct src_slot *s;
 	uint64_t key[2];
-	uint32_t g;
 	bool found;
 
 	*slot = 0;
-	src_key(t, family, addr, key);
-	g = src_group(t, family, key);
-	m = &t->locks[g % SRCTAB_LOCKS].m;
-	pthread_mutex_lock(m);
-	s = group_find(t, g, family, key, &found);
+	s = slot_lock(t, family, addr, key, &m, &found);
 	if (s) {
-		if (!found) {
-			s->family = (uint8_t)family;
-			s->key[0] = key[0];
-			s->key[1] = key[1];
-			s->tokens = ps->burst * 1000;
-			s->last_ms = now_ms;
-		}
+		if (!found)
+			slot_claim(s, family, key, ps->burst * 1000, now_ms);
 		atomic_fetch_add_explicit(&s->conns, 1, memory_order_relaxed);
 		*slot = (uint32_t)(s - t->slots) + 1;
 	}
@@ -317,42 +327,29 @@ srctab_import(struct srctab *t, int family, const uint8_t key[16],
 	pthread_mutex_t *m;
 	struct src_slot *s;
 	uint64_t k[2];
-	uint32_t g;
 	bool found;
 
 	if (family != AF_INET && family != AF_INET6)
 		return;
-	src_key(t, family, key, k);
-	g = src_group(t, family, k);
-	m = &t->locks[g % SRCTAB_LOCKS].m;
-	pthread_mutex_lock(m);
-	s = group_find(t, g, family, k, &found);
-	if (s) {
-		s->family = (uint8_t)family;
-		s->key[0] = k[0];
-		s->key[1] = k[1];
-		s->tokens = tokens;
-		s->last_ms = last_ms;
-	}
+	s = slot_lock(t, family, key, k, &m, &found);
+	if (s)
+		slot_claim(s, family, k, tokens, last_ms);
 	pthread_mutex_unlock(m);
 }
 
 unsigned
 srctab_conns(struct srctab *t, int family, const uint8_t addr[16])
 {
+	pthread_mutex_t *m;
 	uint64_t key[2];
 	struct src_slot *s;
 	unsigned n = 0;
-	uint32_t g;
 	bool found;
 
-	src_key(t, family, addr, key);
-	g = src_group(t, family, key);
-	pthread_mutex_lock(&t->locks[g % SRCTAB_LOCKS].m);
-	s = group_find(t, g, family, key, &found);
+	s = slot_lock(t, family, addr, key, &m, &found);
 	if (found)
 		n = atomic_load(&s->conns);
-	pthread_mutex_unlock(&t->locks[g % SRCTAB_LOCKS].m);
+	pthread_mutex_unlock(m);
 	return n;
 }
 
