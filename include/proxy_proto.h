@@ -54,6 +54,12 @@ enum pp_status pp_parse(const uint8_t *buf, size_t len, struct pp_info *out,
 			size_t *hdr_len, const char **why);
 
 /*
+ * The address pair (IPv4 or IPv6 each) as a header carries it: an
+ * IPv4-mapped address as IPv4 when both can be IPv4, else both as IPv6.
+ */
+void pp_pair(const struct sockaddr *src, const struct sockaddr *dst,
+	     struct sockaddr_in6 *s, struct sockaddr_in6 *d);
+/*
  * Write a version 1 or 2 header for a connection from src to dst into
  * out[0..cap).  src NULL: a v1 UNKNOWN or v2 LOCAL header (health probes).
  * An IPv4-mapped IPv6 address goes out as IPv4; when the two ends are of

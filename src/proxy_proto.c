@@ -381,6 +381,18 @@ build_v2(char *out, size_t cap, const struct sockaddr_in6 *s,
 	return (ssize_t)o;
 }
 
+void
+pp_pair(const struct sockaddr *src, const struct sockaddr *dst,
+	struct sockaddr_in6 *s, struct sockaddr_in6 *d)
+{
+	unmap(src, s);
+	unmap(dst, d);
+	if (s->sin6_family != d->sin6_family) {
+		map6(s);
+		map6(d);
+	}
+}
+
 ssize_t
 pp_build(int version, char *out, size_t cap, const struct sockaddr *src,
 	 const struct sockaddr *dst, const char *authority,
@@ -391,14 +403,8 @@ pp_build(int version, char *out, size_t cap, const struct sockaddr *src,
 		     (src->sa_family == AF_INET || src->sa_family == AF_INET6) &&
 		     (dst->sa_family == AF_INET || dst->sa_family == AF_INET6);
 
-	if (known) {
-		unmap(src, &s);
-		unmap(dst, &d);
-		if (s.sin6_family != d.sin6_family) {
-			map6(&s);
-			map6(&d);
-		}
-	}
+	if (known)
+		pp_pair(src, dst, &s, &d);
 	if (version == 1)
 		return build_v1(out, cap, known ? &s : NULL, &d);
 	return build_v2(out, cap, known ? &s : NULL, &d, authority, tlvs,

@@ -16,56 +16,14 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-/* An IPv4-mapped IPv6 address as IPv4 (as pp_build sends it). */
-static void
-unmap(struct sockaddr_in6 *a)
-{
-	struct sockaddr_in6 in = *a;
-
-	memset(a, 0, sizeof(*a));
-	if (in.sin6_family == AF_INET6 &&
-	    IN6_IS_ADDR_V4MAPPED(&in.sin6_addr)) {
-		struct sockaddr_in *s4 = (struct sockaddr_in *)(void *)a;
-
-		s4->sin_family = AF_INET;
-		s4->sin_port = in.sin6_port;
-		memcpy(&s4->sin_addr, &in.sin6_addr.s6_addr[12], 4);
-	} else if (in.sin6_family == AF_INET) {
-		memcpy(a, &in, sizeof(struct sockaddr_in));
-	} else {
-		*a = in;
-	}
-}
-
-static void
-map6(struct sockaddr_in6 *a)
-{
-	struct sockaddr_in s4;
-
-	if (a->sin6_family != AF_INET)
-		return;
-	memcpy(&s4, a, sizeof(s4));
-	memset(a, 0, sizeof(*a));
-	a->sin6_family = AF_INET6;
-	a->sin6_port = s4.sin_port;
-	a->sin6_addr.s6_addr[10] = 0xff;
-	a->sin6_addr.s6_addr[11] = 0xff;
-	memcpy(&a->sin6_addr.s6_addr[12], &s4.sin_addr, 4);
-}
-
-/*
- * The pair as a header carries it: IPv4-mapped addresses as IPv4 when
- * both can be, else both as IPv6 (pp_build's rule).
- */
+/* The pair as a header carries it (pp_build's own rule, pp_pair). */
 static void
 norm_pair(struct sockaddr_in6 *src, struct sockaddr_in6 *dst)
 {
-	unmap(src);
-	unmap(dst);
-	if (src->sin6_family != dst->sin6_family) {
-		map6(src);
-		map6(dst);
-	}
+	struct sockaddr_in6 s = *src, d = *dst;
+
+	pp_pair((const struct sockaddr *)&s, (const struct sockaddr *)&d, src,
+		dst);
 }
 
 static void
