@@ -607,6 +607,7 @@ struct batch {
 	size_t nfds;
 	unsigned n;
 	unsigned sent, lost;
+	bool failed;		/* the channel failed: offer no more */
 };
 
 /* Send what the batch holds; its sockets are the new process's then. */
@@ -617,10 +618,13 @@ batch_flush(int ch, struct batch *b)
 		return;
 	b->buf[b->len++] = ']';
 	b->buf[b->len++] = '}';
-	if (msg_send(ch, 'C', b->buf, b->len, b->fds, b->nfds) == 0)
+	if (!b->failed &&
+	    msg_send(ch, 'C', b->buf, b->len, b->fds, b->nfds) == 0) {
 		b->sent += b->n;
-	else
+	} else {
 		b->lost += b->n;
+		b->failed = true;
+	}
 	for (size_t i = 0; i < b->nfds; i++)
 		close(b->fds[i]);
 	b->len = 0;
@@ -671,6 +675,7 @@ hand_over(int ch, unsigned ms)
 
 	b.len = b.nfds = 0;
 	b.n = b.sent = b.lost = 0;
+	b.failed = false;
 	pthread_mutex_lock(&offer_lock);
 	offer_open = open;
 	pthread_mutex_unlock(&offer_lock);
@@ -689,8 +694,8 @@ hand_over(int ch, unsigned ms)
 		pthread_mutex_lock(&offer_lock);
 		if (!offered && control_open_conns() > 0)
 			pthread_cond_timedwait(&offer_cond, &offer_lock, &ts);
-		if (!offered && (control_now_ms() >= until ||
-				 control_open_conns() == 0)) {
+		if (b.failed || (!offered && (control_now_ms() >= until ||
+					      control_open_conns() == 0))) {
 			/* From now on workers keep what they would offer. */
 			offer_open = false;
 			open = false;
@@ -710,9 +715,11 @@ hand_over(int ch, unsigned ms)
 	control_handover(0);
 	msg_send_json(ch, 'D', json_pack("{s:i}", "handed", (int)b.sent),
 		      NULL, 0);
+	/* Gone with the channel (the new process died): the rest stay. */
 	if (b.lost)
-		log_error("upgrade: %u connections could not be handed over "
-			  "(the channel failed) and were closed",
+		log_error("upgrade: the hand-over channel failed: %u "
+			  "connections sent to it were closed; the others "
+			  "finish here",
 			  b.lost);
 	return b.sent;
 }
