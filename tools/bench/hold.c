@@ -82,7 +82,10 @@ check(int ep, const int *fds, unsigned char *st, unsigned n,
 				continue;
 			epoll_ctl(ep, EPOLL_CTL_DEL, fds[i], NULL);
 			st[i] = r == 1 ? UP : FAILED;
-			*(r == 1 ? &ok : &bad) += 1;
+			if (r == 1)
+				ok++;
+			else
+				bad++;
 			waiting--;
 		}
 	}
