@@ -127,23 +127,46 @@ one_cfg(struct h_backend *b, const char *listen)
 	return cfg;
 }
 
+/*
+ * Start ringlb over one name-sending backend b ("a"), with n standing in
+ * for NOTIFY_SOCKET (under dir, or abstract with dir NULL) and the
+ * variables of env (name, value, ..., NULL) set for it alone.
+ */
+static void
+start_notified(struct h_lb *lb, struct h_backend *b, struct nsock *n,
+	       const char *dir, const char *const *env)
+{
+	json_t *cfg;
+
+	nsock_open(n, dir);
+	for (size_t i = 0; env && env[i]; i += 2)
+		setenv(env[i], env[i + 1], 1);
+	h_backend_up(b, H_NAME, "a");
+	cfg = one_cfg(b, NULL);
+	ck_assert_int_eq(h_lb_start_cfg(lb, cfg,
+					hc_port(json_array_get(
+						json_object_get(cfg,
+								"listeners"),
+						0)),
+					NULL),
+			 0);
+	unsetenv("NOTIFY_SOCKET");
+	for (size_t i = 0; env && env[i]; i += 2)
+		unsetenv(env[i]);
+	json_decref(cfg);
+}
+
 START_TEST(notify_sequence)
 {
 	struct h_backend b;
 	struct nsock n;
 	struct h_lb lb;
 	char dir[64], msg[1024];
-	json_t *cfg, *j;
+	json_t *j;
 	uint64_t t0, t1, us;
-	int port;
 
 	ck_assert_int_eq(h_tempdir(dir, sizeof(dir)), 0);
-	nsock_open(&n, dir);
-	h_backend_up(&b, H_NAME, "a");
-	cfg = one_cfg(&b, NULL);
-	port = hc_port(json_array_get(json_object_get(cfg, "listeners"), 0));
-	ck_assert_int_eq(h_lb_start_cfg(&lb, cfg, port, NULL), 0);
-	unsetenv("NOTIFY_SOCKET");
+	start_notified(&lb, &b, &n, dir, NULL);
 	/* READY=1 once it serves, with a summary. */
 	nsock_next(&n, msg, sizeof(msg), 3000);
 	ck_assert_msg(strncmp(msg, "READY=1\nSTATUS=generation 1: 1 "
@@ -186,7 +209,6 @@ START_TEST(notify_sequence)
 		      "at SIGTERM: %s", msg);
 	ck_assert_int_eq(h_lb_wait_exit(&lb, 5000), 0);
 	close(n.fd);
-	json_decref(cfg);
 }
 END_TEST
 
@@ -196,19 +218,11 @@ START_TEST(notify_abstract)
 	struct nsock n;
 	struct h_lb lb;
 	char msg[1024];
-	json_t *cfg;
-	int port;
 
-	nsock_open(&n, NULL);
-	h_backend_up(&b, H_NAME, "a");
-	cfg = one_cfg(&b, NULL);
-	port = hc_port(json_array_get(json_object_get(cfg, "listeners"), 0));
-	ck_assert_int_eq(h_lb_start_cfg(&lb, cfg, port, NULL), 0);
-	unsetenv("NOTIFY_SOCKET");
+	start_notified(&lb, &b, &n, NULL, NULL);
 	nsock_next(&n, msg, sizeof(msg), 3000);
 	ck_assert_msg(strncmp(msg, "READY=1\n", 8) == 0, "%s", msg);
 	close(n.fd);
-	json_decref(cfg);
 }
 END_TEST
 
@@ -277,19 +291,13 @@ START_TEST(watchdog_follows_workers)
 	struct nsock n;
 	struct h_lb lb;
 	char dir[64], msg[1024];
-	int port, count, gap, st;
-	json_t *cfg;
+	int count, gap, st;
 	pid_t tid;
 
 	ck_assert_int_eq(h_tempdir(dir, sizeof(dir)), 0);
-	nsock_open(&n, dir);
-	setenv("WATCHDOG_USEC", "400000", 1);
-	h_backend_up(&b, H_NAME, "a");
-	cfg = one_cfg(&b, NULL);
-	port = hc_port(json_array_get(json_object_get(cfg, "listeners"), 0));
-	ck_assert_int_eq(h_lb_start_cfg(&lb, cfg, port, NULL), 0);
-	unsetenv("NOTIFY_SOCKET");
-	unsetenv("WATCHDOG_USEC");
+	start_notified(&lb, &b, &n, dir,
+		       (const char *const[]){ "WATCHDOG_USEC", "400000",
+					      NULL });
 	nsock_next(&n, msg, sizeof(msg), 3000);
 	/* Every 200 ms (half of 400), give or take a loaded machine. */
 	count = pings(&n, 2000, &gap);
@@ -310,7 +318,6 @@ START_TEST(watchdog_follows_workers)
 	count = pings(&n, 1500, &gap);
 	ck_assert_msg(count >= 3, "%d pings in 1.5 s after the thaw", count);
 	close(n.fd);
-	json_decref(cfg);
 }
 END_TEST
 
@@ -321,24 +328,15 @@ START_TEST(watchdog_other_pid)
 	struct nsock n;
 	struct h_lb lb;
 	char dir[64], msg[1024];
-	int port, gap;
-	json_t *cfg;
+	int gap;
 
 	ck_assert_int_eq(h_tempdir(dir, sizeof(dir)), 0);
-	nsock_open(&n, dir);
-	setenv("WATCHDOG_USEC", "200000", 1);
-	setenv("WATCHDOG_PID", "1", 1);
-	h_backend_up(&b, H_NAME, "a");
-	cfg = one_cfg(&b, NULL);
-	port = hc_port(json_array_get(json_object_get(cfg, "listeners"), 0));
-	ck_assert_int_eq(h_lb_start_cfg(&lb, cfg, port, NULL), 0);
-	unsetenv("NOTIFY_SOCKET");
-	unsetenv("WATCHDOG_USEC");
-	unsetenv("WATCHDOG_PID");
+	start_notified(&lb, &b, &n, dir,
+		       (const char *const[]){ "WATCHDOG_USEC", "200000",
+					      "WATCHDOG_PID", "1", NULL });
 	nsock_next(&n, msg, sizeof(msg), 3000);
 	ck_assert_int_eq(pings(&n, 1000, &gap), 0);
 	close(n.fd);
-	json_decref(cfg);
 }
 END_TEST
 

@@ -664,6 +664,37 @@ START_TEST(rate_bucket_carried)
 END_TEST
 
 /*
+ * Start lb as a new process whose old process the test plays: the
+ * messages of msgs (NULL-terminated) come first on the channel.  The
+ * test's end of it; with msgs NULL, that end is closed before the start
+ * (and -1 returned).
+ */
+static int
+start_with_channel(struct h_lb *lb, const json_t *cfg, int wait_port,
+		   const char *const *msgs)
+{
+	int sv[2];
+
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0,
+				    sv),
+			 0);
+	for (size_t i = 0; msgs && msgs[i]; i++)
+		ck_assert_int_eq(send(sv[0], msgs[i], strlen(msgs[i]), 0),
+				 (ssize_t)strlen(msgs[i]));
+	if (!msgs) {
+		close(sv[0]);
+		sv[0] = -1;
+	}
+	setenv("RINGLB_UPGRADE_FD", "3", 1);
+	h_spawn_pass_fds(&sv[1], 1);
+	ck_assert_int_eq(h_lb_start_cfg(lb, cfg, wait_port, NULL), 0);
+	h_spawn_pass_fds(NULL, 0);
+	unsetenv("RINGLB_UPGRADE_FD");
+	close(sv[1]);
+	return sv[0];
+}
+
+/*
  * The test plays an old process that speaks another protocol: the new
  * one must refuse it, say why on the channel and exit 1, binding nothing.
  */
@@ -672,7 +703,7 @@ START_TEST(protocol_mismatch)
 	struct h_backend a, b;
 	struct h_lb lb;
 	char buf[1024], want[256];
-	int sv[2], port;
+	int ch, port;
 	json_t *cfg;
 	ssize_t n;
 	const char hello[] = "H{\"protocol\": 99, \"version\": \"9.9\", "
@@ -682,18 +713,8 @@ START_TEST(protocol_mismatch)
 	h_backend_up(&b, H_NAME, "b");
 	cfg = up_cfg(&a, &b, NULL);
 	port = port_of(cfg, 0);
-	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0,
-				    sv),
-			 0);
-	ck_assert_int_eq(send(sv[0], hello, sizeof(hello) - 1, 0),
-			 (ssize_t)sizeof(hello) - 1);
-	setenv("RINGLB_UPGRADE_FD", "3", 1);
-	h_spawn_pass_fds(&sv[1], 1);
-	ck_assert_int_eq(h_lb_start_cfg(&lb, cfg, 0, NULL), 0);
-	h_spawn_pass_fds(NULL, 0);
-	unsetenv("RINGLB_UPGRADE_FD");
-	close(sv[1]);
-	n = recv(sv[0], buf, sizeof(buf) - 1, 0);
+	ch = start_with_channel(&lb, cfg, 0, (const char *const[]){ hello, NULL });
+	n = recv(ch, buf, sizeof(buf) - 1, 0);
 	ck_assert_int_gt(n, 0);
 	buf[n] = '\0';
 	snprintf(want, sizeof(want),
@@ -704,18 +725,9 @@ START_TEST(protocol_mismatch)
 	ck_assert_int_eq(h_lb_wait_exit(&lb, 5000), 0);
 	ck_assert(WIFEXITED(lb.status) && WEXITSTATUS(lb.status) == 1);
 	ck_assert(!h_port_listening(port));
-	close(sv[0]);
+	close(ch);
 	/* A channel closed before anything came: the same, its own words. */
-	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0,
-				    sv),
-			 0);
-	close(sv[0]);
-	setenv("RINGLB_UPGRADE_FD", "3", 1);
-	h_spawn_pass_fds(&sv[1], 1);
-	ck_assert_int_eq(h_lb_start_cfg(&lb, cfg, 0, NULL), 0);
-	h_spawn_pass_fds(NULL, 0);
-	unsetenv("RINGLB_UPGRADE_FD");
-	close(sv[1]);
+	start_with_channel(&lb, cfg, 0, NULL);
 	ck_assert_int_eq(h_lb_wait_exit(&lb, 5000), 0);
 	ck_assert(WIFEXITED(lb.status) && WEXITSTATUS(lb.status) == 1);
 	ck_assert_int_eq(h_lb_log_count(&lb, "upgrade: reading from the old "
@@ -777,7 +789,7 @@ START_TEST(adopts_connections)
 	struct h_backend e;
 	struct h_lb lb;
 	char buf[256], msg[512];
-	int sv[2], cli, theirs[2], port;
+	int ch, cli, theirs[2], port;
 	json_t *cfg, *l, *j;
 
 	h_backend_up(&e, H_ECHO, "e");
@@ -788,28 +800,21 @@ START_TEST(adopts_connections)
 	hc_set(l, "per_source", hc_json("{ \"max_connections\": 1 }"));
 	hc_backend(l, &e, 1);
 	port = hc_port(l);
-	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0,
-				    sv),
-			 0);
-	chan_send(sv[0], "H{\"protocol\": 1, \"version\": \"x\", \"pid\": 1, "
-		  "\"workers\": 2}", NULL, 0);
-	chan_send(sv[0], "E", NULL, 0);
-	setenv("RINGLB_UPGRADE_FD", "3", 1);
-	h_spawn_pass_fds(&sv[1], 1);
-	ck_assert_int_eq(h_lb_start_cfg(&lb, cfg, port, NULL), 0);
-	h_spawn_pass_fds(NULL, 0);
-	unsetenv("RINGLB_UPGRADE_FD");
-	close(sv[1]);
+	ch = start_with_channel(&lb, cfg, port,
+				(const char *const[]){
+					"H{\"protocol\": 1, \"version\": \"x\", "
+					"\"pid\": 1, \"workers\": 2}",
+					"E", NULL });
 	{
-		struct pollfd p = { .fd = sv[0], .events = POLLIN };
+		struct pollfd p = { .fd = ch, .events = POLLIN };
 		ssize_t n;
 
 		ck_assert_int_eq(poll(&p, 1, 5000), 1);
-		n = recv(sv[0], buf, sizeof(buf) - 1, 0);
+		n = recv(ch, buf, sizeof(buf) - 1, 0);
 		ck_assert_int_gt(n, 0);
 		ck_assert_int_eq(buf[0], 'R');
 	}
-	chan_send(sv[0], "G", NULL, 0);
+	chan_send(ch, "G", NULL, 0);
 	/* An established client and its backend connection, handed on. */
 	tcp_pair(&cli, &theirs[0]);
 	theirs[1] = h_connect("127.0.0.1", e.port, 3000);
@@ -820,7 +825,7 @@ START_TEST(adopts_connections)
 		 "\"peer\": \"127.0.0.5:5\", \"sni\": \"db.example.org\", "
 		 "\"bytes\": [10, 20], \"age_ms\": 5000, \"id\": 4242}]}",
 		 e.port);
-	chan_send(sv[0], msg, theirs, 2);
+	chan_send(ch, msg, theirs, 2);
 	close(theirs[0]);
 	close(theirs[1]);
 	ck_assert_int_eq(h_write_all(cli, "ping\n", 5, 3000), 0);
@@ -849,7 +854,7 @@ START_TEST(adopts_connections)
 		tcp_pair(&cli2, &t2[0]);
 		t2[1] = h_connect("127.0.0.1", e.port, 3000);
 		ck_assert_int_ge(t2[1], 0);
-		chan_send(sv[0],
+		chan_send(ch,
 			  "C{\"conns\": [{\"listener\": \"l\", \"pool\": "
 			  "\"l\", \"backend\": \"gone\", \"address\": "
 			  "\"127.0.0.1:1\"}]}",
@@ -863,14 +868,14 @@ START_TEST(adopts_connections)
 		tcp_pair(&cli2, &t2[0]);
 		t2[1] = h_connect("127.0.0.1", e.port, 3000);
 		ck_assert_int_ge(t2[1], 0);
-		chan_send(sv[0], "C{\"conns\": [", t2, 2);
+		chan_send(ch, "C{\"conns\": [", t2, 2);
 		close(t2[0]);
 		close(t2[1]);
 		ck_assert_int_eq(h_read_all(cli2, buf, sizeof(buf), 3000, &got),
 				 0);
 		close(cli2);
 	}
-	chan_send(sv[0], "D", NULL, 0);
+	chan_send(ch, "D", NULL, 0);
 	ck_assert(h_lb_log_wait(&lb, 1, 3000, "upgrade: adopted 2 connections "
 				"from the old process"));
 	ck_assert_int_eq(h_lb_log_count(&lb, "of listener l to l/gone from the "
@@ -895,7 +900,7 @@ START_TEST(adopts_connections)
 		ck_assert_int_lt(i, 99);
 		h_sleep_ms(20);
 	}
-	close(sv[0]);
+	close(ch);
 	json_decref(cfg);
 }
 END_TEST
