@@ -840,10 +840,14 @@ START_TEST(adopts_connections)
 		int fd = h_connect_from("127.0.0.5", "127.0.0.1", port, 3000);
 		long got = 0;
 
-		ck_assert_int_ge(fd, 0);
-		ck_assert_int_lt(h_read_all(fd, buf, sizeof(buf), 3000, &got),
-				 0);
-		close(fd);
+		/* The refusal's reset may beat the handshake's last step. */
+		if (fd != -ECONNRESET) {
+			ck_assert_int_ge(fd, 0);
+			ck_assert_int_lt(h_read_all(fd, buf, sizeof(buf), 3000,
+						    &got),
+					 0);
+			close(fd);
+		}
 		ck_assert_int_eq(h_refused(&lb, "l", "source_limit"), 1);
 	}
 	/* One for a backend this config does not have: closed. */
