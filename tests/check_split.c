@@ -87,25 +87,6 @@ client(unsigned k, char *buf, size_t cap)
 	return buf;
 }
 
-/* lb's /metrics text; free() it. */
-static char *
-metrics(const struct h_lb *lb)
-{
-	struct h_http r;
-	char sock[128];
-	char *m;
-
-	snprintf(sock, sizeof(sock), "%s/admin.sock", lb->dir);
-	ck_assert_int_eq(h_http(sock, NULL, 0, "GET", "/metrics", NULL, 5000,
-				&r),
-			 0);
-	ck_assert_int_eq(r.status, 200);
-	m = strdup(r.body);
-	h_http_free(&r);
-	ck_assert_ptr_nonnull(m);
-	return m;
-}
-
 static void
 backends_up(struct h_backend *b)
 {
@@ -190,7 +171,7 @@ START_TEST(split_95_5)
 		ck_assert_msg(strstr(r->out, "split: v1 95 (95.0%)"),
 			      "ringlbctl status: %s", r->out);
 		free(r);
-		m = metrics(&lb);
+		m = h_metrics(&lb);
 		snprintf(want, sizeof(want),
 			 "ringlb_split_connections_total{listener=\"l\","
 			 "route=\"\",pool=\"v2\"} %lld\n",

@@ -102,3 +102,21 @@ h_ctlv(const struct h_lb *lb, const char *arg, ...)
 	ck_assert_int_eq(h_run(argv, 20000, r), 0);
 	return r;
 }
+
+char *
+h_metrics(const struct h_lb *lb)
+{
+	struct h_http r;
+	char sock[128];
+	char *m;
+
+	snprintf(sock, sizeof(sock), "%s/admin.sock", lb->dir);
+	ck_assert_int_eq(h_http(sock, NULL, 0, "GET", "/metrics", NULL, 5000,
+				&r),
+			 0);
+	ck_assert_int_eq(r.status, 200);
+	m = strdup(r.body);
+	h_http_free(&r);
+	ck_assert_ptr_nonnull(m);
+	return m;
+}

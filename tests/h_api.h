@@ -24,6 +24,8 @@ long long h_refused(const struct h_lb *lb, const char *listener,
 long long h_jint(const json_t *j, const char *path);
 /* The string at a dotted path of j, failing the test if none. */
 const char *h_jstr(const json_t *j, const char *path);
+/* lb's /metrics text, status 200 or the test fails; free() it. */
+char *h_metrics(const struct h_lb *lb);
 /* The element of array a whose "name" is name, or NULL. */
 json_t *h_jnamed(const json_t *a, const char *name);
 /*

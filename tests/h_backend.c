@@ -245,6 +245,8 @@ backend_main(const struct h_backend *b, int rfd, pid_t parent)
 	sin.sin_family = AF_INET;
 	sin.sin_port = htons((uint16_t)b->port);
 	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (b->host[0] && inet_pton(AF_INET, b->host, &sin.sin_addr) != 1)
+		goto fail;
 	if (bind(lfd, (struct sockaddr *)&sin, sizeof(sin)) < 0 ||
 	    listen(lfd, 1024) < 0 ||
 	    getsockname(lfd, (struct sockaddr *)&sin, &len) < 0)
@@ -333,7 +335,25 @@ h_backend_start(struct h_backend *b, enum h_mode mode, const char *name)
 	snprintf(b->name, sizeof(b->name), "%s", name);
 	b->pid = 0;
 	b->port = 0;
+	b->host[0] = '\0';
 	return backend_spawn(b);
+}
+
+void
+h_backend_up_at(struct h_backend *b, enum h_mode mode, const char *name,
+		const char *host, int port)
+{
+	int rc;
+
+	h_label(tcase_name());
+	b->mode = mode;
+	snprintf(b->name, sizeof(b->name), "%s", name);
+	snprintf(b->host, sizeof(b->host), "%s", host);
+	b->pid = 0;
+	b->port = port;
+	rc = backend_spawn(b);
+	ck_assert_msg(rc == 0, "backend %s on %s:%d: %s", name, host, port,
+		      strerror(-rc));
 }
 
 void

@@ -31,6 +31,7 @@ enum h_mode {
 struct h_backend {
 	char name[64];
 	enum h_mode mode;
+	char host[16];		/* an IPv4 address of 127/8; "": 127.0.0.1 */
 	int port;
 	pid_t pid;		/* 0 when not running */
 	uint64_t source_seed;	/* H_SOURCE */
@@ -44,6 +45,12 @@ struct h_backend {
 int h_backend_start(struct h_backend *b, enum h_mode mode, const char *name);
 /* h_backend_start() under the running test's label, asserting it works. */
 void h_backend_up(struct h_backend *b, enum h_mode mode, const char *name);
+/*
+ * h_backend_up() on host (127.0.0.0/8) and port (0: any free one); for
+ * backends that DNS gives as addresses of one port.
+ */
+void h_backend_up_at(struct h_backend *b, enum h_mode mode, const char *name,
+		     const char *host, int port);
 /* SIGKILL and reap; its connections die with it.  Idempotent. */
 void h_backend_kill(struct h_backend *b);
 /* Serve again on the same port (kill first if running). 0 or -errno. */
