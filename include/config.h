@@ -102,6 +102,24 @@ struct cfg_backend {
 	unsigned max_connections; /* 0: no limit */
 	enum cfg_send_proxy send_proxy;	/* SEND_PROXY_POOL unless set */
 	bool backup;		/* only while no primary is eligible */
+	bool discovered;	/* from the pool's "discover", not the file */
+};
+
+#define CFG_DNS_NAME_MAX	254	/* a DNS name, incl. NUL */
+#define CFG_RESOLVERS_MAX	8
+
+/* pools[].discover: backends from DNS (discover.h); off when absent. */
+struct cfg_discover {
+	bool enabled;
+	bool srv;		/* "type": "srv"; else "a" (A and AAAA) */
+	char name[CFG_DNS_NAME_MAX];	/* lowercase, no trailing dot */
+	unsigned port;		/* "a": the backends' port */
+	/* c-ares servers, "ip:port,..."; "": those of /etc/resolv.conf */
+	char resolvers[CFG_RESOLVERS_MAX * 56];
+	unsigned min_ttl_ms;	/* bounds of the TTL: when to ask again */
+	unsigned max_ttl_ms;
+	unsigned hold_ms;	/* the last good answer, while asking fails */
+	unsigned max_backends;
 };
 
 /* One allow/deny entry.  An IPv4 range is AF_INET with the address in
@@ -130,8 +148,10 @@ struct cfg_per_source {
 struct cfg_pool {
 	char name[CFG_NAME_MAX];
 	enum cfg_algorithm algorithm;
-	struct cfg_backend *backends;
+	struct cfg_backend *backends;	/* the file's, then discovered ones */
 	size_t nbackends;
+	size_t nstatic;			/* backends[0..nstatic): the file's */
+	struct cfg_discover discover;
 	struct cfg_health health;
 	unsigned connect_ms;	/* timeouts.connect_ms */
 	unsigned fail_ms;	/* timeouts.fail_ms, 0 = no passive marks */
@@ -250,6 +270,14 @@ int cfg_parse(const char *text, size_t len, const char *name,
 	      struct config **out, char *err, size_t errlen);
 
 void cfg_free(struct config *cfg);
+/* A deep copy of cfg (to change a pool's discovered backends); or NULL. */
+struct config *cfg_clone(const struct config *cfg);
+/*
+ * Make found[0..n) pool p's discovered backends, after the file's (a
+ * name or address the file has is left out).  0 or -ENOMEM (p as it was).
+ */
+int cfg_set_discovered(struct cfg_pool *p, const struct cfg_backend *found,
+		       size_t n);
 
 /*
  * Parse "host:port", "[v6]:port" or "v4:port"; host names are resolved.

@@ -70,7 +70,8 @@ static const char *const listener_keys[] = {
 	"name", "listen", "algorithm", "connect_attempts", "backlog",
 	"backends", "health_check", "timeouts", "max_connections", "allow",
 	"deny", "per_source", "pool", "accept_proxy", "send_proxy", "routes",
-	"hash", "slow_start_ms", "ejection", "split", "sticky", NULL,
+	"hash", "slow_start_ms", "ejection", "split", "sticky", "discover",
+	NULL,
 };
 
 static const char *const route_keys[] = {
@@ -88,7 +89,12 @@ static const char *const accept_proxy_keys[] = {
 static const char *const pool_keys[] = {
 	"name", "algorithm", "backends", "health_check", "connect_attempts",
 	"timeouts", "fail_ms", "send_proxy", "hash", "slow_start_ms",
-	"ejection", NULL,
+	"ejection", "discover", NULL,
+};
+
+static const char *const discover_keys[] = {
+	"name", "type", "port", "resolvers", "min_ttl_ms", "max_ttl_ms",
+	"hold_ms", "max_backends", NULL,
 };
 
 static const char *const ejection_keys[] = {
@@ -103,7 +109,7 @@ static const char *const hash_keys[] = {
 /* What a listener that names a pool may not set: the pool has it. */
 static const char *const pool_only_keys[] = {
 	"algorithm", "backends", "health_check", "connect_attempts",
-	"send_proxy", "hash", "slow_start_ms", "ejection", NULL,
+	"send_proxy", "hash", "slow_start_ms", "ejection", "discover", NULL,
 };
 
 static const char *const backend_keys[] = {
@@ -730,20 +736,22 @@ parse_backends(const struct cfg_ctx *x, const char *parent, const json_t *lst,
 	json_t *arr;
 	size_t n;
 
-	if (get_container(x, parent, lst, "backends", JSON_ARRAY, true,
-			  &arr) < 0)
+	/* With "discover", DNS brings the backends; the file's are extra. */
+	if (get_container(x, parent, lst, "backends", JSON_ARRAY,
+			  !l->discover.enabled, &arr) < 0)
 		return -1;
 	path_key(path, sizeof(path), parent, "backends");
 	n = json_array_size(arr);
-	if (n == 0)
+	if (n == 0 && !l->discover.enabled)
 		return cfg_error(x, path, "must contain at least one backend");
 	if (n > CFG_BACKENDS_MAX)
 		return cfg_error(x, path, "too many backends (%zu, max %d)", n,
 				 CFG_BACKENDS_MAX);
-	l->backends = calloc(n, sizeof(*l->backends));
+	l->backends = calloc(n ? n : 1, sizeof(*l->backends));
 	if (l->backends == NULL)
 		return cfg_error(x, path, "out of memory");
 	l->nbackends = n;
+	l->nstatic = n;
 	for (size_t i = 0; i < n; i++) {
 		struct cfg_backend *b = &l->backends[i];
 
@@ -962,6 +970,137 @@ parse_ejection(const struct cfg_ctx *x, const char *parent,
 	return 0;
 }
 
+/* A DNS name: dot-separated labels of letters, digits, '-' and '_'. */
+static bool
+dns_name_ok(const char *s, size_t len)
+{
+	size_t label = 0;
+
+	if (len == 0 || len >= CFG_DNS_NAME_MAX)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		char c = s[i];
+
+		if (c == '.') {
+			if (label == 0)
+				return false;
+			label = 0;
+		} else if (name_char(c) && ++label <= 63) {
+			continue;
+		} else {
+			return false;
+		}
+	}
+	return true;
+}
+
+/*
+ * pools[].discover (see discover.h): what to ask DNS and how often.  A
+ * resolver is "ip" (port 53) or "ip:port" / "[v6]:port", numeric only:
+ * resolving the resolver would need a resolver.
+ */
+static int
+parse_discover(const struct cfg_ctx *x, const char *parent, const json_t *obj,
+	       struct cfg_discover *d)
+{
+	char path[CFG_PATH_MAX], kpath[CFG_PATH_MAX], q[CFG_QUOTE_MAX];
+	char why[CFG_REASON_MAX];
+	const char *s;
+	json_t *v, *arr;
+	size_t len;
+
+	if (get_container(x, parent, obj, "discover", JSON_OBJECT, false,
+			  &v) < 0)
+		return -1;
+	if (v == NULL)
+		return 0;
+	path_key(path, sizeof(path), parent, "discover");
+	if (check_keys(x, path, v, discover_keys) < 0 ||
+	    get_string(x, path, v, "name", true, false, &s, &len) < 0)
+		return -1;
+	if (len > 1 && s[len - 1] == '.')
+		len--;	/* absolute or not: the same name to c-ares */
+	if (!dns_name_ok(s, len)) {
+		path_key(kpath, sizeof(kpath), path, "name");
+		return cfg_error(x, kpath,
+				 "must be a DNS name (labels of letters, digits, '-' and '_', up to 253 bytes), got %s",
+				 quote(q, sizeof(q), s, len));
+	}
+	for (size_t i = 0; i < len; i++)
+		d->name[i] = (char)(s[i] >= 'A' && s[i] <= 'Z' ? s[i] + 32 :
+								   s[i]);
+	d->name[len] = '\0';
+	if (get_string(x, path, v, "type", true, false, &s, &len) < 0)
+		return -1;
+	path_key(kpath, sizeof(kpath), path, "type");
+	if (strcmp(s, "srv") == 0)
+		d->srv = true;
+	else if (strcmp(s, "a") != 0)
+		return cfg_error(x, kpath,
+				 "unknown type %s (expected \"a\" for A and AAAA records, or \"srv\")",
+				 quote(q, sizeof(q), s, len));
+	path_key(kpath, sizeof(kpath), path, "port");
+	if (d->srv && json_object_get(v, "port") != NULL)
+		return cfg_error(x, kpath,
+				 "not with \"type\": \"srv\": SRV records carry the port");
+	if (!d->srv && json_object_get(v, "port") == NULL)
+		return cfg_error(x, kpath,
+				 "required with \"type\": \"a\": A and AAAA records carry no port");
+	if (get_uint(x, path, v, "port", 1, 65535, 0, &d->port) < 0 ||
+	    get_uint(x, path, v, "min_ttl_ms", 10, 3600000, 1000,
+		     &d->min_ttl_ms) < 0 ||
+	    get_uint(x, path, v, "max_ttl_ms", 100, 86400000, 30000,
+		     &d->max_ttl_ms) < 0 ||
+	    get_uint(x, path, v, "hold_ms", 0, 86400000, 30000,
+		     &d->hold_ms) < 0 ||
+	    get_uint(x, path, v, "max_backends", 1, CFG_BACKENDS_MAX, 1000,
+		     &d->max_backends) < 0)
+		return -1;
+	if (d->max_ttl_ms < d->min_ttl_ms) {
+		path_key(kpath, sizeof(kpath), path, "max_ttl_ms");
+		return cfg_error(x, kpath,
+				 "must be at least min_ttl_ms (%u), got %u",
+				 d->min_ttl_ms, d->max_ttl_ms);
+	}
+	if (get_container(x, path, v, "resolvers", JSON_ARRAY, false, &arr) < 0)
+		return -1;
+	path_key(kpath, sizeof(kpath), path, "resolvers");
+	if (arr && (json_array_size(arr) == 0 ||
+		    json_array_size(arr) > CFG_RESOLVERS_MAX))
+		return cfg_error(x, kpath,
+				 "must list 1 to %d resolvers, got %zu (leave it out for /etc/resolv.conf)",
+				 CFG_RESOLVERS_MAX, json_array_size(arr));
+	for (size_t i = 0; arr && i < json_array_size(arr); i++) {
+		const json_t *e = json_array_get(arr, i);
+		char rpath[CFG_PATH_MAX], buf[80], text[64];
+		struct cfg_addr a;
+		const char *t = json_string_value(e);
+
+		path_index(rpath, sizeof(rpath), kpath, i);
+		if (!t)
+			return cfg_error(x, rpath, "must be a string, got %s",
+					 type_name(e));
+		/* A bare address means port 53. */
+		if (strchr(t, '.') && !strchr(t, ':'))
+			snprintf(buf, sizeof(buf), "%s:53", t);
+		else if (t[0] != '[' && strchr(t, ':') != strrchr(t, ':'))
+			snprintf(buf, sizeof(buf), "[%s]:53", t);
+		else
+			snprintf(buf, sizeof(buf), "%s", t);
+		if ((buf[0] != '[' &&
+		     strspn(buf, "0123456789.:") != strlen(buf)) ||
+		    cfg_parse_addr(buf, &a, why, sizeof(why)) < 0)
+			return cfg_error(x, rpath,
+					 "must be a numeric address, \"ip\" or \"ip:port\" (\"[v6]:port\"), got %s",
+					 quote(q, sizeof(q), t, strlen(t)));
+		log_addr((const struct sockaddr *)&a.ss, text, sizeof(text));
+		str_append(d->resolvers, sizeof(d->resolvers), i ? "," : "");
+		str_append(d->resolvers, sizeof(d->resolvers), text);
+	}
+	d->enabled = true;
+	return 0;
+}
+
 /*
  * What a pool is made of, from obj: a "pools" entry, or a listener with its
  * own backends (whose other keys the caller checks).
@@ -975,6 +1114,7 @@ parse_pool_body(const struct cfg_ctx *x, const char *path, const json_t *obj,
 		     &p->connect_attempts) < 0 ||
 	    parse_health(x, path, obj, &p->health) < 0 ||
 	    parse_pool_timeouts(x, path, obj, p) < 0 ||
+	    parse_discover(x, path, obj, &p->discover) < 0 ||
 	    parse_backends(x, path, obj, p) < 0 ||
 	    parse_hash(x, path, obj, p) < 0 ||
 	    get_uint(x, path, obj, "slow_start_ms", 0, 3600000, 0,
@@ -1189,6 +1329,7 @@ listener_pool(const struct cfg_ctx *x, const char *path, json_t *v,
 		return 0;
 	}
 	if (json_object_get(v, "backends") == NULL &&
+	    json_object_get(v, "discover") == NULL &&
 	    json_object_get(v, "routes") != NULL) {
 		/* Routes only: a client no route takes is refused. */
 		for (const char *const *k = pool_only_keys; *k != NULL; k++) {
@@ -1203,7 +1344,8 @@ listener_pool(const struct cfg_ctx *x, const char *path, json_t *v,
 		l->pool = CFG_NO_POOL;
 		return 0;
 	}
-	if (json_object_get(v, "backends") == NULL) {
+	if (json_object_get(v, "backends") == NULL &&
+	    json_object_get(v, "discover") == NULL) {
 		path_key(kpath, sizeof(kpath), path, "backends");
 		return cfg_error(x, kpath,
 				 "required key missing (or name a pool with \"pool\", or several with \"split\")");
@@ -2059,6 +2201,112 @@ cfg_free(struct config *cfg)
 	free(cfg->listeners);
 	free(cfg->path);
 	free(cfg);
+}
+
+/* A copy of n elements of size sz at p (NULL stays NULL); false: no memory. */
+static bool
+dup_array(void *dst, const void *p, size_t n, size_t sz)
+{
+	void *c;
+
+	*(void **)dst = NULL;
+	if (p == NULL)
+		return true;
+	c = malloc(n ? n * sz : 1);
+	if (c == NULL)
+		return false;
+	memcpy(c, p, n * sz);
+	*(void **)dst = c;
+	return true;
+}
+
+struct config *
+cfg_clone(const struct config *cfg)
+{
+	struct config *c = calloc(1, sizeof(*c));
+	bool ok;
+
+	if (c == NULL)
+		return NULL;
+	*c = *cfg;
+	c->pools = NULL;
+	c->listeners = NULL;
+	c->splits = NULL;
+	c->npools = c->nlisteners = 0;
+	c->path = cfg->path ? strdup(cfg->path) : NULL;
+	ok = (!cfg->path || c->path) &&
+	     dup_array(&c->splits, cfg->splits, cfg->nsplits,
+		       sizeof(*c->splits)) &&
+	     dup_array(&c->pools, cfg->pools, cfg->npools,
+		       sizeof(*c->pools)) &&
+	     dup_array(&c->listeners, cfg->listeners, cfg->nlisteners,
+		       sizeof(*c->listeners));
+	/* Each copied array so far; what is not copied yet is NULL. */
+	for (size_t i = 0; c->pools && i < cfg->npools; i++) {
+		struct cfg_pool *p = &c->pools[i];
+		const struct cfg_pool *o = &cfg->pools[i];
+
+		c->npools = i + 1;
+		p->backends = NULL;
+		p->health.send = p->health.expect = NULL;
+		ok = ok &&
+		     dup_array(&p->backends, o->backends, o->nbackends,
+			       sizeof(*p->backends)) &&
+		     dup_array(&p->health.send, o->health.send,
+			       o->health.send_len, 1) &&
+		     dup_array(&p->health.expect, o->health.expect,
+			       o->health.expect_len, 1);
+	}
+	for (size_t i = 0; c->listeners && i < cfg->nlisteners; i++) {
+		struct cfg_listener *l = &c->listeners[i];
+		const struct cfg_listener *o = &cfg->listeners[i];
+
+		c->nlisteners = i + 1;
+		l->allow = l->deny = l->accept_proxy.from = NULL;
+		l->routes = NULL;
+		ok = ok &&
+		     dup_array(&l->allow, o->allow, o->nallow,
+			       sizeof(*l->allow)) &&
+		     dup_array(&l->deny, o->deny, o->ndeny, sizeof(*l->deny)) &&
+		     dup_array(&l->accept_proxy.from, o->accept_proxy.from,
+			       o->accept_proxy.nfrom,
+			       sizeof(*l->accept_proxy.from)) &&
+		     dup_array(&l->routes, o->routes, o->nroutes,
+			       sizeof(*l->routes));
+	}
+	if (!ok) {
+		cfg_free(c);
+		return NULL;
+	}
+	return c;
+}
+
+int
+cfg_set_discovered(struct cfg_pool *p, const struct cfg_backend *found,
+		   size_t n)
+{
+	struct cfg_backend *nb;
+	size_t k = p->nstatic;
+
+	nb = realloc(p->backends,
+		     (p->nstatic + n > 0 ? p->nstatic + n : 1) * sizeof(*nb));
+	if (nb == NULL)
+		return -ENOMEM;
+	p->backends = nb;
+	for (size_t i = 0; i < n; i++) {
+		bool dup = false;
+
+		/* A name or address the file has already: the file's wins. */
+		for (size_t j = 0; j < k && !dup; j++)
+			dup = strcmp(nb[j].name, found[i].name) == 0 ||
+			      addr_equal(&nb[j].addr, &found[i].addr);
+		if (dup)
+			continue;
+		nb[k] = found[i];
+		nb[k++].discovered = true;
+	}
+	p->nbackends = k;
+	return 0;
 }
 
 const char *

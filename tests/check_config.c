@@ -259,6 +259,31 @@ START_TEST(test_top_defaults)
 	ck_assert_uint_eq(cfg->nlisteners, 1);
 	cfg_free(cfg);
 
+	cfg = parse_ok(LST(",'discover':{'name':'PG.Service.Consul.',"
+			   "'type':'srv','resolvers':['127.0.0.1:8600','::1'],"
+			   "'hold_ms':0}"));
+	{
+		const struct cfg_pool *p = cfg_listener_pool(cfg,
+							     &cfg->listeners[0]);
+
+		ck_assert(p->discover.enabled && p->discover.srv);
+		ck_assert_str_eq(p->discover.name, "pg.service.consul");
+		ck_assert_str_eq(p->discover.resolvers,
+				 "127.0.0.1:8600,[::1]:53");
+		ck_assert_uint_eq(p->discover.min_ttl_ms, 1000);
+		ck_assert_uint_eq(p->discover.max_ttl_ms, 30000);
+		ck_assert_uint_eq(p->discover.hold_ms, 0);
+		ck_assert_uint_eq(p->discover.max_backends, 1000);
+		ck_assert_uint_eq(p->nstatic, p->nbackends);
+	}
+	cfg_free(cfg);
+	/* No backends of its own: DNS brings them all. */
+	cfg = parse_ok("{'listeners':[{'name':'web','listen':'127.0.0.1:8080',"
+		       "'discover':{'name':'web.test','type':'a','port':80}}]}");
+	ck_assert_uint_eq(cfg_listener_pool(cfg, &cfg->listeners[0])->nbackends,
+			  0);
+	cfg_free(cfg);
+
 	cfg = parse_ok(TOP("'upgrade':{'handover_ms':0},"));
 	ck_assert_uint_eq(cfg->upgrade_handover_ms, 0);
 	cfg_free(cfg);
@@ -647,6 +672,20 @@ START_TEST(test_ranges)
 		      "bad.json: upgrade: unknown key \"handover\"");
 	ck_assert_bad(TOP("'upgrade':2000,"),
 		      "bad.json: upgrade: must be an object, got integer");
+	ck_assert_bad(LST(",'discover':{'name':'a..b','type':'a','port':1}"),
+		      "bad.json: listeners[0].discover.name: must be a DNS name (labels of letters, digits, '-' and '_', up to 253 bytes), got \"a..b\"");
+	ck_assert_bad(LST(",'discover':{'name':'x.test','type':'mx'}"),
+		      "bad.json: listeners[0].discover.type: unknown type \"mx\" (expected \"a\" for A and AAAA records, or \"srv\")");
+	ck_assert_bad(LST(",'discover':{'name':'x.test','type':'a'}"),
+		      "bad.json: listeners[0].discover.port: required with \"type\": \"a\": A and AAAA records carry no port");
+	ck_assert_bad(LST(",'discover':{'name':'x.test','type':'srv','port':5}"),
+		      "bad.json: listeners[0].discover.port: not with \"type\": \"srv\": SRV records carry the port");
+	ck_assert_bad(LST(",'discover':{'name':'x.test','type':'srv','resolvers':['dns.example:53']}"),
+		      "bad.json: listeners[0].discover.resolvers[0]: must be a numeric address, \"ip\" or \"ip:port\" (\"[v6]:port\"), got \"dns.example:53\"");
+	ck_assert_bad(LST(",'discover':{'name':'x.test','type':'srv','min_ttl_ms':5000,'max_ttl_ms':1000}"),
+		      "bad.json: listeners[0].discover.max_ttl_ms: must be at least min_ttl_ms (5000), got 1000");
+	ck_assert_bad(LST(",'discover':{'name':'x.test','type':'srv','ttl':5}"),
+		      "bad.json: listeners[0].discover: unknown key \"ttl\"");
 	ck_assert_bad(LST(",'connect_attempts':0"),
 		      "bad.json: listeners[0].connect_attempts: must be an integer from 1 to 10, got 0");
 	ck_assert_bad(LST(",'connect_attempts':11"),
