@@ -110,7 +110,7 @@ pool_pick(struct pool *p, const struct pick_ctx *ctx)
 	struct pick_ctx c = *ctx;
 	struct backend *b;
 
-	if (ctx->ntried > CFG_ATTEMPTS_MAX)
+	if (ctx->ntried > CFG_ATTEMPTS_MAX || p->nbackends == 0)
 		return NULL;
 	c.backups = false;
 	b = pick_tier(p, &c);

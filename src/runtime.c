@@ -86,7 +86,8 @@ pool_init(struct pool *p, const struct cfg_pool *cp,
 		p->backends[j] = b;
 		p->nbackends = j + 1;
 	}
-	return p->ops->init(p);
+	/* No backend yet (a pool DNS has not answered for): no balancer. */
+	return p->nbackends ? p->ops->init(p) : 0;
 }
 
 static void
