@@ -11,7 +11,7 @@ else
 BUILD ?= build
 endif
 comma := ,
-PKGS := liburing jansson libmicrohttpd libcap-ng
+PKGS := liburing jansson libmicrohttpd libcap-ng libcares
 
 WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
 	-Wpointer-arith -Wcast-qual -Wwrite-strings -Wformat=2 -Wundef -Wvla \

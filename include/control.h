@@ -69,6 +69,16 @@ int control_set_split(const char *l, const char *route,
 struct split *control_split(const char *l, const char *route, char *err,
 			    size_t errlen);
 
+/*
+ * Discovery (discover.c): set[0..n) are now pool's discovered backends,
+ * if its "discover" is still spec.  A new generation the way a reload
+ * makes one, from the running config.  0, or -errno (logged).
+ */
+struct cfg_backend;
+struct cfg_discover;
+int control_discovered(const char *pool, const struct cfg_discover *spec,
+		       const struct cfg_backend *set, size_t n);
+
 struct handover;
 /* A connection an old process handed over: to a worker, in turn. */
 void control_adopt(struct handover *h);

@@ -117,6 +117,12 @@ int upgrade_listen_fd(const struct cfg_listener *l, unsigned w);
 bool upgrade_has_listener(const struct cfg_listener *l);
 /* The inherited admin socket on a Unix path (NULL: TCP), or -1. */
 int upgrade_admin_fd(const char *unix_path);
+/*
+ * Before the first generation is built: give cfg's discovering pools the
+ * backends DNS gave the old process, so none is missing (or loses its
+ * state) until this process's first answer.
+ */
+void upgrade_discovered(struct config *cfg);
 /* Apply the old process's state to rt's backends and splits. */
 void upgrade_apply_state(struct runtime *rt);
 /*

@@ -25,6 +25,7 @@
 #include "balancer.h"
 #include "config.h"
 #include "control.h"
+#include "discover.h"
 #include "health.h"
 #include "log.h"
 #include "runtime.h"
@@ -195,10 +196,11 @@ backend_json(const struct backend *b, const struct pool *p, uint64_t now)
 				    "none",
 			  "latency_ms",
 			  (json_int_t)atomic_load(&b->last_latency_ms));
-	return json_pack("{s:s,s:s,s:b,s:s,s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:I,"
-			 "s:I,s:I,s:I,s:I,s:o,s:I,s:o}",
+	return json_pack("{s:s,s:s,s:b,s:b,s:s,s:s,s:s,s:s,s:I,s:I,s:I,s:I,"
+			 "s:I,s:I,s:I,s:I,s:I,s:o,s:I,s:o}",
 			 "name", b->cfg->name, "pool", p->cfg->name, "backup",
-			 atomic_load(&b->backup), "address",
+			 atomic_load(&b->backup), "discovered",
+			 b->cfg->discovered, "address",
 			 b->cfg->addr.text, "state", backend_state_name(b),
 			 "health", backend_is_up(b) ? "up" : "down", "admin",
 			 backend_admin_name(atomic_load(&b->admin)), "weight",
@@ -396,7 +398,13 @@ pool_json(const struct runtime *rt, const struct pool *p, uint64_t now)
 		      (json_int_t)p->cfg->connect_ms, "active",
 		      (json_int_t)active, "listeners", ls, "backends",
 		      bs = backends_json(p, now));
-	if (j && p->ops->info) {
+	if (j && p->cfg->discover.enabled) {
+		json_t *d = discover_json(p->cfg->name);
+
+		if (d)
+			json_object_set_new(j, "discovery", d);
+	}
+	if (j && p->nbackends && p->ops->info) {
 		/* A hashing algorithm's table, and each backend's slots. */
 		struct balancer_info bi = { 0 };
 
@@ -569,6 +577,36 @@ metrics_text(size_t *len)
 	PER_SPLIT_SIDE("ringlb_split_active_connections", "gauge",
 		       "Clients a traffic split sent to the pool, open now.",
 		       atomic_load(&sp->st->n[k].active));
+	metric_head(&b, "ringlb_discovery_queries_total", "counter",
+		    "DNS rounds of a discovering pool, by how they ended.");
+	for (size_t i = 0; i < rt->npools; i++) {
+		json_t *d = rt->pools[i].cfg->discover.enabled ?
+				    discover_json(rt->pools[i].cfg->name) :
+				    NULL;
+		json_t *q = json_object_get(d, "queries");
+
+		label(rt->pools[i].cfg->name, l1, sizeof(l1));
+		for (void *it = json_object_iter(q); it;
+		     it = json_object_iter_next(q, it))
+			buf_printf(&b,
+				   "ringlb_discovery_queries_total{pool=\"%s\","
+				   "result=\"%s\"} %lld\n",
+				   l1, json_object_iter_key(it),
+				   (long long)json_integer_value(
+					   json_object_iter_value(it)));
+		json_decref(d);
+	}
+	metric_head(&b, "ringlb_discovery_backends", "gauge",
+		    "Backends a discovering pool has from DNS now.");
+	for (size_t i = 0; i < rt->npools; i++) {
+		const struct cfg_pool *cp = rt->pools[i].cfg;
+
+		if (cp->discover.enabled)
+			buf_printf(&b,
+				   "ringlb_discovery_backends{pool=\"%s\"} %zu\n",
+				   label(cp->name, l1, sizeof(l1)),
+				   cp->nbackends - cp->nstatic);
+	}
 	PER_BACKEND("ringlb_backend_up", "gauge",
 		    "1 if health checks say the backend is up.", "%d",
 		    backend_is_up(be) ? 1 : 0);

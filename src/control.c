@@ -19,6 +19,7 @@
 #include "balancer.h"
 #include "config.h"
 #include "control.h"
+#include "discover.h"
 #include "health.h"
 #include "log.h"
 #include "listen.h"
@@ -194,6 +195,8 @@ runtime_build(struct config *cfg, const struct runtime *prev, char *err,
 	return rt;
 }
 
+static bool workers_past_gen(uint64_t gen);
+
 int
 control_start(struct config *cfg, const char *path, bool verbose, char *err,
 	      size_t errlen)
@@ -218,6 +221,7 @@ control_start(struct config *cfg, const char *path, bool verbose, char *err,
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
+	upgrade_discovered(cfg);
 	rt = runtime_build(cfg, NULL, err, errlen);
 	if (!rt)
 		return -EINVAL;
@@ -249,6 +253,21 @@ control_start(struct config *cfg, const char *path, bool verbose, char *err,
 				 strerror(-rc));
 			return rc;
 		}
+	}
+	/*
+	 * Discovery publishes generations; the first one's sockets go to the
+	 * workers only as they switch to it, so they do that first.
+	 */
+	for (int i = 0; i < 5000 && !workers_past_gen(rt->gen - 1); i++) {
+		struct timespec ms = { .tv_sec = 0, .tv_nsec = 1000000 };
+
+		nanosleep(&ms, NULL);
+	}
+	rc = discover_start(rt);
+	if (rc < 0) {
+		snprintf(err, errlen, "cannot start DNS discovery: %s",
+			 strerror(-rc));
+		return rc;
 	}
 	return 0;
 }
@@ -366,6 +385,74 @@ status_line_locked(char *out, size_t size)
 		 nb, open);
 }
 
+/* rt, built from cur, becomes the current generation. */
+static void
+publish_locked(struct runtime *cur, struct runtime *rt)
+{
+	/* The checker goes on with what it knew of every carried backend. */
+	int rc = health_reload(cur, rt);
+
+	if (rc < 0)
+		log_error("cannot restart the health checker: %s",
+			  strerror(-rc));
+	atomic_store_explicit(&current, rt, memory_order_release);
+	for (unsigned i = 0; i < nworkers; i++) {
+		worker_set_grace(workers[i], rt->cfg->shutdown_grace_ms);
+		worker_wake(workers[i]);
+	}
+	cur->retired_next = retired;
+	retired = cur;
+	discover_follow(rt);
+}
+
+int
+control_discovered(const char *pool, const struct cfg_discover *spec,
+		   const struct cfg_backend *set, size_t n)
+{
+	struct runtime *cur, *rt;
+	struct config *cfg;
+	struct cfg_pool *p = NULL;
+	char err[256];
+	size_t before;
+
+	control_lock();
+	cur = runtime_current();
+	for (size_t i = 0; i < cur->cfg->npools && !p; i++)
+		if (strcmp(cur->cfg->pools[i].name, pool) == 0)
+			p = &cur->cfg->pools[i];
+	/* Reloaded meanwhile into something else: that one asks anew. */
+	if (!p || !p->discover.enabled || p->discover.srv != spec->srv ||
+	    p->discover.port != spec->port ||
+	    strcmp(p->discover.name, spec->name) != 0 ||
+	    strcmp(p->discover.resolvers, spec->resolvers) != 0) {
+		control_unlock();
+		return -ESTALE;
+	}
+	before = p->nbackends - p->nstatic;
+	cfg = cfg_clone(cur->cfg);
+	p = cfg ? &cfg->pools[p - cur->cfg->pools] : NULL;
+	if (!cfg || cfg_set_discovered(p, set, n) < 0) {
+		cfg_free(cfg);
+		control_unlock();
+		log_error("discovery: pool=%s: out of memory for %zu backends",
+			  pool, n);
+		return -ENOMEM;
+	}
+	rt = runtime_build(cfg, cur, err, sizeof(err));
+	if (!rt) {
+		control_unlock();
+		log_error("discovery: pool=%s: %s", pool, err);
+		return -ENOMEM;
+	}
+	publish_locked(cur, rt);
+	log_info("discovery: pool=%s: %zu discovered backends (%zu before), "
+		 "generation %llu",
+		 pool, p->nbackends - p->nstatic, before,
+		 (unsigned long long)rt->gen);
+	control_unlock();
+	return 0;
+}
+
 int
 control_reload(char *err, size_t errlen)
 {
@@ -373,7 +460,6 @@ control_reload(char *err, size_t errlen)
 	struct config *cfg;
 	char status[256];
 	struct timespec ts;
-	int rc;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	systemd_notify("RELOADING=1\nMONOTONIC_USEC=%llu",
@@ -396,24 +482,15 @@ control_reload(char *err, size_t errlen)
 	if (!admin_same(&cfg->admin, &admin_cfg))
 		log_warn("reload: admin settings change at restart");
 	priv_reload_check(cfg);
+	/* Backends DNS brought stay, until the next answer says otherwise. */
+	discover_inject(cfg);
 	rt = runtime_build(cfg, cur, err, errlen);
 	if (!rt)
 		goto fail;
 
 	if (!log_verbose)
 		log_set_level(rt->cfg->log_level);
-	/* The checker goes on with what it knew of every carried backend. */
-	rc = health_reload(cur, rt);
-	if (rc < 0)
-		log_error("reload: cannot restart the health checker: %s",
-			  strerror(-rc));
-	atomic_store_explicit(&current, rt, memory_order_release);
-	for (unsigned i = 0; i < nworkers; i++) {
-		worker_set_grace(workers[i], rt->cfg->shutdown_grace_ms);
-		worker_wake(workers[i]);
-	}
-	cur->retired_next = retired;
-	retired = cur;
+	publish_locked(cur, rt);
 	reloads++;
 	log_info("reloaded %s: generation %llu, %zu listeners, %zu pools",
 		 config_path, (unsigned long long)rt->gen, rt->nlisteners,
@@ -730,6 +807,8 @@ control_finish(void)
 {
 	struct runtime *rt;
 
+	/* First: its answers publish generations, which need the workers. */
+	discover_stop();
 	for (unsigned i = 0; i < nworkers; i++)
 		worker_destroy(workers[i]);
 	control_lock();

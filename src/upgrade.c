@@ -309,10 +309,12 @@ state_json(const struct runtime *rt)
 
 			json_array_append_new(
 				bs,
-				json_pack("{s:s,s:s,s:s,s:i,s:b,s:i,s:i,s:b,s:i,s:i,s:b,s:i,s:i,s:I}",
+				json_pack("{s:s,s:s,s:s,s:b,s:b,s:i,s:b,s:i,s:i,s:b,s:i,s:i,s:b,s:i,s:i,s:I}",
 					  "pool", p->cfg->name, "name",
 					  b->cfg->name, "address",
-					  b->cfg->addr.text, "admin",
+					  b->cfg->addr.text, "discovered",
+					  b->cfg->discovered, "backup",
+					  b->cfg->backup, "admin",
 					  atomic_load(&b->admin),
 					  "weight_override", b->weight_override,
 					  "weight", (int)atomic_load(&b->weight),
@@ -1038,6 +1040,50 @@ find_backend(struct runtime *rt, const char *pool, const char *name,
 	struct backend *b = p ? pool_backend(p, name) : NULL;
 
 	return b && strcmp(b->cfg->addr.text, addr) == 0 ? b : NULL;
+}
+
+void
+upgrade_discovered(struct config *cfg)
+{
+	for (size_t k = 0; old_state && k < cfg->npools; k++) {
+		struct cfg_pool *p = &cfg->pools[k];
+		json_t *all = json_object_get(old_state, "backends"), *e;
+		struct cfg_backend *set;
+		size_t i, n = 0;
+
+		if (!p->discover.enabled)
+			continue;
+		set = calloc(json_array_size(all) + 1, sizeof(*set));
+		if (!set)
+			return;
+		json_array_foreach(all, i, e) {
+			struct cfg_backend *b = &set[n];
+			const char *pool = json_string_value(
+				json_object_get(e, "pool"));
+			char why[128];
+
+			if (!json_is_true(json_object_get(e, "discovered")) ||
+			    !pool || strcmp(pool, p->name) != 0)
+				continue;
+			json_str_copy(b->name, sizeof(b->name), e, "name");
+			if (cfg_parse_addr(json_string_value(json_object_get(
+						   e, "address")) ?: "",
+					   &b->addr, why, sizeof(why)) < 0)
+				continue;
+			b->weight = (unsigned)json_integer_value(
+				json_object_get(e, "conf_weight"));
+			if (b->weight < 1 || b->weight > CFG_WEIGHT_MAX)
+				b->weight = 1;
+			b->backup = json_is_true(json_object_get(e, "backup"));
+			b->send_proxy = SEND_PROXY_POOL;
+			n++;
+		}
+		if (n && cfg_set_discovered(p, set, n) == 0)
+			log_info("upgrade: pool %s starts with the %zu "
+				 "backends DNS gave the old process",
+				 p->name, n);
+		free(set);
+	}
 }
 
 void

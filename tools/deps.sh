@@ -7,7 +7,7 @@
 # Documentation= pages), dpkg-dev (dpkg-shlibdeps, for `make deb`) and
 # adduser (the package's postinst).
 set -e
-pkgs="gcc make pkg-config liburing-dev libjansson-dev libmicrohttpd-dev libcap-ng-dev libcurl4-openssl-dev check redis-server redis-tools procps curl openssl mandoc systemd man-db dpkg-dev adduser $*"
+pkgs="gcc make pkg-config liburing-dev libjansson-dev libmicrohttpd-dev libcap-ng-dev libcurl4-openssl-dev libc-ares-dev check redis-server redis-tools procps curl openssl mandoc systemd man-db dpkg-dev adduser $*"
 missing=""
 for p in $pkgs; do
 	st=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)

@@ -312,8 +312,13 @@ cmd_status(bool as_json)
 			else
 				snprintf(check, sizeof(check), "disabled");
 			/* A passive mark: new clients skip it for now. */
-			snprintf(state, sizeof(state), "%s%s", str(b, "state"),
-				 num(b, "fail_mark_ms") > 0 ? "/marked" : "");
+			snprintf(state, sizeof(state), "%s%s%s",
+				 str(b, "state"),
+				 num(b, "fail_mark_ms") > 0 ? "/marked" : "",
+				 /* From DNS (pools[].discover). */
+				 json_is_true(json_object_get(b, "discovered")) ?
+					 "/dns" :
+					 "");
 			printf("%-12s %-12s %-22s %-12s %6lld %7lld %9lld "
 			       "%10s %10s %s\n",
 			       str(p, "name"), str(b, "name"),
