@@ -109,6 +109,13 @@ bench: deps
 bench-upgrade: deps $(BUILD)/ringlb $(BUILD)/ringlbctl
 	tools/bench/upgrade.py --ringlb $(BUILD)/ringlb --ctl $(BUILD)/ringlbctl $(BENCH_UPGRADE_ARGS)
 
+# DNS discovery: ringlb's CPU with 1,000 discovered backends asked every
+# second (steady and changing), and latency while the DNS server is silent
+# (tools/bench/discover.py).
+.PHONY: bench-discover
+bench-discover: deps $(BUILD)/ringlb
+	tools/bench/discover.py --ringlb $(BUILD)/ringlb $(BENCH_DISCOVER_ARGS)
+
 # ns per pool_pick() for each algorithm at 10..10,000 backends, in memory,
 # one thread (tools/bench/pick.c); BENCH_PICK_ARGS="REPS MIN_MS" if wanted.
 .PHONY: bench-pick
