@@ -41,7 +41,7 @@ struct backend {
 	atomic_uint weight;		/* effective weight */
 	atomic_uint max_conns;		/* max_connections, 0: no limit */
 	atomic_uint kill_gen;		/* bump: workers close its conns */
-	atomic_bool backup;		/* a backup: only if no primary is */
+	atomic_uint tier;		/* cfg tier: 0 primary, 1.. backups */
 	/*
 	 * Slow start: when it became eligible again (up after down, ready
 	 * after drain or maint, added by a reload), control_now_ms(); 0:

@@ -103,6 +103,12 @@ struct cfg_backend {
 	enum cfg_send_proxy send_proxy;	/* SEND_PROXY_POOL unless set */
 	bool backup;		/* only while no primary is eligible */
 	bool discovered;	/* from the pool's "discover", not the file */
+	/*
+	 * 0: a primary; a backup's tier, 1 and up, each tried only while
+	 * none before it has an eligible backend ("backup": tier 1; SRV
+	 * priorities: one tier each).
+	 */
+	uint8_t tier;
 };
 
 #define CFG_DNS_NAME_MAX	254	/* a DNS name, incl. NUL */

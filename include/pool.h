@@ -38,8 +38,8 @@ struct pick_ctx {
 	uint64_t now_ms;
 	/* The worker's clock, for slow start (0: no ramps). */
 	uint64_t clock_ms;
-	/* Set by pool_pick(): this pass takes backups only, or primaries. */
-	bool backups;
+	/* Set by pool_pick(): this pass takes this tier only (0: primaries). */
+	unsigned tier;
 };
 
 /* What runtime_init changed in a carried backend, for runtime_abort. */
@@ -61,7 +61,7 @@ struct pool {
 	void *balancer;			/* ops-private state */
 	struct __kernel_timespec connect_ts; /* cfg->connect_ms */
 	struct backend_undo *undo;	/* one per backend; b NULL if new */
-	bool has_backups;		/* some backend is "backup": true */
+	unsigned max_tier;		/* 0: no backups; else the last tier */
 	atomic_bool on_backups;		/* the last pick needed a backup */
 };
 

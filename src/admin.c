@@ -196,10 +196,11 @@ backend_json(const struct backend *b, const struct pool *p, uint64_t now)
 				    "none",
 			  "latency_ms",
 			  (json_int_t)atomic_load(&b->last_latency_ms));
-	return json_pack("{s:s,s:s,s:b,s:b,s:s,s:s,s:s,s:s,s:I,s:I,s:I,s:I,"
-			 "s:I,s:I,s:I,s:I,s:I,s:o,s:I,s:o}",
+	return json_pack("{s:s,s:s,s:b,s:i,s:b,s:s,s:s,s:s,s:s,s:I,s:I,s:I,"
+			 "s:I,s:I,s:I,s:I,s:I,s:I,s:o,s:I,s:o}",
 			 "name", b->cfg->name, "pool", p->cfg->name, "backup",
-			 atomic_load(&b->backup), "discovered",
+			 atomic_load(&b->tier) > 0, "tier",
+			 (int)atomic_load(&b->tier), "discovered",
 			 b->cfg->discovered, "address",
 			 b->cfg->addr.text, "state", backend_state_name(b),
 			 "health", backend_is_up(b) ? "up" : "down", "admin",

@@ -27,7 +27,7 @@ backend_new(const struct cfg_backend *cb, const struct cfg_pool *p)
 	atomic_init(&b->bytes_in, 0);
 	atomic_init(&b->bytes_out, 0);
 	atomic_init(&b->kill_gen, 0);
-	atomic_init(&b->backup, cb->backup);
+	atomic_init(&b->tier, cb->tier);
 	atomic_init(&b->ramp_from_ms, 0);
 	atomic_init(&b->since_ms, control_now_ms());
 	atomic_init(&b->fail_until_ms, 0);

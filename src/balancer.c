@@ -27,8 +27,8 @@ bool
 balancer_eligible(const struct backend *b, const struct pick_ctx *ctx)
 {
 	if (!backend_eligible(b) ||
-	    atomic_load_explicit(&b->backup, memory_order_relaxed) !=
-		    ctx->backups ||
+	    atomic_load_explicit(&b->tier, memory_order_relaxed) !=
+		    ctx->tier ||
 	    (ctx->now_ms && backend_marked(b, ctx->now_ms)))
 		return false;
 	for (size_t i = 0; i < ctx->ntried; i++)

@@ -723,6 +723,7 @@ parse_backend(const struct cfg_ctx *x, const char *path, json_t *v,
 		     &b->max_connections) < 0 ||
 	    get_bool(x, path, v, "backup", false, &b->backup) < 0)
 		return -1;
+	b->tier = b->backup ? 1 : 0;
 	b->send_proxy = SEND_PROXY_POOL;
 	return get_send_proxy(x, path, v, &b->send_proxy);
 }

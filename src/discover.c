@@ -475,7 +475,7 @@ build_set(struct disc *d, struct cfg_backend **out)
 {
 	struct recs *rs = &d->round;
 	struct cfg_backend *set;
-	unsigned maxw = 0, prio0 = 0;
+	unsigned maxw = 0, tier = 0;
 	size_t n = 0;
 
 	qsort(rs->r, rs->n, sizeof(*rs->r), rec_cmp);
@@ -484,8 +484,6 @@ build_set(struct disc *d, struct cfg_backend **out)
 		for (size_t i = 0; i < rs->n; i++)
 			if (maxw < rs->r[i].weight)
 				maxw = rs->r[i].weight;
-		if (rs->n)
-			prio0 = rs->r[0].prio;
 	}
 	set = calloc(rs->n ? rs->n : 1, sizeof(*set));
 	if (!set) {
@@ -498,6 +496,9 @@ build_set(struct disc *d, struct cfg_backend **out)
 
 		if (i && rec_cmp(r, &rs->r[i - 1]) == 0)
 			continue;	/* the same record twice */
+		/* Sorted by priority: each new one is the next tier. */
+		if (i && r->prio != rs->r[i - 1].prio && tier < 255)
+			tier++;
 		b->weight = 1;
 		b->send_proxy = SEND_PROXY_POOL;
 		if (d->cfg.srv) {
@@ -519,7 +520,8 @@ build_set(struct disc *d, struct cfg_backend **out)
 					     maxw / 2) / maxw;
 			if (b->weight < 1)
 				b->weight = 1;
-			b->backup = r->prio != prio0;
+			b->tier = (uint8_t)tier;
+			b->backup = tier > 0;
 			set_port(&r->ss, r->port);
 		} else {
 			set_port(&r->ss, d->cfg.port);
@@ -581,7 +583,7 @@ set_equal(const struct cfg_backend *a, size_t na, const struct cfg_backend *b,
 	for (size_t i = 0; i < na; i++)
 		if (strcmp(a[i].name, b[i].name) != 0 ||
 		    !cfg_addr_same(&a[i].addr, &b[i].addr) ||
-		    a[i].weight != b[i].weight || a[i].backup != b[i].backup)
+		    a[i].weight != b[i].weight || a[i].tier != b[i].tier)
 			return false;
 	return true;
 }

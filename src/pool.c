@@ -112,16 +112,17 @@ pool_pick(struct pool *p, const struct pick_ctx *ctx)
 
 	if (ctx->ntried > CFG_ATTEMPTS_MAX || p->nbackends == 0)
 		return NULL;
-	c.backups = false;
+	c.tier = 0;
 	b = pick_tier(p, &c);
-	if (!p->has_backups)
+	if (!p->max_tier)
 		return b;
-	if (!b) {
-		c.backups = true;
+	/* Each backup tier only while none before it has a backend. */
+	while (!b && c.tier < p->max_tier) {
+		c.tier++;
 		b = pick_tier(p, &c);
 	}
 	if (b)
-		backups_note(p, c.backups);
+		backups_note(p, c.tier > 0);
 	return b;
 }
 

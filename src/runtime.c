@@ -39,8 +39,9 @@ backend_carry(const struct runtime *prev, const struct cfg_pool *cp,
 	u->weight_override = b->weight_override;
 	u->max_conns = atomic_load(&b->max_conns);
 	atomic_store(&b->max_conns, cb->max_connections);
-	atomic_store(&b->backup, cb->backup);
+	atomic_store(&b->tier, cb->tier);
 	b->conf.backup = cb->backup;
+	b->conf.tier = cb->tier;
 	/* A weight set at runtime stands until the file changes it. */
 	if (cb->weight != b->conf.weight || !b->weight_override) {
 		atomic_store(&b->weight, cb->weight);
@@ -67,7 +68,8 @@ pool_init(struct pool *p, const struct cfg_pool *cp,
 		return -ENOMEM;
 	atomic_init(&p->on_backups, false);
 	for (size_t j = 0; j < cp->nbackends; j++)
-		p->has_backups |= cp->backends[j].backup;
+		if (p->max_tier < cp->backends[j].tier)
+			p->max_tier = cp->backends[j].tier;
 	for (size_t j = 0; j < cp->nbackends; j++) {
 		struct backend *b = backend_carry(prev, cp, &cp->backends[j],
 						  &p->undo[j]);

@@ -309,12 +309,13 @@ state_json(const struct runtime *rt)
 
 			json_array_append_new(
 				bs,
-				json_pack("{s:s,s:s,s:s,s:b,s:b,s:i,s:b,s:i,s:i,s:b,s:i,s:i,s:b,s:i,s:i,s:I}",
+				json_pack("{s:s,s:s,s:s,s:b,s:b,s:i,s:i,s:b,s:i,s:i,s:b,s:i,s:i,s:b,s:i,s:i,s:I}",
 					  "pool", p->cfg->name, "name",
 					  b->cfg->name, "address",
 					  b->cfg->addr.text, "discovered",
 					  b->cfg->discovered, "backup",
-					  b->cfg->backup, "admin",
+					  b->cfg->backup, "tier",
+					  (int)b->cfg->tier, "admin",
 					  atomic_load(&b->admin),
 					  "weight_override", b->weight_override,
 					  "weight", (int)atomic_load(&b->weight),
@@ -1075,6 +1076,10 @@ upgrade_discovered(struct config *cfg)
 			if (b->weight < 1 || b->weight > CFG_WEIGHT_MAX)
 				b->weight = 1;
 			b->backup = json_is_true(json_object_get(e, "backup"));
+			b->tier = (uint8_t)json_integer_value(
+				json_object_get(e, "tier"));
+			if (b->backup && !b->tier)
+				b->tier = 1;
 			b->send_proxy = SEND_PROXY_POOL;
 			n++;
 		}

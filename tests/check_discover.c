@@ -198,11 +198,11 @@ END_TEST
 
 START_TEST(srv_records)
 {
-	struct h_backend t1, t2, t3, t4;
+	struct h_backend t1, t2, t3, t4, t5;
 	struct h_dns *dns = h_dns_start();
 	const char *const lo[] = { "127.0.0.1" };
 	struct h_lb lb;
-	char srv[3][64], want[64], d[512];
+	char srv[4][64], want[64], d[512];
 	json_t *cfg, *l, *j;
 	int port;
 
@@ -262,6 +262,40 @@ START_TEST(srv_records)
 	snprintf(want, sizeof(want), "t2.svc.test:%d", t4.port);
 	wait_backends(&lb, 3, want, 2500);
 	ck_assert_int_ge(h_dns_queries(dns, "t1.svc.test", H_DNS_A), 1);
+	/* Priority 30 too: each priority is a tier, tried in order. */
+	h_backend_up(&t5, H_NAME, "t5");
+	snprintf(srv[3], sizeof(srv[3]), "30 10 %d t5.svc.test.", t5.port);
+	h_dns_set(dns, "t5.svc.test", H_DNS_A, lo, 1, 1);
+	{
+		const char *const rs[] = { srv[0], srv[1], srv[2], srv[3] };
+
+		h_dns_set(dns, "_pg._tcp." NAME, H_DNS_SRV, rs, 4, 1);
+	}
+	snprintf(want, sizeof(want), "t5.svc.test:%d", t5.port);
+	wait_backends(&lb, 4, want, 2500);
+	j = h_api(&lb, "GET", "/pools/l", NULL, 200);
+	ck_assert_int_eq(h_jint(j, "backends.2.tier"), 1);
+	ck_assert_int_eq(h_jint(j, "backends.3.tier"), 2);
+	json_decref(j);
+	{
+		const int ports[] = { t1.port, t4.port, t3.port };
+		const char *const who[] = { "t1", "t2", "t3" };
+		char seen[64], path[128];
+
+		for (int i = 0; i < 3; i++) {
+			snprintf(path, sizeof(path),
+				 "/pools/l/backends/%s.svc.test:%d/drain", who[i],
+				 ports[i]);
+			json_decref(h_api(&lb, "POST", path, NULL, 200));
+			names_seen(port, 6, seen, sizeof(seen));
+			/* t2's record points at t4's server now.  Primaries
+			 * drained: tier 1 (t3); it too: tier 2. */
+			ck_assert_msg(strcmp(seen, i < 1 ? "t4 " :
+						   i < 2 ? "t3 " :
+							   "t5 ") == 0,
+				      "after draining %s: %s", who[i], seen);
+		}
+	}
 	h_dns_stop(dns);
 	json_decref(cfg);
 }
