@@ -104,7 +104,7 @@ struct disc {
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static struct disc *discs;
 static pthread_t thread;
-static bool running;
+static atomic_bool running;
 static atomic_bool stopping;
 static int wake_fd = -1;
 /* Pools the thread should follow (discover_follow): name + cfg. */
@@ -933,20 +933,22 @@ discover_start(const struct runtime *rt)
 		return -errno;
 	set_wants(rt);
 	atomic_store(&stopping, false);
+	/* Before the thread: its first answer may call discover_follow(). */
+	atomic_store(&running, true);
 	rc = pthread_create(&thread, NULL, run, NULL);
 	if (rc) {
+		atomic_store(&running, false);
 		close(wake_fd);
 		wake_fd = -1;
 		return -rc;
 	}
-	running = true;
 	return 0;
 }
 
 void
 discover_follow(const struct runtime *rt)
 {
-	if (!running)
+	if (!atomic_load(&running))
 		return;
 	set_wants(rt);
 	wake();
@@ -955,12 +957,12 @@ discover_follow(const struct runtime *rt)
 void
 discover_stop(void)
 {
-	if (!running)
+	if (!atomic_load(&running))
 		return;
 	atomic_store(&stopping, true);
 	wake();
 	pthread_join(thread, NULL);
-	running = false;
+	atomic_store(&running, false);
 	while (discs) {
 		struct disc *d = discs;
 
@@ -1018,8 +1020,10 @@ discover_json(const char *pool)
 			      (int)d->cfg.port, "resolvers",
 			      d->cfg.resolvers[0] ? d->cfg.resolvers :
 						    "/etc/resolv.conf",
+			      /* A copy: jansson's objects are not for two
+			       * threads at once, even read. */
 			      "records",
-			      d->records ? json_incref(d->records) :
+			      d->records ? json_deep_copy(d->records) :
 					   json_array(),
 			      "answer_age_ms",
 			      d->answer_ms ? (json_int_t)(now - d->answer_ms) :

@@ -110,7 +110,7 @@ names_seen(int port, int k, char *out, size_t size)
 START_TEST(a_records)
 {
 	struct h_backend a, b, c;
-	struct h_dns *dns = h_dns_start();
+	struct h_dns *dns;
 	const char *const two[] = { "127.0.0.2", "127.0.0.3" };
 	const char *const v6[] = { "::1" };
 	struct h_lb lb;
@@ -119,8 +119,12 @@ START_TEST(a_records)
 	int port, fd;
 	uint64_t t0;
 
+	/* Backends first: a fork after the DNS thread starts is no good
+	 * under ThreadSanitizer. */
 	h_backend_up_at(&a, H_NAME, "a", "127.0.0.2", 0);
 	h_backend_up_at(&b, H_NAME, "b", "127.0.0.3", a.port);
+	h_backend_up_at(&c, H_NAME, "c", "127.0.0.4", a.port);
+	dns = h_dns_start();
 	h_dns_set(dns, NAME, H_DNS_A, two, 2, 1);
 	h_dns_set(dns, NAME, H_DNS_AAAA, v6, 1, 1);
 	cfg = a_cfg(dns, a.port, NULL);
@@ -157,7 +161,6 @@ START_TEST(a_records)
 			close(f);
 	}
 	ck_assert_int_ge(fd, 0);
-	h_backend_up_at(&c, H_NAME, "c", "127.0.0.4", a.port);
 	{
 		const char *const ac[] = { "127.0.0.2", "127.0.0.4" };
 
@@ -199,7 +202,7 @@ END_TEST
 START_TEST(srv_records)
 {
 	struct h_backend t1, t2, t3, t4, t5;
-	struct h_dns *dns = h_dns_start();
+	struct h_dns *dns;
 	const char *const lo[] = { "127.0.0.1" };
 	struct h_lb lb;
 	char srv[4][64], want[64], d[512];
@@ -209,6 +212,9 @@ START_TEST(srv_records)
 	h_backend_up(&t1, H_NAME, "t1");
 	h_backend_up(&t2, H_NAME, "t2");
 	h_backend_up(&t3, H_NAME, "t3");
+	h_backend_up(&t4, H_NAME, "t4");
+	h_backend_up(&t5, H_NAME, "t5");
+	dns = h_dns_start();
 	snprintf(srv[0], sizeof(srv[0]), "10 60 %d t1.svc.test.", t1.port);
 	snprintf(srv[1], sizeof(srv[1]), "10 20 %d t2.svc.test.", t2.port);
 	snprintf(srv[2], sizeof(srv[2]), "20 10 %d t3.svc.test.", t3.port);
@@ -252,7 +258,6 @@ START_TEST(srv_records)
 	/* No additional section: ringlb asks for the targets itself.  And
 	 * t2 moves to another port, at once a backend of another name. */
 	h_dns_additional(dns, false);
-	h_backend_up(&t4, H_NAME, "t4");
 	snprintf(srv[1], sizeof(srv[1]), "10 20 %d t2.svc.test.", t4.port);
 	{
 		const char *const rs[] = { srv[0], srv[1], srv[2] };
@@ -263,7 +268,6 @@ START_TEST(srv_records)
 	wait_backends(&lb, 3, want, 2500);
 	ck_assert_int_ge(h_dns_queries(dns, "t1.svc.test", H_DNS_A), 1);
 	/* Priority 30 too: each priority is a tier, tried in order. */
-	h_backend_up(&t5, H_NAME, "t5");
 	snprintf(srv[3], sizeof(srv[3]), "30 10 %d t5.svc.test.", t5.port);
 	h_dns_set(dns, "t5.svc.test", H_DNS_A, lo, 1, 1);
 	{
@@ -305,7 +309,7 @@ END_TEST
 START_TEST(failures_hold)
 {
 	struct h_backend a;
-	struct h_dns *dns = h_dns_start();
+	struct h_dns *dns;
 	const char *const one[] = { "127.0.0.2" };
 	struct h_lb lb;
 	json_t *cfg, *j;
@@ -313,6 +317,7 @@ START_TEST(failures_hold)
 	int port;
 
 	h_backend_up_at(&a, H_NAME, "a", "127.0.0.2", 0);
+	dns = h_dns_start();
 	h_dns_set(dns, NAME, H_DNS_A, one, 1, 0);
 	h_dns_set(dns, NAME, H_DNS_AAAA, NULL, 0, 0);
 	cfg = a_cfg(dns, a.port, ", \"hold_ms\": 1500");
@@ -364,13 +369,14 @@ END_TEST
 START_TEST(nxdomain_and_empty)
 {
 	struct h_backend a;
-	struct h_dns *dns = h_dns_start();
+	struct h_dns *dns;
 	const char *const one[] = { "127.0.0.2" };
 	struct h_lb lb;
 	json_t *cfg;
 	int port;
 
 	h_backend_up_at(&a, H_NAME, "a", "127.0.0.2", 0);
+	dns = h_dns_start();
 	h_dns_set(dns, NAME, H_DNS_A, one, 1, 0);
 	h_dns_set(dns, NAME, H_DNS_AAAA, NULL, 0, 0);
 	cfg = a_cfg(dns, a.port, ", \"hold_ms\": 60000");
@@ -397,7 +403,7 @@ START_TEST(many_records_over_tcp)
 {
 	static char addrs[500][16];
 	const char *rs[500];
-	struct h_dns *dns = h_dns_start();
+	struct h_dns *dns;
 	struct h_lb lb;
 	json_t *cfg;
 
@@ -406,6 +412,7 @@ START_TEST(many_records_over_tcp)
 			 1 + i % 250);
 		rs[i] = addrs[i];
 	}
+	dns = h_dns_start();
 	h_dns_set(dns, NAME, H_DNS_A, rs, 500, 5);
 	h_dns_set(dns, NAME, H_DNS_AAAA, NULL, 0, 5);
 	cfg = a_cfg(dns, 9, NULL);
@@ -429,13 +436,14 @@ END_TEST
 START_TEST(reload_while_asking)
 {
 	struct h_backend a;
-	struct h_dns *dns = h_dns_start();
+	struct h_dns *dns;
 	const char *const one[] = { "127.0.0.2" };
 	struct h_lb lb;
 	json_t *cfg;
 	int port;
 
 	h_backend_up_at(&a, H_NAME, "a", "127.0.0.2", 0);
+	dns = h_dns_start();
 	h_dns_set(dns, NAME, H_DNS_A, one, 1, 0);
 	h_dns_set(dns, NAME, H_DNS_AAAA, NULL, 0, 0);
 	cfg = a_cfg(dns, a.port, NULL);
@@ -463,7 +471,7 @@ END_TEST
 START_TEST(upgrade_keeps_discovered)
 {
 	struct h_backend a, b;
-	struct h_dns *dns = h_dns_start();
+	struct h_dns *dns;
 	const char *const ab[] = { "127.0.0.2", "127.0.0.3" };
 	struct h_lb lb;
 	char path[96];
@@ -473,6 +481,7 @@ START_TEST(upgrade_keeps_discovered)
 	ck_assert_int_eq(prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
 	h_backend_up_at(&a, H_NAME, "a", "127.0.0.2", 0);
 	h_backend_up_at(&b, H_NAME, "b", "127.0.0.3", a.port);
+	dns = h_dns_start();
 	h_dns_set(dns, NAME, H_DNS_A, ab, 2, 0);
 	h_dns_set(dns, NAME, H_DNS_AAAA, NULL, 0, 0);
 	cfg = a_cfg(dns, a.port, NULL);
@@ -531,7 +540,7 @@ load_run(void *arg)
 START_TEST(refreshes_under_load)
 {
 	struct h_backend a, b;
-	struct h_dns *dns = h_dns_start();
+	struct h_dns *dns;
 	const char *const ab[] = { "127.0.0.2", "127.0.0.3" };
 	const char *const ba[] = { "127.0.0.3", "127.0.0.2" };
 	const char *const a1[] = { "127.0.0.2" };
@@ -542,6 +551,7 @@ START_TEST(refreshes_under_load)
 
 	h_backend_up_at(&a, H_NAME, "a", "127.0.0.2", 0);
 	h_backend_up_at(&b, H_NAME, "b", "127.0.0.3", a.port);
+	dns = h_dns_start();
 	h_dns_set(dns, NAME, H_DNS_A, ab, 2, 0);
 	h_dns_set(dns, NAME, H_DNS_AAAA, NULL, 0, 0);
 	cfg = a_cfg(dns, a.port, NULL);
