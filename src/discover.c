@@ -811,16 +811,38 @@ follow_wants(void)
 static void *
 run(void *arg)
 {
+	struct pollfd *pfd = NULL;
+	struct disc **owner = NULL;
+	size_t cap = 0;
+
 	(void)arg;
 	pthread_setname_np(pthread_self(), "ringlb-dns");
 	while (!atomic_load(&stopping)) {
-		struct pollfd pfd[1 + 64];
-		struct disc *owner[1 + 64];
-		size_t n = 1;
-		uint64_t now = control_now_ms(), until = now + 1000;
+		uint64_t now = control_now_ms(), until = UINT64_MAX;
+		size_t n = 1, want = 1;
 		int timeout;
 
 		follow_wants();
+		/* Room for every socket of every channel, and the wake fd. */
+		for (struct disc *d = discs; d; d = d->next)
+			want += ARES_GETSOCK_MAXNUM;
+		if (want > cap) {
+			struct pollfd *np = realloc(pfd, want * sizeof(*pfd));
+			struct disc **no = np ? realloc(owner, want *
+							 sizeof(*owner)) :
+					       NULL;
+
+			if (np)
+				pfd = np;
+			if (no) {
+				owner = no;
+				cap = want;
+			} else {
+				log_error("discovery: out of memory");
+				sleep(1);
+				continue;
+			}
+		}
 		pfd[0].fd = wake_fd;
 		pfd[0].events = POLLIN;
 		/* Only this thread changes the list: no lock to read it. */
@@ -837,9 +859,7 @@ run(void *arg)
 				continue;
 			}
 			bits = ares_getsock(d->ch, socks, ARES_GETSOCK_MAXNUM);
-			for (int i = 0; i < ARES_GETSOCK_MAXNUM &&
-					n < sizeof(pfd) / sizeof(pfd[0]);
-			     i++) {
+			for (int i = 0; i < ARES_GETSOCK_MAXNUM; i++) {
 				short ev = 0;
 
 				/* Not c-ares' macros: 1 << 31 on an int. */
@@ -863,7 +883,9 @@ run(void *arg)
 					until = t;
 			}
 		}
-		timeout = until > now ? (int)(until - now) : 0;
+		/* Nothing due and nothing in flight: wait for a wake-up. */
+		timeout = until == UINT64_MAX ? -1 :
+			  until > now ? (int)(until - now) : 0;
 		if (poll(pfd, n, timeout) < 0 && errno != EINTR)
 			log_error("discovery: poll: %s", strerror(errno));
 		if (pfd[0].revents & POLLIN) {
@@ -889,6 +911,8 @@ run(void *arg)
 				ares_process_fd(d->ch, ARES_SOCKET_BAD,
 						ARES_SOCKET_BAD);
 	}
+	free(pfd);
+	free(owner);
 	return NULL;
 }
 
