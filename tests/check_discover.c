@@ -107,6 +107,30 @@ names_seen(int port, int k, char *out, size_t size)
 	}
 }
 
+/*
+ * Backend "a" on 127.0.0.2, NAME's one A record pointing at it (no AAAA),
+ * and ringlb serving it through pool l with `extra` discover keys; once
+ * the pool has it.  The config.
+ */
+static json_t *
+start_one(struct h_lb *lb, struct h_backend *a, struct h_dns **dns,
+	  const char *extra)
+{
+	const char *const one[] = { "127.0.0.2" };
+	json_t *cfg;
+
+	/* Backends first: a fork after the DNS thread starts is no good
+	 * under ThreadSanitizer. */
+	h_backend_up_at(a, H_NAME, "a", "127.0.0.2", 0);
+	*dns = h_dns_start();
+	h_dns_set(*dns, NAME, H_DNS_A, one, 1, 0);
+	h_dns_set(*dns, NAME, H_DNS_AAAA, NULL, 0, 0);
+	cfg = a_cfg(*dns, a->port, extra);
+	ck_assert_int_eq(h_lb_start_cfg(lb, cfg, lport(cfg), NULL), 0);
+	wait_backends(lb, 1, NULL, 3000);
+	return cfg;
+}
+
 START_TEST(a_records)
 {
 	struct h_backend a, b, c;
@@ -310,20 +334,13 @@ START_TEST(failures_hold)
 {
 	struct h_backend a;
 	struct h_dns *dns;
-	const char *const one[] = { "127.0.0.2" };
 	struct h_lb lb;
 	json_t *cfg, *j;
 	uint64_t t0;
 	int port;
 
-	h_backend_up_at(&a, H_NAME, "a", "127.0.0.2", 0);
-	dns = h_dns_start();
-	h_dns_set(dns, NAME, H_DNS_A, one, 1, 0);
-	h_dns_set(dns, NAME, H_DNS_AAAA, NULL, 0, 0);
-	cfg = a_cfg(dns, a.port, ", \"hold_ms\": 1500");
+	cfg = start_one(&lb, &a, &dns, ", \"hold_ms\": 1500");
 	port = lport(cfg);
-	ck_assert_int_eq(h_lb_start_cfg(&lb, cfg, port, NULL), 0);
-	wait_backends(&lb, 1, NULL, 3000);
 	/* SERVFAIL, a malformed answer, a server that stopped answering. */
 	for (int m = 0; m < 3; m++) {
 		h_dns_mode(dns, m == 0 ? H_DNS_SERVFAIL :
@@ -375,14 +392,8 @@ START_TEST(nxdomain_and_empty)
 	json_t *cfg;
 	int port;
 
-	h_backend_up_at(&a, H_NAME, "a", "127.0.0.2", 0);
-	dns = h_dns_start();
-	h_dns_set(dns, NAME, H_DNS_A, one, 1, 0);
-	h_dns_set(dns, NAME, H_DNS_AAAA, NULL, 0, 0);
-	cfg = a_cfg(dns, a.port, ", \"hold_ms\": 60000");
+	cfg = start_one(&lb, &a, &dns, ", \"hold_ms\": 60000");
 	port = lport(cfg);
-	ck_assert_int_eq(h_lb_start_cfg(&lb, cfg, port, NULL), 0);
-	wait_backends(&lb, 1, NULL, 3000);
 	h_dns_remove(dns, NAME);
 	wait_backends(&lb, 0, NULL, 2000);
 	/* No backend: refused, not hung. */
@@ -437,19 +448,12 @@ START_TEST(reload_while_asking)
 {
 	struct h_backend a;
 	struct h_dns *dns;
-	const char *const one[] = { "127.0.0.2" };
 	struct h_lb lb;
 	json_t *cfg;
 	int port;
 
-	h_backend_up_at(&a, H_NAME, "a", "127.0.0.2", 0);
-	dns = h_dns_start();
-	h_dns_set(dns, NAME, H_DNS_A, one, 1, 0);
-	h_dns_set(dns, NAME, H_DNS_AAAA, NULL, 0, 0);
-	cfg = a_cfg(dns, a.port, NULL);
+	cfg = start_one(&lb, &a, &dns, NULL);
 	port = lport(cfg);
-	ck_assert_int_eq(h_lb_start_cfg(&lb, cfg, port, NULL), 0);
-	wait_backends(&lb, 1, NULL, 3000);
 	h_dns_mode(dns, H_DNS_SILENT);
 	h_sleep_ms(300);	/* a query is in flight now */
 	json_decref(h_api(&lb, "POST", "/reload", NULL, 200));

@@ -162,6 +162,32 @@ upgrade(const struct h_lb *lb)
 	return pid;
 }
 
+/*
+ * ringlbctl upgrade, which must succeed: the new pid (tracked) and how
+ * many connections it says were handed over and left.
+ */
+static pid_t
+ctl_upgrade(const struct h_lb *lb, int *handed, int *left, char *out,
+	    size_t size)
+{
+	struct h_run *r = h_ctl(lb, "upgrade");
+	size_t n;
+	int pid;
+
+	ck_assert_msg(WIFEXITED(r->status) && WEXITSTATUS(r->status) == 0,
+		      "ringlbctl upgrade: %s", r->err);
+	ck_assert_int_eq(sscanf(r->out, "upgraded: pid %d serves; %d "
+				"connections handed over, %d left",
+				&pid, handed, left),
+			 3);
+	n = strnlen(r->out, size - 1);
+	memcpy(out, r->out, n);
+	out[n] = '\0';
+	free(r);
+	h_track_pid(pid);
+	return pid;
+}
+
 /* lb now stands for the new process (same dir, socket and log). */
 static void
 follow(struct h_lb *lb, pid_t pid)
@@ -229,7 +255,7 @@ START_TEST(upgrade_under_load)
 	struct pinger busy = { 0 };
 	struct load load;
 	struct h_lb lb;
-	struct h_run *r;
+	char said[256];
 	int fds[50], port, handed, left;
 	json_t *cfg, *j;
 	pid_t oldpid, pid;
@@ -260,21 +286,13 @@ START_TEST(upgrade_under_load)
 	ck_assert_int_eq(pthread_create(&busy.t, NULL, pinger_run, &busy), 0);
 	while (busy.rounds < 3 && !busy.err[0])
 		h_sleep_ms(5);
-	r = h_ctl(&lb, "upgrade");
-	ck_assert_msg(WIFEXITED(r->status) && WEXITSTATUS(r->status) == 0,
-		      "ringlbctl upgrade: %s", r->err);
-	ck_assert_int_eq(sscanf(r->out, "upgraded: pid %d serves; %d "
-				"connections handed over, %d left",
-				&pid, &handed, &left),
-			 3);
-	h_track_pid(pid);
+	pid = ctl_upgrade(&lb, &handed, &left, said, sizeof(said));
 	ck_assert_int_ne(pid, oldpid);
 	/*
 	 * The 50 streams went over, busy or not; load clients the old one
 	 * had just taken may go either way (they end at once).
 	 */
-	ck_assert_msg(handed >= 50 && handed + left <= 60, "%s", r->out);
-	free(r);
+	ck_assert_msg(handed >= 50 && handed + left <= 60, "%s", said);
 	h_sleep_ms(300);
 	atomic_store(&busy.stop, true);
 	pthread_join(busy.t, NULL);
@@ -431,7 +449,7 @@ START_TEST(handover_what_goes)
 {
 	struct h_backend v1, v2, t, st;
 	struct h_lb lb;
-	struct h_run *r;
+	char said[256];
 	char buf[64], id[40], *line;
 	int tl, bk, half, stall, split, port, handed, left;
 	json_t *cfg, *l, *p, *j;
@@ -490,16 +508,8 @@ START_TEST(handover_what_goes)
 	fill(stall);
 	h_sleep_ms(100);
 
-	r = h_ctl(&lb, "upgrade");
-	ck_assert_msg(WIFEXITED(r->status) && WEXITSTATUS(r->status) == 0,
-		      "ringlbctl upgrade: %s", r->err);
-	ck_assert_int_eq(sscanf(r->out, "upgraded: pid %d serves; %d "
-				"connections handed over, %d left",
-				&pid, &handed, &left),
-			 3);
-	h_track_pid(pid);
-	ck_assert_msg(handed == 2 && left == 1, "%s", r->out);
-	free(r);
+	pid = ctl_upgrade(&lb, &handed, &left, said, sizeof(said));
+	ck_assert_msg(handed == 2 && left == 1, "%s", said);
 	/* The split's connection counts on its side in the new process. */
 	j = h_api(&lb, "GET", "/listeners/s/split", NULL, 200);
 	ck_assert_int_eq(h_jint(j, "sides.1.active"), 1);
