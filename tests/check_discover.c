@@ -133,7 +133,7 @@ start_one(struct h_lb *lb, struct h_backend *a, struct h_dns **dns,
 
 START_TEST(a_records)
 {
-	struct h_backend a, b, c;
+	struct h_backend a, b, c, d;
 	struct h_dns *dns;
 	const char *const two[] = { "127.0.0.2", "127.0.0.3" };
 	const char *const v6[] = { "::1" };
@@ -148,6 +148,7 @@ START_TEST(a_records)
 	h_backend_up_at(&a, H_NAME, "a", "127.0.0.2", 0);
 	h_backend_up_at(&b, H_NAME, "b", "127.0.0.3", a.port);
 	h_backend_up_at(&c, H_NAME, "c", "127.0.0.4", a.port);
+	h_backend_up_at(&d, H_NAME, "d", "::1", a.port);
 	dns = h_dns_start();
 	h_dns_set(dns, NAME, H_DNS_A, two, 2, 1);
 	h_dns_set(dns, NAME, H_DNS_AAAA, v6, 1, 1);
@@ -164,11 +165,17 @@ START_TEST(a_records)
 	ck_assert_int_eq(h_jint(j, "discovery.backends"), 3);
 	ck_assert_int_ge(h_jint(j, "discovery.queries.ok"), 1);
 	json_decref(j);
-	/* ::1 is not served here: health checks would say so; not on. */
+	/* The AAAA record's backend, on ::1, takes clients like the others. */
+	names_seen(port, 9, seen, sizeof(seen));
+	ck_assert_msg(strstr(seen, "a ") && strstr(seen, "b ") &&
+			      strstr(seen, "d "),
+		      "%s", seen);
 	h_dns_set(dns, NAME, H_DNS_AAAA, NULL, 0, 1);
 	wait_backends(&lb, 2, NULL, 3000);
 	names_seen(port, 8, seen, sizeof(seen));
-	ck_assert_msg(strstr(seen, "a ") && strstr(seen, "b "), "%s", seen);
+	ck_assert_msg(strstr(seen, "a ") && strstr(seen, "b ") &&
+			      !strstr(seen, "d "),
+		      "%s", seen);
 
 	/* A stream to b, open while b leaves DNS: it finishes byte-exact. */
 	fd = -1;
@@ -278,6 +285,39 @@ START_TEST(srv_records)
 
 		names_seen(port, 12, seen, sizeof(seen));
 		ck_assert_msg(!strstr(seen, "t3"), "%s", seen);
+	}
+	/* A weight-only change: t1's 60 becomes 20, equal to t2's.  The
+	 * same backend, its counters kept, now at t2's weight. */
+	{
+		const char *const rs[] = { srv[0], srv[1], srv[2] };
+		long long total;
+		uint64_t t0 = h_now_ms();
+
+		j = h_api(&lb, "GET", "/pools/l", NULL, 200);
+		total = h_jint(j, "backends.0.total");
+		ck_assert_int_ge(total, 1);
+		json_decref(j);
+		snprintf(srv[0], sizeof(srv[0]), "10 20 %d t1.svc.test.",
+			 t1.port);
+		h_dns_set(dns, "_pg._tcp." NAME, H_DNS_SRV, rs, 3, 1);
+		for (;;) {
+			long long w;
+
+			j = h_api(&lb, "GET", "/pools/l", NULL, 200);
+			w = h_jint(j, "backends.0.weight");
+			if (w == 256 && h_jint(j, "backends.1.weight") == 256)
+				break;
+			json_decref(j);
+			/* Within max(TTL 1 s, min_ttl_ms) plus one second. */
+			ck_assert_msg(h_now_ms() - t0 < 2500,
+				      "weights still %lld", w);
+			h_sleep_ms(20);
+		}
+		ck_assert_int_eq(h_jint(j, "discovery.records.0.weight"), 20);
+		ck_assert_int_ge(h_jint(j, "backends.0.total"), total);
+		snprintf(want, sizeof(want), "t1.svc.test:%d", t1.port);
+		ck_assert_str_eq(h_jstr(j, "backends.0.name"), want);
+		json_decref(j);
 	}
 	/* No additional section: ringlb asks for the targets itself.  And
 	 * t2 moves to another port, at once a backend of another name. */

@@ -223,8 +223,10 @@ out:
 static void __attribute__((noreturn))
 backend_main(const struct h_backend *b, int rfd, pid_t parent)
 {
-	struct sockaddr_in sin;
-	socklen_t len = sizeof(sin);
+	struct sockaddr_storage ss;
+	struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+	socklen_t len = sizeof(*sin);
 	pthread_attr_t attr;
 	int lfd, one = 1, port;
 
@@ -237,21 +239,34 @@ backend_main(const struct h_backend *b, int rfd, pid_t parent)
 		close_range(3, (unsigned)rfd - 1, 0);
 	close_range((unsigned)rfd + 1, ~0U, 0);
 
-	lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	/* 127.0.0.1 unless the host says otherwise; an IPv6 host ("::1")
+	 * gets an IPv6 listener. */
+	memset(&ss, 0, sizeof(ss));
+	sin->sin_family = AF_INET;
+	sin->sin_port = htons((uint16_t)b->port);
+	sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (b->host[0] && inet_pton(AF_INET, b->host, &sin->sin_addr) != 1) {
+		memset(&ss, 0, sizeof(ss));
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons((uint16_t)b->port);
+		len = sizeof(*sin6);
+		if (inet_pton(AF_INET6, b->host, &sin6->sin6_addr) != 1) {
+			errno = EINVAL;
+			goto fail;
+		}
+	}
+	lfd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (lfd < 0)
 		goto fail;
 	setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	memset(&sin, 0, sizeof(sin));
-	sin.sin_family = AF_INET;
-	sin.sin_port = htons((uint16_t)b->port);
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (b->host[0] && inet_pton(AF_INET, b->host, &sin.sin_addr) != 1)
-		goto fail;
-	if (bind(lfd, (struct sockaddr *)&sin, sizeof(sin)) < 0 ||
+	if (ss.ss_family == AF_INET6)
+		setsockopt(lfd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	if (bind(lfd, (struct sockaddr *)&ss, len) < 0 ||
 	    listen(lfd, 1024) < 0 ||
-	    getsockname(lfd, (struct sockaddr *)&sin, &len) < 0)
+	    getsockname(lfd, (struct sockaddr *)&ss, &len) < 0)
 		goto fail;
-	port = ntohs(sin.sin_port);
+	port = ntohs(ss.ss_family == AF_INET6 ? sin6->sin6_port :
+						 sin->sin_port);
 	if (write(rfd, &port, sizeof(port)) != sizeof(port))
 		_exit(1);
 	close(rfd);

@@ -46,8 +46,8 @@ int h_backend_start(struct h_backend *b, enum h_mode mode, const char *name);
 /* h_backend_start() under the running test's label, asserting it works. */
 void h_backend_up(struct h_backend *b, enum h_mode mode, const char *name);
 /*
- * h_backend_up() on host (127.0.0.0/8) and port (0: any free one); for
- * backends that DNS gives as addresses of one port.
+ * h_backend_up() on host (127.0.0.0/8, or "::1") and port (0: any free
+ * one); for backends that DNS gives as addresses of one port.
  */
 void h_backend_up_at(struct h_backend *b, enum h_mode mode, const char *name,
 		     const char *host, int port);
