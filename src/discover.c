@@ -106,6 +106,8 @@ static struct disc *discs;
 static pthread_t thread;
 static atomic_bool running;
 static atomic_bool stopping;
+/* discover_start() called, discover_stop() not yet (control thread). */
+static atomic_bool armed;
 static int wake_fd = -1;
 /* Pools the thread should follow (discover_follow): name + cfg. */
 static struct want {
@@ -943,8 +945,18 @@ set_wants(const struct runtime *rt)
 	pthread_mutex_unlock(&lock);
 }
 
-int
-discover_start(const struct runtime *rt)
+static bool
+any_discovers(const struct runtime *rt)
+{
+	for (size_t i = 0; i < rt->npools; i++)
+		if (rt->pools[i].cfg->discover.enabled)
+			return true;
+	return false;
+}
+
+/* The thread and its wake-up fd, on rt's pools.  0 or -errno. */
+static int
+thread_start(const struct runtime *rt)
 {
 	int rc = ares_library_init(ARES_LIB_INIT_ALL);
 
@@ -953,8 +965,11 @@ discover_start(const struct runtime *rt)
 		return -EIO;
 	}
 	wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (wake_fd < 0)
-		return -errno;
+	if (wake_fd < 0) {
+		rc = -errno;
+		ares_library_cleanup();
+		return rc;
+	}
 	set_wants(rt);
 	atomic_store(&stopping, false);
 	/* Before the thread: its first answer may call discover_follow(). */
@@ -964,16 +979,35 @@ discover_start(const struct runtime *rt)
 		atomic_store(&running, false);
 		close(wake_fd);
 		wake_fd = -1;
+		ares_library_cleanup();
 		return -rc;
 	}
 	return 0;
 }
 
+/*
+ * A config without a discovering pool costs no thread and no fd: the
+ * thread starts with the first generation that has one (a reload may
+ * bring it), and then follows every later one.
+ */
+int
+discover_start(const struct runtime *rt)
+{
+	atomic_store(&armed, true);
+	return any_discovers(rt) ? thread_start(rt) : 0;
+}
+
 void
 discover_follow(const struct runtime *rt)
 {
-	if (!atomic_load(&running))
+	if (!atomic_load(&running)) {
+		/* Only the control thread gets here (the DNS thread calls
+		 * this only while it runs), so no race with thread_start. */
+		if (atomic_load(&armed) && any_discovers(rt) && thread_start(rt) < 0)
+			log_error("discovery: cannot start the DNS thread: "
+				  "no backends from DNS until the next reload");
 		return;
+	}
 	set_wants(rt);
 	wake();
 }
@@ -981,6 +1015,7 @@ discover_follow(const struct runtime *rt)
 void
 discover_stop(void)
 {
+	atomic_store(&armed, false);
 	if (!atomic_load(&running))
 		return;
 	atomic_store(&stopping, true);

@@ -4,6 +4,7 @@
  * change, and make fail, while ringlb runs.
  */
 #include <check.h>
+#include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -512,6 +513,89 @@ END_TEST
  * An upgrade: the new process starts with the backends DNS gave the old
  * one, in their states, before it has an answer of its own.
  */
+/* Does lb run a thread named comm? */
+static bool
+has_thread(const struct h_lb *lb, const char *comm)
+{
+	char path[320], name[32];
+	struct dirent *e;
+	bool found = false;
+	DIR *dir;
+
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)lb->pid);
+	dir = opendir(path);
+	ck_assert_ptr_nonnull(dir);
+	while (!found && (e = readdir(dir)) != NULL) {
+		FILE *f;
+
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/task/%s/comm",
+			 (int)lb->pid, e->d_name);
+		f = fopen(path, "r");
+		if (!f)
+			continue;
+		if (fgets(name, sizeof(name), f)) {
+			name[strcspn(name, "\n")] = '\0';
+			found = strcmp(name, comm) == 0;
+		}
+		fclose(f);
+	}
+	closedir(dir);
+	return found;
+}
+
+/*
+ * No pool discovers: no DNS thread (nor its fd).  A reload that
+ * brings the first discovering pool starts it.
+ */
+START_TEST(reload_adds_discovery)
+{
+	const char *const one[] = { "127.0.0.2" };
+	struct h_backend a, s;
+	struct h_dns *dns;
+	struct h_lb lb;
+	json_t *cfg, *l;
+	char seen[64];
+	int port;
+
+	h_backend_up_at(&a, H_NAME, "a", "127.0.0.2", 0);
+	h_backend_up(&s, H_NAME, "s");
+	dns = h_dns_start();
+	h_dns_set(dns, NAME, H_DNS_A, one, 1, 0);
+	h_dns_set(dns, NAME, H_DNS_AAAA, NULL, 0, 0);
+	cfg = a_cfg(dns, a.port, NULL);
+	port = lport(cfg);
+	l = json_array_get(json_object_get(cfg, "listeners"), 0);
+	json_incref(l);
+	hc_del(l, "discover");
+	hc_backend(l, &s, 0);
+	ck_assert_int_eq(h_lb_start_cfg(&lb, cfg, port, NULL), 0);
+	ck_assert(!has_thread(&lb, "ringlb-dns"));
+	names_seen(port, 2, seen, sizeof(seen));
+	ck_assert_str_eq(seen, "s ");
+
+	{
+		char d[512];
+
+		snprintf(d, sizeof(d),
+			 "{ \"name\": \"" NAME "\", \"type\": \"a\", "
+			 "\"port\": %d, \"resolvers\": [\"127.0.0.1:%d\"] }",
+			 a.port, h_dns_port(dns));
+		hc_set(l, "discover", hc_json(d));
+	}
+	ck_assert_int_eq(h_lb_write_cfg(&lb, cfg), 0);
+	json_decref(h_api(&lb, "POST", "/reload", NULL, 200));
+	wait_backends(&lb, 2, NULL, 3000);
+	ck_assert(has_thread(&lb, "ringlb-dns"));
+	names_seen(port, 4, seen, sizeof(seen));
+	ck_assert_msg(strstr(seen, "a ") && strstr(seen, "s "), "%s", seen);
+	json_decref(l);
+	h_dns_stop(dns);
+	json_decref(cfg);
+}
+END_TEST
+
 START_TEST(upgrade_keeps_discovered)
 {
 	struct h_backend a, b;
@@ -640,6 +724,7 @@ main(void)
 	tcase_add_test(tc, nxdomain_and_empty);
 	tcase_add_test(tc, many_records_over_tcp);
 	tcase_add_test(tc, reload_while_asking);
+	tcase_add_test(tc, reload_adds_discovery);
 	tcase_add_test(tc, upgrade_keeps_discovered);
 	tcase_add_test(tc, refreshes_under_load);
 	return h_run_suite("check_discover", s);
