@@ -114,7 +114,8 @@ bench-upgrade: deps $(BUILD)/ringlb $(BUILD)/ringlbctl
 # (tools/bench/discover.py).
 .PHONY: bench-discover
 bench-discover: deps $(BUILD)/ringlb
-	tools/bench/discover.py --ringlb $(BUILD)/ringlb $(BENCH_DISCOVER_ARGS)
+	tools/bench/discover.py --ringlb $(BUILD)/ringlb --type a $(BENCH_DISCOVER_ARGS)
+	tools/bench/discover.py --ringlb $(BUILD)/ringlb --type srv $(BENCH_DISCOVER_ARGS)
 
 # ns per pool_pick() for each algorithm at 10..10,000 backends, in memory,
 # one thread (tools/bench/pick.c); BENCH_PICK_ARGS="REPS MIN_MS" if wanted.

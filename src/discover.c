@@ -430,6 +430,29 @@ rec_cmp(const void *x, const void *y)
 	return memcmp(&a->ss, &b->ss, sizeof(a->ss));
 }
 
+/*
+ * The first address of target among the sorted address records (all of
+ * priority and port 0, so sorted by target, then IPv4 first, then the
+ * lowest address); NULL if it has none.  A binary search: an SRV answer
+ * may bring 1,000 targets.
+ */
+static const struct rec *
+target_addr(const struct recs *ex, const char *target)
+{
+	size_t lo = 0, hi = ex->n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (strcmp(ex->r[mid].target, target) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < ex->n && strcmp(ex->r[lo].target, target) == 0 ?
+		       &ex->r[lo] : NULL;
+}
+
 static socklen_t
 ss_len(const struct sockaddr_storage *ss)
 {
@@ -504,12 +527,8 @@ build_set(struct disc *d, struct cfg_backend **out)
 		b->weight = 1;
 		b->send_proxy = SEND_PROXY_POOL;
 		if (d->cfg.srv) {
-			const struct rec *a = NULL;
+			const struct rec *a = target_addr(&d->extra, r->target);
 
-			for (size_t k = 0; k < d->extra.n && !a; k++)
-				if (strcmp(d->extra.r[k].target, r->target) ==
-				    0)
-					a = &d->extra.r[k];
 			if (!a)
 				continue;	/* no address: not a backend */
 			if (i && strcmp(r->target, rs->r[i - 1].target) == 0 &&
@@ -628,16 +647,13 @@ round_end(struct disc *d)
 		/* Targets the additional section left without an address. */
 		d->targets_asked = true;
 		d->pending++;
+		qsort(d->round.r, d->round.n, sizeof(*d->round.r), rec_cmp);
+		qsort(d->extra.r, d->extra.n, sizeof(*d->extra.r), rec_cmp);
 		for (size_t i = 0; i < d->round.n; i++) {
-			bool known = false;
-
 			if (i && strcmp(d->round.r[i].target,
 					d->round.r[i - 1].target) == 0)
 				continue;
-			for (size_t k = 0; k < d->extra.n && !known; k++)
-				known = strcmp(d->extra.r[k].target,
-					       d->round.r[i].target) == 0;
-			if (!known) {
+			if (!target_addr(&d->extra, d->round.r[i].target)) {
 				ask(d, d->round.r[i].target, T_A, true);
 				ask(d, d->round.r[i].target, T_AAAA, true);
 			}

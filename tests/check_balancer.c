@@ -202,6 +202,49 @@ START_TEST(rr_weighted_is_smooth)
 }
 END_TEST
 
+/*
+ * Each backend's turns are spread over the period, the c-th at (c + 1/2)/w
+ * of it: 5,1,1 is A A A B C A A.  With 1,024 backends of assorted weights,
+ * one period gives each exactly its weight, and no backend's turns bunch
+ * up: the gap between two of its picks stays within twice its fair gap.
+ */
+START_TEST(rr_turns_spread_over_the_period)
+{
+	static const unsigned w3[] = { 5, 1, 1 };
+	static const size_t want[] = { 0, 0, 0, 1, 2, 0, 0 };
+	struct fixture *f = pool_make(ALG_ROUND_ROBIN, w3, 3);
+	unsigned w[MAXB], count[MAXB] = { 0 };
+	size_t last[MAXB], total = 0, n = MAXB;
+
+	for (int k = 0; k < 14; k++)
+		ck_assert_uint_eq(pick_index(&f->rt.pools[0], NULL, 0),
+				  want[k % 7]);
+	pool_drop(f);
+
+	for (size_t i = 0; i < n; i++) {
+		w[i] = 1 + (unsigned)(i * 37 % 256);
+		total += w[i];
+		last[i] = SIZE_MAX;
+	}
+	f = pool_make(ALG_ROUND_ROBIN, w, n);
+	for (size_t k = 0; k < 2 * total; k++) {
+		size_t i = pick_index(&f->rt.pools[0], NULL, 0);
+
+		if (k < total)
+			count[i]++;
+		if (last[i] != SIZE_MAX)
+			ck_assert_msg(k - last[i] <= 2 * total / w[i] + 1,
+				      "backend %zu (weight %u): %zu picks "
+				      "between turns, period %zu", i, w[i],
+				      k - last[i], total);
+		last[i] = k;
+	}
+	for (size_t i = 0; i < n; i++)
+		ck_assert_uint_eq(count[i], w[i]);
+	pool_drop(f);
+}
+END_TEST
+
 START_TEST(rr_weights_reduced_by_gcd)
 {
 	unsigned w[] = { 200, 100, 100 };
@@ -727,6 +770,7 @@ balancer_suite(void)
 	tcase_add_test(tc, rr_equal_weights_take_turns);
 	tcase_add_test(tc, passive_mark_skips_until_expiry);
 	tcase_add_test(tc, rr_weighted_is_smooth);
+	tcase_add_test(tc, rr_turns_spread_over_the_period);
 	tcase_add_test(tc, rr_weights_reduced_by_gcd);
 	tcase_add_test(tc, rr_skips_down_backend_evenly);
 	tcase_add_test(tc, rr_respects_tried_and_none_left);

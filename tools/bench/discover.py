@@ -4,8 +4,10 @@ silent DNS server never holds up a worker.
 
     make bench-discover
     tools/bench/discover.py --ringlb build/ringlb [--backends 1000] [--seconds 20]
+                            [--type a|srv]
 
-A small DNS server of its own (UDP and TCP on 127.0.0.1, A records; an
+A small DNS server of its own (UDP and TCP on 127.0.0.1, A records, or
+SRV records with their targets' A records in the additional section; an
 answer too big for UDP is truncated, so c-ares asks again over TCP, as
 it would for a real 1,000-record answer) serves one name.  ringlb (one
 worker) discovers it with TTL 0 and min_ttl_ms 1000: one round a second.
@@ -37,18 +39,26 @@ NAME = "svc.bench"
 
 
 class Dns:
-    """A-record server for one name; silent on request."""
+    """A (or SRV) record server for one name; silent on request."""
 
-    def __init__(self):
+    def __init__(self, srv):
         self.addrs = []
+        self.srv = srv
         self.silent = False
         self.lock = threading.Lock()
-        self.udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.udp.bind(("127.0.0.1", 0))
-        self.port = self.udp.getsockname()[1]
-        self.tcp = socket.socket()
-        self.tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.tcp.bind(("127.0.0.1", self.port))
+        # One port for UDP and TCP: a free UDP port's TCP twin may be taken.
+        for _ in range(50):
+            self.udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            self.udp.bind(("127.0.0.1", 0))
+            self.port = self.udp.getsockname()[1]
+            self.tcp = socket.socket()
+            self.tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                self.tcp.bind(("127.0.0.1", self.port))
+                break
+            except OSError:
+                self.udp.close()
+                self.tcp.close()
         self.tcp.listen(16)
         self.stop = False
         for f in (self.serve_udp, self.serve_tcp):
@@ -70,13 +80,30 @@ class Dns:
         question = q[12:p + 4]
         name = ".".join(labels)
         with self.lock:
-            addrs = list(self.addrs) if qtype == 1 else []
+            addrs = list(self.addrs)
         rcode = 0 if name == NAME else 3
-        rrs = b"".join(b"\xc0\x0c" + struct.pack(">HHIH", 1, 1, 0, 4) +
-                       socket.inet_aton(a) for a in addrs) if rcode == 0 else b""
-        an = len(addrs) if rcode == 0 else 0
+        rrs, an, ar = b"", 0, 0
+        if rcode == 0 and qtype == 1 and not self.srv:
+            rrs = b"".join(b"\xc0\x0c" + struct.pack(">HHIH", 1, 1, 0, 4) +
+                           socket.inet_aton(a) for a in addrs)
+            an = len(addrs)
+        elif rcode == 0 and qtype == 33 and self.srv:
+            # SRV "10 1 9 tN.svc.bench." for each address; the targets'
+            # A records in the additional section.  Each target is its
+            # own label plus a pointer to the question's name.
+            ans, add = [], []
+            for i, a in enumerate(addrs):
+                label = f"t{i}".encode()
+                target = bytes([len(label)]) + label + b"\xc0\x0c"
+                ans.append(b"\xc0\x0c" + struct.pack(">HHIH", 33, 1, 0,
+                                                      6 + len(target)) +
+                           struct.pack(">HHH", 10, 1 + i % 7, 9) + target)
+                add.append(target + struct.pack(">HHIH", 1, 1, 0, 4) +
+                           socket.inet_aton(a))
+            rrs = b"".join(ans) + b"".join(add)
+            an, ar = len(ans), len(add)
         hdr_flags = 0x8400 | (flags & 0x0100) | rcode
-        msg = struct.pack(">HHHHHH", qid, hdr_flags, 1, an, 0, 0) + question + rrs
+        msg = struct.pack(">HHHHHH", qid, hdr_flags, 1, an, 0, ar) + question + rrs
         if udp and len(msg) > 512:
             msg = struct.pack(">HHHHHH", qid, hdr_flags | 0x0200, 1, 0, 0,
                               0) + question
@@ -136,6 +163,7 @@ def main():
     ap.add_argument("--ringlb", default="build/ringlb")
     ap.add_argument("--backends", type=int, default=1000)
     ap.add_argument("--seconds", type=int, default=20)
+    ap.add_argument("--type", choices=("a", "srv"), default="a")
     args = ap.parse_args()
     work = tempfile.mkdtemp(prefix="ringlb-discover-")
     bindir = os.path.join(work, "bin")
@@ -143,7 +171,7 @@ def main():
     for p in ("echod", "lat"):
         subprocess.run(["gcc", "-O2", "-o", os.path.join(bindir, p),
                         os.path.join(HERE, p + ".c")], check=True)
-    dns = Dns()
+    dns = Dns(args.type == "srv")
     n = args.backends
     dns.addrs = [f"127.1.{i // 250}.{1 + i % 250}" for i in range(n)]
     echo_port, lport, eport = free_port(), free_port(), free_port()
@@ -155,7 +183,8 @@ def main():
         "listeners": [
             {"name": "d", "listen": f"127.0.0.1:{lport}",
              "health_check": {"enabled": False},
-             "discover": {"name": NAME, "type": "a", "port": 9,
+             "discover": {"name": NAME, "type": args.type,
+                          **({"port": 9} if args.type == "a" else {}),
                           "resolvers": [f"127.0.0.1:{dns.port}"],
                           "min_ttl_ms": 1000, "max_ttl_ms": 1000,
                           "hold_ms": 600000, "max_backends": 10000}},
@@ -202,8 +231,9 @@ def main():
         lb.wait(30)
         echod.terminate()
         echod.wait()
-    print(f"{n} discovered backends, one DNS round a second "
-          f"(answers over TCP: {n * 16 + 40} bytes)\n")
+    size = n * 16 + 40 if args.type == "a" else n * 44 + 40
+    print(f"{n} discovered backends ({args.type.upper()} records), one DNS "
+          f"round a second (answers over TCP: about {size} bytes)\n")
     print("| phase | ringlb CPU, ms per second | new generations |")
     print("|---|---:|---:|")
     for phase, ms, gens in rows:
