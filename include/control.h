@@ -102,6 +102,24 @@ void control_status_line(char *out, size_t size);
  */
 bool control_workers_progress(uint64_t now_ms, uint64_t max_age_ms);
 
+/*
+ * Readiness, for routing daemons (GET /ready): "starting" until main says
+ * ringlb serves, then "serving"; "withdrawn" while an operator has said
+ * so (it serves and accepts on, only /ready says 503); "stopping" once
+ * ringlb stops or has handed over.  *ready: serving.  Lock-free.
+ */
+enum readiness { READY_STARTING, READY_SERVING, READY_WITHDRAWN,
+		 READY_STOPPING };
+enum readiness control_readiness(void);
+const char *control_readiness_name(enum readiness r);
+void control_set_serving(void);
+/*
+ * Withdraw (on) or rejoin (off); true if that changed anything.  Logs the
+ * change; since_ms: when the instance was withdrawn, 0 if it is not.
+ */
+bool control_withdraw(bool on);
+uint64_t control_withdrawn_ms(void);
+
 /* For readers (the admin API): hold the lock while walking the runtime. */
 void control_lock(void);
 void control_unlock(void);

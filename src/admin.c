@@ -29,6 +29,7 @@
 #include "health.h"
 #include "log.h"
 #include "runtime.h"
+#include "systemd.h"
 #include "upgrade.h"
 #include "version.h"
 
@@ -423,6 +424,15 @@ pool_json(const struct runtime *rt, const struct pool *p, uint64_t now)
 	return j;
 }
 
+/* How long this instance has been withdrawn, in ms; -1: it is not. */
+static json_int_t
+withdrawn_for(uint64_t now)
+{
+	uint64_t since = control_withdrawn_ms();
+
+	return since ? (json_int_t)(now - since) : -1;
+}
+
 static json_t *
 status_json(void)
 {
@@ -440,12 +450,15 @@ status_json(void)
 		json_array_append_new(ls, listener_json(&rt->listeners[i], now));
 	for (size_t i = 0; i < rt->npools; i++)
 		json_array_append_new(ps, pool_json(rt, &rt->pools[i], now));
-	return json_pack("{s:s,s:s,s:I,s:I,s:I,s:I,s:o,s:o,s:o}", "version",
-			 RINGLB_VERSION, "config", rt->cfg->path, "generation",
-			 (json_int_t)rt->gen, "uptime_ms",
+	return json_pack("{s:s,s:s,s:I,s:I,s:I,s:I,s:b,s:s,s:I,s:o,s:o,s:o}",
+			 "version", RINGLB_VERSION, "config", rt->cfg->path,
+			 "generation", (json_int_t)rt->gen, "uptime_ms",
 			 (json_int_t)(now - st.start_ms), "reloads",
 			 (json_int_t)st.reloads, "reload_failures",
-			 (json_int_t)st.reload_failures, "workers", ws,
+			 (json_int_t)st.reload_failures, "ready",
+			 control_readiness() == READY_SERVING, "readiness",
+			 control_readiness_name(control_readiness()),
+			 "withdrawn_ms", withdrawn_for(now), "workers", ws,
 			 "listeners", ls, "pools", ps);
 }
 
@@ -673,6 +686,13 @@ metrics_text(size_t *len)
 		   (unsigned long long)st.reloads);
 	buf_printf(&b, "ringlb_reloads_total{result=\"error\"} %llu\n",
 		   (unsigned long long)st.reload_failures);
+	metric_head(&b, "ringlb_ready", "gauge",
+		    "1 while GET /ready answers 200 (serving, not withdrawn).");
+	buf_printf(&b, "ringlb_ready %d\n",
+		   control_readiness() == READY_SERVING);
+	metric_head(&b, "ringlb_withdrawn", "gauge",
+		    "1 while an operator has withdrawn this instance.");
+	buf_printf(&b, "ringlb_withdrawn %d\n", control_withdrawn_ms() != 0);
 #undef PER_LISTENER
 #undef PER_SPLIT_SIDE
 #undef PER_BACKEND
@@ -959,6 +979,52 @@ post_upgrade(struct MHD_Connection *conn, const struct route *r,
 			  NULL);
 }
 
+/*
+ * GET /ready: 200 while ringlb serves; 503 while it is starting, withdrawn
+ * or stopping.  For routing daemons' health hooks (BGP, VRRP): no lock,
+ * no allocation beyond the reply.
+ */
+static enum MHD_Result
+get_ready(struct MHD_Connection *conn, const struct route *r, char **arg,
+	  const struct request *rq)
+{
+	enum readiness st = control_readiness();
+
+	return reply_json(conn, st == READY_SERVING ? 200 : 503,
+			  json_pack("{s:b,s:s,s:I}", "ready",
+				    st == READY_SERVING, "state",
+				    control_readiness_name(st),
+				    "withdrawn_ms",
+				    withdrawn_for(control_now_ms())),
+			  NULL);
+}
+
+/*
+ * POST /withdraw and /rejoin: say 503 (or 200 again) on GET /ready, so the
+ * routing daemon takes this instance out of (or back into) the VIP's
+ * paths; connections are served and accepted as before either way.
+ */
+static enum MHD_Result
+post_withdraw(struct MHD_Connection *conn, const struct route *r,
+	      char **arg, const struct request *rq)
+{
+	bool on = strcmp(r->action, "withdraw") == 0, changed;
+	char line[256];
+
+	if (rq->len)
+		return reply_error(conn, 400, NULL, "POST /%s takes no body",
+				   r->action);
+	changed = control_withdraw(on);
+	control_status_line(line, sizeof(line));
+	systemd_notify("STATUS=%s", line);
+	return reply_json(conn, 200,
+			  json_pack("{s:s,s:b,s:I}", "state",
+				    control_readiness_name(control_readiness()),
+				    "changed", changed, "active",
+				    (json_int_t)control_open_conns()),
+			  NULL);
+}
+
 static enum MHD_Result
 get_status(struct MHD_Connection *conn, const struct route *r,
 	   char **arg, const struct request *rq)
@@ -1103,6 +1169,9 @@ get_pools(struct MHD_Connection *conn, const struct route *r,
  */
 static const struct route routes[] = {
 	{ "GET", "/status", get_status, NULL },
+	{ "GET", "/ready", get_ready, NULL },
+	{ "POST", "/withdraw", post_withdraw, "withdraw" },
+	{ "POST", "/rejoin", post_withdraw, "rejoin" },
 	{ "GET", "/metrics", get_metrics, NULL },
 	{ "POST", "/reload", post_reload, NULL },
 	{ "POST", "/upgrade", post_upgrade, NULL },

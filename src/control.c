@@ -10,6 +10,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -380,9 +381,10 @@ status_line_locked(char *out, size_t size)
 		open += atomic_load(&rt->listeners[i].stats->active);
 	snprintf(out, size,
 		 "generation %llu: %zu listeners, %zu pools, %zu of %zu "
-		 "backends up, %u open connections",
+		 "backends up, %u open connections%s",
 		 (unsigned long long)rt->gen, rt->nlisteners, rt->npools, up,
-		 nb, open);
+		 nb, open,
+		 control_withdrawn_ms() ? "; withdrawn (GET /ready: 503)" : "");
 }
 
 /* rt, built from cur, becomes the current generation. */
@@ -788,9 +790,74 @@ control_workers_done(void)
 	return true;
 }
 
+/* ---- readiness (GET /ready) ---- */
+
+static atomic_bool serving, stopping;
+/* When an operator withdrew this instance (control_now_ms()), or 0. */
+static _Atomic uint64_t withdrawn_ms;
+
+enum readiness
+control_readiness(void)
+{
+	if (atomic_load(&stopping))
+		return READY_STOPPING;
+	if (!atomic_load(&serving))
+		return READY_STARTING;
+	return atomic_load(&withdrawn_ms) ? READY_WITHDRAWN : READY_SERVING;
+}
+
+const char *
+control_readiness_name(enum readiness r)
+{
+	static const char *const names[] = {
+		[READY_STARTING] = "starting",
+		[READY_SERVING] = "serving",
+		[READY_WITHDRAWN] = "withdrawn",
+		[READY_STOPPING] = "stopping",
+	};
+
+	return names[r];
+}
+
+void
+control_set_serving(void)
+{
+	atomic_store(&serving, true);
+}
+
+bool
+control_withdraw(bool on)
+{
+	uint64_t now = control_now_ms(), was = 0;
+
+	if (on) {
+		/* 0 means "not withdrawn"; the first withdraw's time stays. */
+		if (!atomic_compare_exchange_strong(&withdrawn_ms, &was,
+						    now ? now : 1))
+			return false;
+		log_warn("withdrawn: GET /ready answers 503 until a rejoin; "
+			 "connections are served and accepted as before");
+		return true;
+	}
+	was = atomic_exchange(&withdrawn_ms, 0);
+	if (!was)
+		return false;
+	log_info("rejoined: GET /ready answers 200 again (withdrawn for "
+		 "%llu ms)",
+		 (unsigned long long)(now - was));
+	return true;
+}
+
+uint64_t
+control_withdrawn_ms(void)
+{
+	return atomic_load(&withdrawn_ms);
+}
+
 void
 control_stop_begin(unsigned grace_ms)
 {
+	atomic_store(&stopping, true);
 	for (unsigned i = 0; i < nworkers; i++)
 		if (workers[i])
 			worker_stop(workers[i], grace_ms);

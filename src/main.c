@@ -289,6 +289,7 @@ main(int argc, char **argv)
 	/* Upgraded: the old process lets go of the sockets, then we are it. */
 	if (upgrade_child() && upgrade_child_ready(err, sizeof(err)) < 0)
 		log_warn("%s", err);
+	control_set_serving();
 	control_status_line(err, sizeof(err));
 	systemd_notify("READY=1\nSTATUS=%s", err);
 

@@ -358,8 +358,10 @@ state_json(const struct runtime *rt)
 			x.listener = rt->listeners[i].cfg->name;
 			srctab_export(rt->listeners[i].src, src_one, &x);
 		}
-		return json_pack("{s:o,s:o,s:o}", "backends", bs, "splits", ss,
-				 "sources", x.arr);
+		/* A withdrawn instance stays withdrawn across an upgrade. */
+		return json_pack("{s:o,s:o,s:o,s:b}", "backends", bs, "splits",
+				 ss, "sources", x.arr, "withdrawn",
+				 control_withdrawn_ms() != 0);
 	}
 }
 
@@ -1100,6 +1102,14 @@ upgrade_apply_state(struct runtime *rt)
 
 	if (!old_state)
 		return;
+	/*
+	 * The old process serves on until it hands over: to a routing
+	 * daemon's GET /ready this instance is serving (or withdrawn) all
+	 * along, never "starting".
+	 */
+	if (json_is_true(json_object_get(old_state, "withdrawn")))
+		control_withdraw(true);
+	control_set_serving();
 	json_array_foreach(json_object_get(old_state, "backends"), i, e) {
 		struct backend *b = find_backend(
 			rt, json_string_value(json_object_get(e, "pool")) ?: "",

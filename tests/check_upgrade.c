@@ -399,6 +399,94 @@ START_TEST(upgrade_by_signal)
 }
 END_TEST
 
+/* GET /ready in a loop, as a routing daemon's health hook would. */
+struct prober {
+	pthread_t t;
+	char sock[160];
+	atomic_bool stop;
+	atomic_uint ok, not_ok, failed;
+	char first[200];
+};
+
+static void *
+prober_run(void *arg)
+{
+	struct prober *p = arg;
+
+	while (!atomic_load(&p->stop)) {
+		struct h_http r;
+		int rc = h_http(p->sock, NULL, 0, "GET", "/ready", NULL, 5000,
+				&r);
+
+		if (rc == 0 && r.status == 200) {
+			atomic_fetch_add(&p->ok, 1);
+		} else if (atomic_fetch_add(rc == 0 ? &p->not_ok : &p->failed,
+					    1) == 0 &&
+			   !p->first[0]) {
+			snprintf(p->first, sizeof(p->first), "%d %s", rc,
+				 rc == 0 ? r.body : strerror(-rc));
+		}
+		if (rc == 0)
+			h_http_free(&r);
+		h_sleep_ms(2);
+	}
+	return NULL;
+}
+
+/*
+ * An upgrade is no reason for a routing daemon to withdraw: GET /ready
+ * says 200 all through it.  A withdrawn instance stays withdrawn in the
+ * new process.
+ */
+START_TEST(ready_across_upgrade)
+{
+	struct h_backend a, b;
+	struct prober pr = { 0 };
+	struct h_lb lb;
+	int port, handed, left;
+	char said[256];
+	json_t *cfg, *j;
+
+	subreaper();
+	h_backend_up(&a, H_NAME, "a");
+	h_backend_up(&b, H_NAME, "b");
+	cfg = up_cfg(&a, &b, NULL);
+	port = port_of(cfg, 0);
+	ck_assert_int_eq(h_lb_start_cfg(&lb, cfg, port, NULL), 0);
+	snprintf(pr.sock, sizeof(pr.sock), "%s/admin.sock", lb.dir);
+	ck_assert_int_eq(pthread_create(&pr.t, NULL, prober_run, &pr), 0);
+	while (atomic_load(&pr.ok) < 10 && !pr.first[0])
+		h_sleep_ms(5);
+	follow(&lb, ctl_upgrade(&lb, &handed, &left, said, sizeof(said)));
+	h_sleep_ms(200);
+	atomic_store(&pr.stop, true);
+	pthread_join(pr.t, NULL);
+	ck_assert_msg(atomic_load(&pr.not_ok) == 0 &&
+			      atomic_load(&pr.failed) == 0,
+		      "GET /ready during an upgrade: %u x 200, %u other, %u "
+		      "failed (first: %s)",
+		      atomic_load(&pr.ok), atomic_load(&pr.not_ok),
+		      atomic_load(&pr.failed), pr.first);
+	ck_assert_uint_gt(atomic_load(&pr.ok), 20);
+
+	json_decref(h_api(&lb, "POST", "/withdraw", NULL, 200));
+	follow(&lb, ctl_upgrade(&lb, &handed, &left, said, sizeof(said)));
+	j = h_api(&lb, "GET", "/ready", NULL, 503);
+	ck_assert_str_eq(h_jstr(j, "state"), "withdrawn");
+	json_decref(j);
+	{
+		char name[16];
+
+		ck_assert_int_eq(h_get_name("127.0.0.1", port, name,
+					    sizeof(name), NULL),
+				 0);
+	}
+	json_decref(h_api(&lb, "POST", "/rejoin", NULL, 200));
+	json_decref(h_api(&lb, "GET", "/ready", NULL, 200));
+	json_decref(cfg);
+}
+END_TEST
+
 /* A listening socket on 127.0.0.1 for a backend the test plays itself. */
 static int
 test_backend(struct h_backend *b, const char *name)
@@ -929,6 +1017,7 @@ main(void)
 	tcase_add_test(tc, ten_upgrades);
 	tcase_add_test(tc, handover_what_goes);
 	tcase_add_test(tc, upgrade_by_signal);
+	tcase_add_test(tc, ready_across_upgrade);
 	tcase_add_test(tc, upgrade_failures);
 	tcase_add_test(tc, protocol_mismatch);
 	tcase_add_test(tc, rate_bucket_carried);

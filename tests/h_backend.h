@@ -31,7 +31,7 @@ enum h_mode {
 struct h_backend {
 	char name[64];
 	enum h_mode mode;
-	char host[16];		/* an IPv4 address of 127/8; "": 127.0.0.1 */
+	char host[16];		/* 127/8 or "::1"; "": 127.0.0.1 */
 	int port;
 	pid_t pid;		/* 0 when not running */
 	uint64_t source_seed;	/* H_SOURCE */

@@ -9,12 +9,15 @@
  *   ringlbctl [-s SOCKET] split LISTENER [--route NAME] [POOL=W ...|--reset]
  *   ringlbctl [-s SOCKET] reload
  *   ringlbctl [-s SOCKET] upgrade [--binary PATH]
+ *   ringlbctl [-s SOCKET] withdraw | rejoin
+ *   ringlbctl [-s SOCKET] is-ready [--timeout SECONDS]
  *
  * A listener with its own backends has a pool of its own name, so
  * "drain LISTENER BACKEND" works for it as it did before pools existed.
  *
  * libcurl speaks HTTP over the Unix socket; jansson reads the replies.
- * Exit 0 on success, 1 on an error (one line on stderr), 2 on bad usage.
+ * Exit 0 on success, 1 on an error (one line on stderr), 2 on bad usage;
+ * is-ready exits 1 when ringlb is not ready or cannot be reached in time.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -35,6 +38,7 @@
 #define TIMEOUT_MAX_S (366 * 24 * 3600)	/* drain --timeout: a year */
 
 static const char *sock_path;
+static long timeout_ms = 30000;	/* per request */
 
 struct reply {
 	char *body;
@@ -69,6 +73,12 @@ usage(int code)
 		"                                      (W 0-10000; --reset: the file's)\n"
 		"  reload                              re-read the config file\n"
 		"  upgrade [--binary PATH]             hand over to a new binary\n"
+		"  withdraw                            GET /ready says 503: routers\n"
+		"                                      stop sending new flows; all\n"
+		"                                      connections are still served\n"
+		"  rejoin                              GET /ready says 200 again\n"
+		"  is-ready [--timeout SECONDS]        exit 0 if GET /ready says 200\n"
+		"                                      (default timeout 1 s)\n"
 		"POOL: a pool's name; a listener with its own backends has a pool\n"
 		"of its own name.\n"
 		"SOCKET: -s, else $RINGLB_SOCKET, else %s\n",
@@ -141,7 +151,7 @@ request(const char *method, const char *path, const char *body, long *code)
 	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, &r);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
 	if (body) {
 		hdr = curl_slist_append(hdr, "Content-Type: application/json");
@@ -293,10 +303,20 @@ cmd_status(bool as_json)
 		return 0;
 	}
 	printf("ringlb %s, config %s, generation %lld, up %lld s, %zu "
-	       "workers\n\n",
+	       "workers\n",
 	       str(st, "version"), str(st, "config"), num(st, "generation"),
 	       num(st, "uptime_ms") / 1000,
 	       json_array_size(json_object_get(st, "workers")));
+	/* What a routing daemon's health hook sees on GET /ready. */
+	if (strcmp(str(st, "readiness"), "withdrawn") == 0)
+		printf("withdrawn for %lld s: GET /ready says 503 (ringlbctl "
+		       "rejoin to undo)\n",
+		       num(st, "withdrawn_ms") / 1000);
+	else
+		printf("%s: GET /ready says %s\n", str(st, "readiness"),
+		       json_is_true(json_object_get(st, "ready")) ? "200" :
+								    "503");
+	putchar('\n');
 	printf("%-12s %-12s %-22s %-12s %6s %7s %9s %10s %10s %s\n",
 	       "POOL", "BACKEND", "ADDRESS", "STATE", "WEIGHT", "ACTIVE",
 	       "TOTAL", "IN", "OUT", "LAST CHECK");
@@ -562,6 +582,46 @@ cmd_upgrade(const char *binary)
 	return 0;
 }
 
+/* withdraw or rejoin. */
+static int
+cmd_withdraw(const char *what)
+{
+	char path[32];
+	json_t *r;
+
+	snprintf(path, sizeof(path), "/%s", what);
+	r = call("POST", path, NULL);
+	if (strcmp(what, "withdraw") == 0)
+		printf("%s: GET /ready says 503; %lld open connections are "
+		       "served, and new ones accepted, as before\n",
+		       json_is_true(json_object_get(r, "changed")) ?
+			       "withdrawn" :
+			       "already withdrawn",
+		       num(r, "active"));
+	else
+		printf("%s: GET /ready says %s\n",
+		       json_is_true(json_object_get(r, "changed")) ?
+			       "rejoined" :
+			       "not withdrawn",
+		       strcmp(str(r, "state"), "serving") == 0 ?
+			       "200" :
+			       str(r, "state"));
+	json_decref(r);
+	return 0;
+}
+
+/* Exit 0 if GET /ready says 200; prints the state either way. */
+static int
+cmd_is_ready(void)
+{
+	long code = 0;
+	json_t *r = request("GET", "/ready", NULL, &code);
+
+	puts(str(r, "state"));
+	json_decref(r);
+	return code == 200 ? 0 : 1;
+}
+
 static int
 cmd_reload(void)
 {
@@ -641,13 +701,20 @@ main(int argc, char **argv)
 	n = argc - optind - 1;
 	argv += optind + 1;
 	if ((as_json && strcmp(cmd, "status") != 0) ||
-	    ((wait || timeout_s > 0) && strcmp(cmd, "drain") != 0) ||
+	    (wait && strcmp(cmd, "drain") != 0) ||
+	    (timeout_s > 0 && strcmp(cmd, "drain") != 0 &&
+	     strcmp(cmd, "is-ready") != 0) ||
 	    ((route || reset) && strcmp(cmd, "split") != 0) ||
 	    (binary && strcmp(cmd, "upgrade") != 0)) {
 		fprintf(stderr, "ringlbctl: option not valid for %s\n", cmd);
 		usage(2);
 	}
-	if (timeout_s > 0 && !wait) {
+	if (strcmp(cmd, "is-ready") == 0) {
+		/* A hung ringlb is not ready: answer within the timeout. */
+		timeout_ms = timeout_s > 0 ? (long)(timeout_s * 1000) : 1000;
+		if (timeout_ms < 1)
+			timeout_ms = 1;
+	} else if (timeout_s > 0 && !wait) {
 		fprintf(stderr, "ringlbctl: --timeout needs --wait\n");
 		usage(2);
 	}
@@ -667,6 +734,11 @@ main(int argc, char **argv)
 		rc = cmd_upgrade(binary);
 	else if (strcmp(cmd, "reload") == 0 && n == 0)
 		rc = cmd_reload();
+	else if ((strcmp(cmd, "withdraw") == 0 ||
+		  strcmp(cmd, "rejoin") == 0) && n == 0)
+		rc = cmd_withdraw(cmd);
+	else if (strcmp(cmd, "is-ready") == 0 && n == 0)
+		rc = cmd_is_ready();
 	else
 		usage(2);
 	curl_global_cleanup();
