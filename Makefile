@@ -112,6 +112,15 @@ bench-upgrade: deps $(BUILD)/ringlb $(BUILD)/ringlbctl
 # DNS discovery: ringlb's CPU with 1,000 discovered backends asked every
 # second (steady and changing), and latency while the DNS server is silent
 # (tools/bench/discover.py).
+# Three ringlb instances behind ECMP in network namespaces (bird2, BFD):
+# tests/check_cluster.c on tools/cluster/.  Needs root.  Part of `make
+# test` too; this runs it alone.
+.PHONY: cluster-test
+cluster-test: deps $(BUILD)/check_cluster $(BUILD)/ringlb $(BUILD)/ringlbctl
+	RINGLB_BIN=$(abspath $(BUILD)/ringlb) \
+		RINGLBCTL_BIN=$(abspath $(BUILD)/ringlbctl) \
+		RINGLB_SANITIZE=$(SANITIZE) tools/run-tests.sh $(BUILD)/check_cluster
+
 .PHONY: bench-discover
 bench-discover: deps $(BUILD)/ringlb
 	tools/bench/discover.py --ringlb $(BUILD)/ringlb --type a $(BENCH_DISCOVER_ARGS)

@@ -186,6 +186,25 @@ backend_conn(void *arg)
 		send_name(fd, b);
 		echo_loop(fd, buf);
 		break;
+	case H_PEER: {
+		struct sockaddr_storage ss;
+		socklen_t len = sizeof(ss);
+		char addr[INET6_ADDRSTRLEN] = "?", line[160];
+		int n;
+
+		if (getpeername(fd, (struct sockaddr *)&ss, &len) == 0)
+			inet_ntop(ss.ss_family,
+				  ss.ss_family == AF_INET ?
+					  (void *)&((struct sockaddr_in *)&ss)
+						  ->sin_addr :
+					  (void *)&((struct sockaddr_in6 *)&ss)
+						  ->sin6_addr,
+				  addr, sizeof(addr));
+		n = snprintf(line, sizeof(line), "%s %s\n", b->name, addr);
+		write_full(fd, line, (size_t)n);
+		echo_loop(fd, buf);
+		break;
+	}
 	case H_ECHO:
 		if (echo_loop(fd, buf) == 0)
 			shutdown(fd, SHUT_WR);

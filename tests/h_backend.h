@@ -26,6 +26,9 @@ enum h_mode {
 	 * backend can reset one connection mid-stream and serve the others.
 	 */
 	H_CMD,
+	/* send "<name> <peer address>\n", echo until EOF, close: the peer is
+	 * the balancer that carried the client (tests/check_cluster.c) */
+	H_PEER,
 };
 
 struct h_backend {

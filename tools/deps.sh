@@ -5,9 +5,11 @@
 # check_install needs mandoc (lints the manual pages), systemd
 # (systemd-analyze verify of the units), man-db (verify looks up their
 # Documentation= pages), dpkg-dev (dpkg-shlibdeps, for `make deb`) and
-# adduser (the package's postinst).
+# adduser (the package's postinst).  check_cluster needs bird2 (BGP and BFD
+# in its router and balancer namespaces) and nftables (flow pinning in the
+# router, a silent node).
 set -e
-pkgs="gcc make pkg-config liburing-dev libjansson-dev libmicrohttpd-dev libcap-ng-dev libcurl4-openssl-dev libc-ares-dev check redis-server redis-tools procps curl openssl mandoc systemd man-db dpkg-dev adduser $*"
+pkgs="gcc make pkg-config liburing-dev libjansson-dev libmicrohttpd-dev libcap-ng-dev libcurl4-openssl-dev libc-ares-dev check redis-server redis-tools procps curl openssl mandoc systemd man-db dpkg-dev adduser bird2 nftables $*"
 missing=""
 for p in $pkgs; do
 	st=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
