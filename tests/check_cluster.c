@@ -46,6 +46,8 @@
 #define PREFIX "rlct"	/* fixed: a run cleans what a killed one left */
 #define VIP "10.99.0.1"
 #define VPORT 8000
+#define VIP2 "10.0.10.100"	/* the VRRP setup's */
+#define VPORT2 8001
 #define BPORT 7000
 #define NLB 3
 #define NBE 4
@@ -158,17 +160,21 @@ pin(bool on)
 
 /* ---- ringlb instances and their hooks ---- */
 
-/* Instance i's config: backends listed from a different one each. */
+/*
+ * Instance i's config: a maglev pool over the four backends, listed from
+ * a different one in each instance; listener "vip" on the ECMP VIP and
+ * "vip2" on the VRRP one (bound before it is held: ip_nonlocal_bind).
+ */
 static json_t *
 lb_cfg(int i)
 {
-	json_t *cfg = hc_new(), *l, *bs;
+	json_t *cfg = hc_new(), *p, *bs;
 
 	hc_set(cfg, "workers", json_integer(1));
 	hc_set(cfg, "shutdown_grace_ms", json_integer(30000));
-	l = hc_json("{ \"name\": \"vip\", \"listen\": \"" VIP ":8000\", "
-		    "\"algorithm\": \"maglev\", "
-		    "\"health_check\": { \"interval_ms\": 500, \"timeout_ms\": 400 } }");
+	p = hc_json("{ \"name\": \"vip\", \"algorithm\": \"maglev\", "
+		    "\"health_check\": { \"interval_ms\": 500, "
+		    "\"timeout_ms\": 400 } }");
 	bs = json_array();
 	for (int k = 0; k < NBE; k++) {
 		int j = (k + i) % NBE;
@@ -179,8 +185,14 @@ lb_cfg(int i)
 						    be[j].name, "address",
 						    addr));
 	}
-	json_object_set_new(l, "backends", bs);
-	json_array_append_new(json_object_get(cfg, "listeners"), l);
+	json_object_set_new(p, "backends", bs);
+	json_object_set_new(cfg, "pools", json_pack("[o]", p));
+	json_array_append_new(json_object_get(cfg, "listeners"),
+			      json_pack("{s:s,s:s,s:s}", "name", "vip",
+					"listen", VIP ":8000", "pool", "vip"));
+	json_array_append_new(json_object_get(cfg, "listeners"),
+			      json_pack("{s:s,s:s,s:s}", "name", "vip2",
+					"listen", VIP2 ":8001", "pool", "vip"));
 	return cfg;
 }
 
@@ -199,17 +211,34 @@ lb_start(int i)
 		      "instance %d did not start", i + 1);
 }
 
+/* Instance i's health hook: for bird (BGP), or a keepalived track file. */
+static pid_t
+hook_spawn(int i, bool vrrp)
+{
+	char sock[200], bird[300], log[300];
+	const char *argv[] = { "tools/cluster/vip-hook.sh", sock, bird, NULL,
+			       NULL };
+	pid_t pid;
+
+	snprintf(sock, sizeof(sock), "%s/admin.sock", lb[i].dir);
+	if (vrrp) {
+		argv[2] = "--file";
+		argv[3] = bird;
+		snprintf(bird, sizeof(bird), "%s/ready%d", dir, i + 1);
+	} else {
+		snprintf(bird, sizeof(bird), "%s/lb%d.ctl", dir, i + 1);
+	}
+	snprintf(log, sizeof(log), "%s/hook%d%s.log", dir, i + 1,
+		 vrrp ? "-vrrp" : "");
+	pid = h_spawn(argv, log);
+	ck_assert_int_gt(pid, 0);
+	return pid;
+}
+
 static void
 hook_start(int i)
 {
-	char sock[200], bird[300], log[300];
-	const char *argv[] = { "tools/cluster/vip-hook.sh", sock, bird, NULL };
-
-	snprintf(sock, sizeof(sock), "%s/admin.sock", lb[i].dir);
-	snprintf(bird, sizeof(bird), "%s/lb%d.ctl", dir, i + 1);
-	snprintf(log, sizeof(log), "%s/hook%d.log", dir, i + 1);
-	hook[i] = h_spawn(argv, log);
-	ck_assert_int_gt(hook[i], 0);
+	hook[i] = hook_spawn(i, false);
 }
 
 /* ringlbctl on instance i; must succeed. */
@@ -302,6 +331,9 @@ instance_of(const char *addr)
  * One connection from client address k (in the client namespace): its
  * fd (or -errno), the backend's name and the instance that carried it.
  */
+static const char *to_host = VIP;	/* where clients connect */
+static int to_port = VPORT;
+
 static int
 visit(int k, char *name, size_t size, int *inst, int timeout_ms)
 {
@@ -309,7 +341,7 @@ visit(int k, char *name, size_t size, int *inst, int timeout_ms)
 	int fd, rc;
 
 	client_addr(k, src, sizeof(src));
-	fd = h_connect_from(src, VIP, VPORT, timeout_ms);
+	fd = h_connect_from(src, to_host, to_port, timeout_ms);
 	if (fd < 0)
 		return fd;
 	rc = h_read_line(fd, line, sizeof(line), timeout_ms);
@@ -729,6 +761,159 @@ START_TEST(node_goes_silent)
 }
 END_TEST
 
+/* Does balancer i (0-based) hold VIP2 now? */
+static bool
+holds_vip2(int i)
+{
+	char ns[32];
+	const char *argv[] = { "ip", "-n", ns, "-4", "addr", "show", "eth1",
+			       NULL };
+	struct h_run *r = calloc(1, sizeof(*r));
+	bool has;
+
+	ck_assert_ptr_nonnull(r);
+	snprintf(ns, sizeof(ns), PREFIX "lb%d", i + 1);
+	has = run(argv, 5000, r) == 0 && strstr(r->out, VIP2 "/32") != NULL;
+	free(r);
+	return has;
+}
+
+/* Wait until only balancer i holds VIP2; ms it took. */
+static uint64_t
+wait_master(int i, int timeout_ms)
+{
+	uint64_t t0 = h_now_ms();
+
+	while (!holds_vip2(i) || holds_vip2(1 - i)) {
+		ck_assert_msg(h_now_ms() - t0 < (uint64_t)timeout_ms,
+			      "balancer %d is not the only VRRP master after "
+			      "%d ms",
+			      i + 1, timeout_ms);
+		h_sleep_ms(20);
+	}
+	return h_now_ms() - t0;
+}
+
+/* Since t0: ms until new connections landed on instance i only. */
+static uint64_t
+moved_to(struct load *l, int i, uint64_t t0, int timeout_ms)
+{
+	unsigned before = atomic_load(&l->on[i]);
+
+	for (;;) {
+		uint64_t now = h_now_ms();
+
+		if (atomic_load(&l->on[i]) > before + 5 &&
+		    atomic_load(&l->last_on[1 - i]) < now - 200)
+			return atomic_load(&l->last_on[1 - i]) > t0 ?
+				       atomic_load(&l->last_on[1 - i]) - t0 :
+				       0;
+		ck_assert_msg(now - t0 < (uint64_t)timeout_ms,
+			      "new connections did not move to instance %d",
+			      i + 1);
+		h_sleep_ms(20);
+	}
+}
+
+/*
+ * The small-site alternative: keepalived VRRP, active/backup, on
+ * balancers 1 and 2, each with vip-hook.sh --file feeding its track
+ * file.  Withdrawing the master hands the VIP to the backup; so does a
+ * kill -9 of the master's ringlb.  Both are measured: how long until new
+ * connections land on the other one, how many failed, and the streams
+ * the old master had (all lost: the address moved).
+ */
+START_TEST(vrrp_active_backup)
+{
+	const char *argv[] = { "tools/cluster/cluster.sh", "vrrp", dir, NULL };
+	struct streams s;
+	struct load l;
+	struct h_run *r;
+	int lost[NLB] = { 0 }, on;
+	pid_t vh[2];
+	uint64_t t0, t_withdraw, t_kill, took;
+
+	if (access("/usr/sbin/keepalived", X_OK) != 0) {
+		const char *deps[] = { "tools/deps.sh", "keepalived", NULL };
+
+		r = calloc(1, sizeof(*r));
+		ck_assert_ptr_nonnull(r);
+		if (h_run(deps, 600000, r) != 0 || r->timed_out ||
+		    !WIFEXITED(r->status) || WEXITSTATUS(r->status) != 0)
+			h_skip("keepalived is missing and could not be "
+			       "installed: %.200s", r->err);
+		free(r);
+	}
+	cluster_up();
+	r = calloc(1, sizeof(*r));
+	ck_assert_ptr_nonnull(r);
+	ck_assert_msg(run(argv, 30000, r) == 0, "cluster.sh vrrp: %s%s",
+		      r->out, r->err);
+	free(r);
+	for (int i = 0; i < 2; i++)
+		vh[i] = hook_spawn(i, true);
+	fprintf(stderr, "vrrp: balancer 1 master after %llu ms\n",
+		(unsigned long long)wait_master(0, 10000));
+	to_host = VIP2;
+	to_port = VPORT2;
+	ns_enter("c");
+	streams_open(&s, 2000);
+	ck_assert_int_eq(streams_round(&s, lost), 0);
+	on = streams_on(&s, 0);
+	ck_assert_int_eq(on, NSTREAMS);
+	load_start(&l, 3000);
+
+	/* Withdraw the master: the backup takes the VIP. */
+	t0 = h_now_ms();
+	ctl(0, "withdraw");
+	wait_master(1, 5000);
+	t_withdraw = moved_to(&l, 1, t0, 5000);
+	streams_round(&s, lost);
+	fprintf(stderr, "vrrp: withdraw of the master: new connections on "
+		"the backup after %llu ms, %u failed meanwhile; %d of its %d "
+		"streams lost (the address moved)\n",
+		(unsigned long long)t_withdraw, atomic_load(&l.failed),
+		lost[0], on);
+	ck_assert_msg(t_withdraw < 2000, "failover took %llu ms",
+		      (unsigned long long)t_withdraw);
+	streams_close(&s);
+
+	/* Back to balancer 1 (preferred), then kill -9 its ringlb. */
+	t0 = h_now_ms();
+	ctl(0, "rejoin");
+	wait_master(0, 5000);
+	fprintf(stderr, "vrrp: rejoin: new connections back on balancer 1 "
+		"after %llu ms\n",
+		(unsigned long long)moved_to(&l, 0, t0, 5000));
+	{
+		unsigned failed0 = atomic_load(&l.failed);
+
+		t0 = h_now_ms();
+		kill(lb[0].pid, SIGKILL);
+		took = wait_master(1, 5000);
+		moved_to(&l, 1, t0, 5000);
+		load_stop(&l);
+		/* The last connection that failed began this long after. */
+		t_kill = atomic_load(&l.last_fail) > t0 ?
+				 atomic_load(&l.last_fail) - t0 :
+				 0;
+		fprintf(stderr, "vrrp: kill -9 of the master's ringlb: the "
+			"backup held the VIP after %llu ms; new connections "
+			"failed for %llu ms (%u failed; %u ok in all)\n",
+			(unsigned long long)took, (unsigned long long)t_kill,
+			atomic_load(&l.failed) - failed0,
+			atomic_load(&l.ok));
+	}
+	ns_home();
+	to_host = VIP;
+	to_port = VPORT;
+	ck_assert_msg(t_kill < 2000, "new connections failed for %llu ms",
+		      (unsigned long long)t_kill);
+	for (int i = 0; i < 2; i++)
+		h_kill(vh[i]);
+}
+END_TEST
+
 /*
  * What plain ECMP (no pinning) costs open streams when the set of
  * instances changes: a withdraw, then a rejoin.  Then the same rejoin
@@ -799,5 +984,6 @@ main(void)
 	tcase_add_test(tc, instance_dies);
 	tcase_add_test(tc, node_goes_silent);
 	tcase_add_test(tc, membership_changes);
+	tcase_add_test(tc, vrrp_active_backup);
 	return h_run_suite("check_cluster", s);
 }

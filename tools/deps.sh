@@ -7,9 +7,9 @@
 # Documentation= pages), dpkg-dev (dpkg-shlibdeps, for `make deb`) and
 # adduser (the package's postinst).  check_cluster needs bird2 (BGP and BFD
 # in its router and balancer namespaces) and nftables (flow pinning in the
-# router, a silent node).
+# router, a silent node) and keepalived (its VRRP active/backup test).
 set -e
-pkgs="gcc make pkg-config liburing-dev libjansson-dev libmicrohttpd-dev libcap-ng-dev libcurl4-openssl-dev libc-ares-dev check redis-server redis-tools procps curl openssl mandoc systemd man-db dpkg-dev adduser bird2 nftables $*"
+pkgs="gcc make pkg-config liburing-dev libjansson-dev libmicrohttpd-dev libcap-ng-dev libcurl4-openssl-dev libc-ares-dev check redis-server redis-tools procps curl openssl mandoc systemd man-db dpkg-dev adduser bird2 nftables keepalived $*"
 missing=""
 for p in $pkgs; do
 	st=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)

@@ -5,8 +5,11 @@
 #   tools/cluster/cluster.sh down DIR   stop what `up` started, delete it all
 #   tools/cluster/cluster.sh pin DIR on|off
 #                                       the router's flow pinning (below)
+#   tools/cluster/cluster.sh vrrp DIR   add the VRRP active/backup setup
+#                                       (keepalived) on balancers 1 and 2
 #
-# Needs root, iproute2, bird2 and nftables (tools/deps.sh bird2 nftables).
+# Needs root, iproute2, bird2 and nftables (tools/deps.sh bird2 nftables),
+# and keepalived for `vrrp`.
 # Every address is inside the namespaces it creates; nothing leaves them.
 #
 #   client ns ${P}c            router ns ${P}r                balancer ns ${P}lbN
@@ -33,6 +36,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 P=${CLUSTER_PREFIX:-rlc}
 VIP=10.99.0.1
+VIP2=10.0.10.100
 N=3
 
 die() { echo "cluster: $*" >&2; exit 1; }
@@ -120,6 +124,7 @@ up() {
 		nsx "${P}lb$i" ip addr add "10.0.$i.2/24" dev eth0
 		nsx "${P}lb$i" ip link set eth0 up
 		nsx "${P}lb$i" ip addr add "$VIP/32" dev lo
+		nsx "${P}lb$i" sysctl -qw net.ipv4.ip_nonlocal_bind=1
 		nsx "${P}lb$i" ip route add default via "10.0.$i.1"
 		# The pinned route of flows first sent to balancer i.
 		nsx "${P}r" ip route add "$VIP/32" via "10.0.$i.2" \
@@ -140,6 +145,34 @@ up() {
 	EOF
 	wait_for "3 BGP sessions" 150 sessions_up "$dir"
 	echo "cluster: up in $dir (namespaces ${P}c ${P}r ${P}be ${P}lb1-$N)"
+}
+
+# VRRP (keepalived) on balancers 1 and 2: a bridge in the router with
+# 10.0.10.1/24, each balancer's eth1 on it (10.0.10.2, .3), and VIP2 on
+# the master's eth1.  ringlb binds VIP2 on both (ip_nonlocal_bind, set by
+# `up`), so the backup is ready to take it.
+vrrp() {
+	local dir=$1
+	command -v keepalived >/dev/null ||
+		die "no keepalived: tools/deps.sh keepalived"
+	nsx "${P}r" ip link add br-v type bridge
+	nsx "${P}r" ip addr add 10.0.10.1/24 dev br-v
+	nsx "${P}r" ip link set br-v up
+	for i in 1 2; do
+		ip link add "v-lb$i" netns "${P}r" type veth peer name eth1 \
+			netns "${P}lb$i"
+		nsx "${P}r" ip link set "v-lb$i" master br-v up
+		nsx "${P}lb$i" ip addr add "10.0.10.$((i + 1))/24" dev eth1
+		nsx "${P}lb$i" ip link set eth1 up
+		sed "s|@DIR@|$dir|g; s|@N@|$i|g; s|@VIP2@|$VIP2|g;
+		     s|@PRIO@|$((300 - 100 * i))|g; s|@ME@|$((i + 1))|g;
+		     s|@PEER@|$((4 - i))|g" "$here/keepalived.conf" \
+			>"$dir/ka$i.conf"
+		nsx "${P}lb$i" keepalived -f "$dir/ka$i.conf" -P -l \
+			-p "$dir/ka$i.pid" -r "$dir/ka$i-vrrp.pid" \
+			>"$dir/ka$i.log" 2>&1
+	done
+	echo "CLUSTER_VIP2=$VIP2" >>"$dir/env"
 }
 
 pin() {
@@ -183,5 +216,6 @@ case "${1:-}" in
 up) [ $# = 2 ] || die "usage: $0 up DIR"; up "$2" ;;
 down) [ $# = 2 ] || die "usage: $0 down DIR"; down "$2" ;;
 pin) [ $# = 3 ] || die "usage: $0 pin DIR on|off"; pin "$2" "$3" ;;
-*) die "usage: $0 up|down DIR, or pin DIR on|off" ;;
+vrrp) [ $# = 2 ] || die "usage: $0 vrrp DIR"; vrrp "$2" ;;
+*) die "usage: $0 up|down|vrrp DIR, or pin DIR on|off" ;;
 esac

@@ -2,6 +2,7 @@
 # vip-hook.sh: announce a VIP over BGP only while ringlb is ready.
 #
 #   vip-hook.sh ADMIN_SOCKET BIRD_SOCKET [PROTOCOL]
+#   vip-hook.sh ADMIN_SOCKET --file PATH
 #
 # Every 100 ms it asks ringlb (`ringlbctl is-ready`, GET /ready with a
 # 300 ms timeout).  The first answer that is not 200 (withdrawn, stopping,
@@ -15,13 +16,25 @@
 #
 # RINGLBCTL and BIRDC name the programs (default: ringlbctl, birdc on
 # PATH).  Each change of state is a line on stdout.
+#
+# With --file, it writes 0 (ready) or 1 (not) to PATH instead: the
+# track_file of a keepalived VRRP instance (weight 0), which goes to FAULT
+# on 1 and gives the VIP to the backup.
 set -u
 adm=$1 bird=$2 proto=${3:-vip4}
 ctl=${RINGLBCTL:-ringlbctl}
 birdc=${BIRDC:-birdc}
 state=down ok=0 n=0
 
-say() { "$birdc" -s "$bird" "$1" "$proto" >/dev/null 2>&1; }
+if [ "$bird" = --file ]; then
+	file=$proto
+	say() {
+		if [ "$1" = enable ]; then v=0; else v=1; fi
+		echo $v >"$file.tmp" && mv "$file.tmp" "$file"
+	}
+else
+	say() { "$birdc" -s "$bird" "$1" "$proto" >/dev/null 2>&1; }
+fi
 stamp() { date +%H:%M:%S.%3N; }
 
 trap 'say disable; echo "$(stamp) stopped: withdrawn"; exit 0' INT TERM
