@@ -36,6 +36,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -305,6 +306,24 @@ cluster_up(void)
 		hook_start(i);
 	fprintf(stderr, "cluster: up, VIP announced by all 3 in %llu ms\n",
 		(unsigned long long)wait_nexthops(NLB, 15000));
+}
+
+/* A whole (small) file, NUL-terminated; free() it.  NULL if unreadable. */
+static char *
+read_text(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	char *buf;
+	size_t n;
+
+	if (!f)
+		return NULL;
+	buf = calloc(1, 1 << 20);
+	n = buf ? fread(buf, 1, (1 << 20) - 1, f) : 0;
+	if (buf)
+		buf[n] = '\0';
+	fclose(f);
+	return buf;
 }
 
 /* ---- clients ---- */
@@ -761,6 +780,69 @@ START_TEST(node_goes_silent)
 }
 END_TEST
 
+/*
+ * Upgrade one instance at a time, under 200 streams and a connect loop:
+ * GET /ready stays 200 all along, so no hook withdraws and the router
+ * never changes its route; every stream is handed over and echoes on,
+ * and no new connection fails.
+ */
+START_TEST(upgrade_one_at_a_time)
+{
+	struct streams s;
+	struct load l;
+	int lost[NLB] = { 0 }, handed = 0;
+
+	ck_assert_int_eq(prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
+	cluster_up();
+	pin(true);
+	ns_enter("c");
+	streams_open(&s, 2000);
+	ck_assert_int_eq(streams_round(&s, lost), 0);
+	load_start(&l, 3000);
+	for (int i = 0; i < NLB; i++) {
+		struct h_run *r = h_ctl(&lb[i], "upgrade");
+		int pid, h, left;
+
+		ck_assert_msg(WIFEXITED(r->status) &&
+				      WEXITSTATUS(r->status) == 0,
+			      "upgrade of instance %d: %s", i + 1, r->err);
+		ck_assert_int_eq(sscanf(r->out, "upgraded: pid %d serves; %d "
+					"connections handed over, %d left",
+					&pid, &h, &left),
+				 3);
+		free(r);
+		h_track_pid(pid);
+		ck_assert_int_eq(h_lb_wait_exit(&lb[i], 15000), 0);
+		lb[i].pid = pid;
+		lb[i].status = 0;
+		handed += h;
+		ck_assert_int_eq(nexthops(), NLB);
+		ck_assert_int_eq(streams_round(&s, lost), 0);
+	}
+	load_stop(&l);
+	ns_home();
+	for (int i = 0; i < NLB; i++) {
+		char log[300], *text;
+
+		snprintf(log, sizeof(log), "%s/hook%d.log", dir, i + 1);
+		text = read_text(log);
+		ck_assert_ptr_nonnull(text);
+		ck_assert_msg(strstr(text, "withdrawn") == NULL,
+			      "hook %d withdrew during the upgrade:\n%s",
+			      i + 1, text);
+		free(text);
+	}
+	fprintf(stderr, "upgrade one at a time: %d of %d streams handed over "
+		"and byte-exact, %u new connections, %u failed, the route "
+		"unchanged\n",
+		handed, NSTREAMS, atomic_load(&l.ok), atomic_load(&l.failed));
+	ck_assert_msg(atomic_load(&l.failed) == 0,
+		      "%u new connections failed (first: %s)",
+		      atomic_load(&l.failed), l.first_error);
+	streams_close(&s);
+}
+END_TEST
+
 /* Does balancer i (0-based) hold VIP2 now? */
 static bool
 holds_vip2(int i)
@@ -984,6 +1066,7 @@ main(void)
 	tcase_add_test(tc, instance_dies);
 	tcase_add_test(tc, node_goes_silent);
 	tcase_add_test(tc, membership_changes);
+	tcase_add_test(tc, upgrade_one_at_a_time);
 	tcase_add_test(tc, vrrp_active_backup);
 	return h_run_suite("check_cluster", s);
 }
