@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <libgen.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,7 +47,7 @@ struct admin_srv {
 static struct admin_srv srv_unix = { -1, NULL };
 static struct admin_srv srv_tcp = { -1, NULL };
 static char sock_path[CFG_SOCKET_PATH_MAX];
-static bool handed_over;	/* a new process owns the sockets now */
+static atomic_bool handed_over;	/* a new process owns the sockets now */
 
 struct request {
 	char *body;
@@ -132,6 +133,9 @@ reply_text(struct MHD_Connection *conn, unsigned code, char *text,
 	MHD_add_response_header(r, "Content-Type", type);
 	if (allow)
 		MHD_add_response_header(r, "Allow", allow);
+	/* Handed over: the next request should reach the new process. */
+	if (atomic_load(&handed_over))
+		MHD_add_response_header(r, "Connection", "close");
 	ret = MHD_queue_response(conn, code, r);
 	MHD_destroy_response(r);
 	return ret;
@@ -990,6 +994,20 @@ get_ready(struct MHD_Connection *conn, const struct route *r, char **arg,
 {
 	enum readiness st = control_readiness();
 
+	/*
+	 * A request on a connection kept from before an upgrade: the new
+	 * process serves this instance now (the upgrade went through), so
+	 * the answer is 200; the connection closes after it, and the next
+	 * question reaches the new process.  (Withdrawn: so is the new one.)
+	 */
+	if (atomic_load(&handed_over) && !control_withdrawn_ms())
+		return reply_json(conn, 200,
+				  json_pack("{s:b,s:s,s:I}", "ready", 1,
+					    "state", "handed-over",
+					    "withdrawn_ms", (json_int_t)-1),
+				  NULL);
+	if (atomic_load(&handed_over))
+		st = READY_WITHDRAWN;
 	return reply_json(conn, st == READY_SERVING ? 200 : 503,
 			  json_pack("{s:b,s:s,s:I}", "ready",
 				    st == READY_SERVING, "state",
@@ -1521,7 +1539,7 @@ admin_handover(void)
 {
 	srv_quiesce(&srv_unix);
 	srv_quiesce(&srv_tcp);
-	handed_over = true;
+	atomic_store(&handed_over, true);
 }
 
 void
@@ -1529,7 +1547,7 @@ admin_stop(void)
 {
 	srv_stop(&srv_unix);
 	srv_stop(&srv_tcp);
-	if (sock_path[0] && !handed_over) {
+	if (sock_path[0] && !atomic_load(&handed_over)) {
 		unlink(sock_path);
 		sock_path[0] = '\0';
 	}

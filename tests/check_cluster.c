@@ -827,7 +827,7 @@ START_TEST(upgrade_one_at_a_time)
 		snprintf(log, sizeof(log), "%s/hook%d.log", dir, i + 1);
 		text = read_text(log);
 		ck_assert_ptr_nonnull(text);
-		ck_assert_msg(strstr(text, "withdrawn") == NULL,
+		ck_assert_msg(strstr(text, "down: not ready") == NULL,
 			      "hook %d withdrew during the upgrade:\n%s",
 			      i + 1, text);
 		free(text);

@@ -434,6 +434,47 @@ prober_run(void *arg)
 }
 
 /*
+ * GET /ready on a kept (keep-alive) connection: the status, and whether
+ * the reply says Connection: close; the reply into out.  -1 if the
+ * connection was closed (the old process went away).
+ */
+static int
+ready_kept(int fd, bool *closes, char *out, size_t size)
+{
+	static const char req[] = "GET /ready HTTP/1.1\r\nHost: x\r\n\r\n";
+	size_t n = 0;
+	char *body;
+	int status = 0, len = -1;
+
+	if (h_write_all(fd, req, sizeof(req) - 1, 3000) != 0)
+		return -1;
+	for (;;) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		ssize_t r;
+
+		ck_assert_msg(poll(&p, 1, 3000) == 1, "no reply on the kept "
+			      "connection");
+		r = read(fd, out + n, size - 1 - n);
+		if (r <= 0)
+			return -1;
+		n += (size_t)r;
+		out[n] = '\0';
+		body = strstr(out, "\r\n\r\n");
+		if (body && len < 0) {
+			const char *cl = strcasestr(out, "Content-Length:");
+
+			ck_assert_ptr_nonnull(cl);
+			len = atoi(cl + 15);
+		}
+		if (body && strlen(body + 4) >= (size_t)len)
+			break;
+	}
+	ck_assert_int_eq(sscanf(out, "HTTP/1.1 %d", &status), 1);
+	*closes = strcasestr(out, "Connection: close") != NULL;
+	return status;
+}
+
+/*
  * An upgrade is no reason for a routing daemon to withdraw: GET /ready
  * says 200 all through it.  A withdrawn instance stays withdrawn in the
  * new process.
@@ -457,7 +498,35 @@ START_TEST(ready_across_upgrade)
 	ck_assert_int_eq(pthread_create(&pr.t, NULL, prober_run, &pr), 0);
 	while (atomic_load(&pr.ok) < 10 && !pr.first[0])
 		h_sleep_ms(5);
-	follow(&lb, ctl_upgrade(&lb, &handed, &left, said, sizeof(said)));
+	{
+		/* A hook that keeps its connection (ringlbctl watch-ready):
+		 * the old process answers on it once more, 200, and closes. */
+		char sock[200], reply[2048];
+		bool closes;
+		int kept;
+
+		snprintf(sock, sizeof(sock), "%s/admin.sock", lb.dir);
+		kept = h_unix_connect(sock, 3000);
+		ck_assert_int_ge(kept, 0);
+		ck_assert_int_eq(ready_kept(kept, &closes, reply,
+					    sizeof(reply)),
+				 200);
+		ck_assert_msg(!closes, "%s", reply);
+		pid_t pid = ctl_upgrade(&lb, &handed, &left, said,
+					sizeof(said));
+		int st = ready_kept(kept, &closes, reply, sizeof(reply));
+
+		/* Either the old process answers, or it is gone already. */
+		ck_assert_msg(st == -1 || (st == 200 && closes &&
+					   strstr(reply, "handed-over")),
+			      "GET /ready on a kept connection after the "
+			      "upgrade: %d: %s", st, reply);
+		fprintf(stderr, "ready_across_upgrade: the kept connection: "
+			"%s\n", st == 200 ? "200 handed-over, closed" :
+					    "closed");
+		close(kept);
+		follow(&lb, pid);
+	}
 	h_sleep_ms(200);
 	atomic_store(&pr.stop, true);
 	pthread_join(pr.t, NULL);

@@ -11,6 +11,7 @@
  *   ringlbctl [-s SOCKET] upgrade [--binary PATH]
  *   ringlbctl [-s SOCKET] withdraw | rejoin
  *   ringlbctl [-s SOCKET] is-ready [--timeout SECONDS]
+ *   ringlbctl [-s SOCKET] watch-ready --up CMD --down CMD [--timeout S]
  *
  * A listener with its own backends has a pool of its own name, so
  * "drain LISTENER BACKEND" works for it as it did before pools existed.
@@ -21,12 +22,15 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <signal.h>
+#include <spawn.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -79,6 +83,11 @@ usage(int code)
 		"  rejoin                              GET /ready says 200 again\n"
 		"  is-ready [--timeout SECONDS]        exit 0 if GET /ready says 200\n"
 		"                                      (default timeout 1 s)\n"
+		"  watch-ready --up CMD --down CMD [--timeout SECONDS]\n"
+		"                                      a health hook: ask every 100 ms,\n"
+		"                                      run CMD on a change (down at the\n"
+		"                                      first miss, up after 3 in a row)\n"
+		"                                      and again every second\n"
 		"POOL: a pool's name; a listener with its own backends has a pool\n"
 		"of its own name.\n"
 		"SOCKET: -s, else $RINGLB_SOCKET, else %s\n",
@@ -622,6 +631,158 @@ cmd_is_ready(void)
 	return code == 200 ? 0 : 1;
 }
 
+/* ---- watch-ready: a health hook for a routing daemon ---- */
+
+#define WATCH_POLL_MS 100
+#define WATCH_RISE 3		/* 200s in a row before "up" */
+#define WATCH_REPEAT_MS 1000	/* say it again this often */
+#define WATCH_CMD_MS 5000	/* a command that takes longer is killed */
+
+static volatile sig_atomic_t watch_stop;
+
+static void
+on_stop(int sig)
+{
+	(void)sig;
+	watch_stop = 1;
+}
+
+/* Run cmd with /bin/sh; its exit status, or -1 (could not, or killed). */
+static int
+run_cmd(const char *cmd)
+{
+	extern char **environ;
+	char sh[] = "sh", dash_c[] = "-c", *line = strdup(cmd);
+	char *argv[] = { sh, dash_c, line, NULL };
+	uint64_t until = now_ms() + WATCH_CMD_MS;
+	pid_t pid;
+	int st, rc;
+
+	if (!line)
+		return -1;
+	rc = posix_spawn(&pid, "/bin/sh", NULL, NULL, argv, environ);
+	free(line);
+	if (rc != 0)
+		return -1;
+	for (;;) {
+		pid_t r = waitpid(pid, &st, WNOHANG);
+
+		if (r == pid)
+			return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+		if (r < 0 && errno != EINTR)
+			return -1;
+		if (now_ms() >= until) {
+			kill(pid, SIGKILL);
+			waitpid(pid, &st, 0);
+			fprintf(stderr, "ringlbctl: watch-ready: \"%s\" took "
+				"over %d ms: killed\n", cmd, WATCH_CMD_MS);
+			return -1;
+		}
+		sleep_ms(10);
+	}
+}
+
+/* GET /ready on a handle kept between calls (one connection). */
+static bool
+ready_once(CURL *c, char *state, size_t size)
+{
+	struct reply r = { 0 };
+	long code = 0;
+	json_t *j;
+
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, &r);
+	if (curl_easy_perform(c) != CURLE_OK) {
+		free(r.body);
+		snprintf(state, size, "unreachable");
+		return false;
+	}
+	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
+	j = json_loadb(r.body ? r.body : "", r.len, 0, NULL);
+	free(r.body);
+	snprintf(state, size, "%s", str(j, "state"));
+	json_decref(j);
+	return code == 200;
+}
+
+static void
+stamp(const char *what, const char *state)
+{
+	struct timespec ts;
+	struct tm tm;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	localtime_r(&ts.tv_sec, &tm);
+	printf("%02d:%02d:%02d.%03ld %s (%s)\n", tm.tm_hour, tm.tm_min,
+	       tm.tm_sec, ts.tv_nsec / 1000000, what, state);
+	fflush(stdout);
+}
+
+/*
+ * Every 100 ms, GET /ready (one kept connection, each answer within the
+ * timeout).  The first answer that is not 200 runs `down`; WATCH_RISE 200s
+ * in a row run `up`; the current one runs again every second (a routing
+ * daemon restarted meanwhile hears it).  `down` first, and on SIGTERM or
+ * SIGINT before exiting 0.
+ */
+static int
+cmd_watch_ready(const char *up, const char *down)
+{
+	struct sigaction sa = { .sa_handler = on_stop };
+	char url[64], state[32] = "?";
+	bool is_up = false;
+	uint64_t said = now_ms();
+	unsigned ok = 0;
+	CURL *c;
+
+	if (!up || !down || !*up || !*down) {
+		fprintf(stderr, "ringlbctl: watch-ready needs --up CMD and "
+			"--down CMD\n");
+		usage(2);
+	}
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	c = curl_easy_init();
+	if (!c)
+		die("cannot initialise libcurl");
+	snprintf(url, sizeof(url), "http://localhost/ready");
+	curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, sock_path);
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	run_cmd(down);
+	stamp("down: not announced until ready", "start");
+	while (!watch_stop) {
+		uint64_t t0 = now_ms(), spent;
+
+		if (ready_once(c, state, sizeof(state)))
+			ok++;
+		else
+			ok = 0;
+		if (!is_up && ok >= WATCH_RISE) {
+			is_up = true;
+			run_cmd(up);
+			said = now_ms();
+			stamp("up: ready", state);
+		} else if (is_up && ok == 0) {
+			is_up = false;
+			run_cmd(down);
+			said = now_ms();
+			stamp("down: not ready", state);
+		} else if (now_ms() - said >= WATCH_REPEAT_MS) {
+			run_cmd(is_up ? up : down);
+			said = now_ms();
+		}
+		spent = now_ms() - t0;
+		if (spent < WATCH_POLL_MS && !watch_stop)
+			sleep_ms((unsigned)(WATCH_POLL_MS - spent));
+	}
+	curl_easy_cleanup(c);
+	run_cmd(down);
+	stamp("down: stopped", state);
+	return 0;
+}
+
 static int
 cmd_reload(void)
 {
@@ -642,12 +803,14 @@ main(int argc, char **argv)
 		{ "route", required_argument, NULL, 'r' },
 		{ "reset", no_argument, NULL, 'R' },
 		{ "binary", required_argument, NULL, 'b' },
+		{ "up", required_argument, NULL, 'u' },
+		{ "down", required_argument, NULL, 'd' },
 		{ "socket", required_argument, NULL, 's' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	bool as_json = false, wait = false, reset = false;
-	const char *route = NULL, *binary = NULL;
+	const char *route = NULL, *binary = NULL, *up = NULL, *down = NULL;
 	double timeout_s = 0;
 	const char *cmd;
 	char *end;
@@ -677,6 +840,12 @@ main(int argc, char **argv)
 		case 'b':
 			binary = optarg;
 			break;
+		case 'u':
+			up = optarg;
+			break;
+		case 'd':
+			down = optarg;
+			break;
 		case 'T':
 			errno = 0;
 			timeout_s = strtod(optarg, &end);
@@ -703,15 +872,18 @@ main(int argc, char **argv)
 	if ((as_json && strcmp(cmd, "status") != 0) ||
 	    (wait && strcmp(cmd, "drain") != 0) ||
 	    (timeout_s > 0 && strcmp(cmd, "drain") != 0 &&
-	     strcmp(cmd, "is-ready") != 0) ||
+	     strcmp(cmd, "is-ready") != 0 &&
+	     strcmp(cmd, "watch-ready") != 0) ||
 	    ((route || reset) && strcmp(cmd, "split") != 0) ||
-	    (binary && strcmp(cmd, "upgrade") != 0)) {
+	    (binary && strcmp(cmd, "upgrade") != 0) ||
+	    ((up || down) && strcmp(cmd, "watch-ready") != 0)) {
 		fprintf(stderr, "ringlbctl: option not valid for %s\n", cmd);
 		usage(2);
 	}
-	if (strcmp(cmd, "is-ready") == 0) {
+	if (strcmp(cmd, "is-ready") == 0 || strcmp(cmd, "watch-ready") == 0) {
 		/* A hung ringlb is not ready: answer within the timeout. */
-		timeout_ms = timeout_s > 0 ? (long)(timeout_s * 1000) : 1000;
+		timeout_ms = timeout_s > 0 ? (long)(timeout_s * 1000) :
+		     strcmp(cmd, "is-ready") == 0 ? 1000 : 300;
 		if (timeout_ms < 1)
 			timeout_ms = 1;
 	} else if (timeout_s > 0 && !wait) {
@@ -739,6 +911,8 @@ main(int argc, char **argv)
 		rc = cmd_withdraw(cmd);
 	else if (strcmp(cmd, "is-ready") == 0 && n == 0)
 		rc = cmd_is_ready();
+	else if (strcmp(cmd, "watch-ready") == 0 && n == 0)
+		rc = cmd_watch_ready(up, down);
 	else
 		usage(2);
 	curl_global_cleanup();
