@@ -250,6 +250,111 @@ START_TEST(stopping_and_hung)
 }
 END_TEST
 
+/* The lines of a file (up to 4 KiB), into out. */
+static void
+slurp(const char *path, char *out, size_t size)
+{
+	FILE *f = fopen(path, "r");
+	size_t n = f ? fread(out, 1, size - 1, f) : 0;
+
+	out[n] = '\0';
+	if (f)
+		fclose(f);
+}
+
+/* Wait until file path holds text want, ms it took. */
+static uint64_t
+wait_text(const char *path, const char *want, int timeout_ms)
+{
+	uint64_t t0 = h_now_ms();
+	char got[4096];
+
+	for (;;) {
+		slurp(path, got, sizeof(got));
+		if (strcmp(got, want) == 0)
+			return h_now_ms() - t0;
+		ck_assert_msg(h_now_ms() - t0 < (uint64_t)timeout_ms,
+			      "%s: \"%s\", want \"%s\"", path, got, want);
+		h_sleep_ms(10);
+	}
+}
+
+/*
+ * watch-ready, the health hook: down first, up after three 200s, down at
+ * the first 503 (a withdraw) and up again after a rejoin, down when
+ * ringlb dies, and down on SIGTERM; each command runs again every second.
+ */
+START_TEST(watch_ready_hook)
+{
+	struct h_backend a, e;
+	struct h_lb lb;
+	char sock[200], up[300], down[300], file[200], log[200], out[4096];
+	const char *argv[] = { h_ctl_bin(), "-s", sock, "watch-ready", "--up",
+			       up, "--down", down, NULL };
+	json_t *cfg;
+	pid_t pid;
+	uint64_t took;
+	int st;
+
+	h_backend_up(&a, H_NAME, "a");
+	h_backend_up(&e, H_ECHO, "e");
+	cfg = two_cfg(&a, &e);
+	ck_assert_int_eq(h_lb_start_cfg(&lb, cfg, port_of(cfg, 0), NULL), 0);
+	snprintf(sock, sizeof(sock), "%s/admin.sock", lb.dir);
+	snprintf(file, sizeof(file), "%s/said", lb.dir);
+	snprintf(log, sizeof(log), "%s/watch.log", lb.dir);
+	/* Each command leaves what it says in the file, alone. */
+	snprintf(up, sizeof(up), "echo up > %s", file);
+	snprintf(down, sizeof(down), "echo down > %s", file);
+	pid = h_spawn(argv, log);
+	ck_assert_int_gt(pid, 0);
+	took = wait_text(file, "up\n", 3000);
+	fprintf(stderr, "watch-ready: up %llu ms after it started\n",
+		(unsigned long long)took);
+
+	ck_assert_int_eq(ctl(&lb, out, sizeof(out), "withdraw", NULL), 0);
+	took = wait_text(file, "down\n", 2000);
+	fprintf(stderr, "watch-ready: down %llu ms after the withdraw\n",
+		(unsigned long long)took);
+	ck_assert_int_lt(took, 1000);
+	/* Said again every second: a command that lost its effect. */
+	ck_assert_int_eq(unlink(file), 0);
+	wait_text(file, "down\n", 2500);
+	ck_assert_int_eq(ctl(&lb, out, sizeof(out), "rejoin", NULL), 0);
+	wait_text(file, "up\n", 2000);
+
+	/* ringlb dies: down, within a second. */
+	kill(lb.pid, SIGKILL);
+	took = wait_text(file, "down\n", 2000);
+	fprintf(stderr, "watch-ready: down %llu ms after ringlb died\n",
+		(unsigned long long)took);
+	ck_assert_int_lt(took, 1000);
+
+	/* SIGTERM: down (it is already), and exit 0. */
+	ck_assert_int_eq(h_write_file(file, "up\n"), 0);
+	kill(pid, SIGTERM);
+	ck_assert_int_eq(h_wait_pid(pid, 3000, &st), 0);
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %d", st);
+	slurp(file, out, sizeof(out));
+	ck_assert_str_eq(out, "down\n");
+	slurp(log, out, sizeof(out));
+	ck_assert_msg(strstr(out, "up: ready (serving)") &&
+			      strstr(out, "down: not ready (withdrawn)") &&
+			      strstr(out, "down: not ready (unreachable)") &&
+			      strstr(out, "down: stopped"),
+		      "%s", out);
+
+	/* Usage: both commands are needed. */
+	{
+		struct h_run *r = h_ctl(&lb, "watch-ready", "--up", "true");
+
+		ck_assert(WIFEXITED(r->status) && WEXITSTATUS(r->status) == 2);
+		free(r);
+	}
+	json_decref(cfg);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -258,5 +363,6 @@ main(void)
 
 	tcase_add_test(tc, withdraw_and_rejoin);
 	tcase_add_test(tc, stopping_and_hung);
+	tcase_add_test(tc, watch_ready_hook);
 	return h_run_suite("check_ready", s);
 }
