@@ -890,8 +890,10 @@ START_TEST(test_man_readme)
 
 			if (tok[0] == '-') {
 				snprintf(w, sizeof(w), "%s", tok + 1);
+				/* Optional ([--x]) or required (--x). */
 				ck_assert_msg(macro_has(ctl8, ".Op Fl ", w) ||
-						      macro_has(ctl8, ".Op ", w),
+						      macro_has(ctl8, ".Op ", w) ||
+						      macro_has(ctl8, ".Fl ", w),
 					      "ringlbctl(8): no option %s", tok);
 				opts++;
 			} else if (!verb && islower((unsigned char)tok[0]) &&
