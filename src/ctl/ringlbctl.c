@@ -714,7 +714,7 @@ stamp(const char *what, const char *state)
 	localtime_r(&ts.tv_sec, &tm);
 	printf("%02d:%02d:%02d.%03ld %s (%s)\n", tm.tm_hour, tm.tm_min,
 	       tm.tm_sec, ts.tv_nsec / 1000000, what, state);
-	fflush(stdout);
+	(void)fflush(stdout);	/* a reader gone: nothing to do */
 }
 
 /*
@@ -739,6 +739,7 @@ cmd_watch_ready(const char *up, const char *down)
 			"--down CMD\n");
 		usage(2);
 	}
+	watch_stop = 0;
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
 	c = curl_easy_init();

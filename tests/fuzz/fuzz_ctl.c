@@ -3,7 +3,7 @@
  * from the admin API (src/ctl/ringlbctl.c, included with main() renamed).
  * libcurl is replaced below by a stub that answers each request with the
  * next reply from the input, or fails to connect when none is left, so a
- * `drain --wait` loop ends.  exit() becomes a longjmp back here, and the
+ * `drain --wait` loop ends (and `watch-ready`, whose commands never run).  exit() becomes a longjmp back here, and the
  * tool's stderr goes to /dev/null (the fuzzer's own output stays).
  *
  * Input: one line of arguments separated by spaces, then replies, each
@@ -12,6 +12,8 @@
  */
 #define CURL_DISABLE_TYPECHECK 1
 #include <setjmp.h>
+#include <signal.h>	/* before the macros below */
+#include <spawn.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -42,6 +44,11 @@ fuzz_exit(int code)
 #undef stderr
 #define stderr devnull
 #define nanosleep(req, rem) ((void)(req), (void)(rem), 0)
+/* watch-ready runs no command here, and takes no signal of the fuzzer's;
+ * it ends when the replies do (curl_easy_perform below). */
+#define posix_spawn(pid, path, fa, attr, argv, env) \
+	((void)(pid), (void)(path), (void)(argv), (void)(env), ENOSYS)
+#define sigaction(sig, act, old) ((void)(sig), (void)(act), 0)
 int ringlbctl_main(int argc, char **argv);
 #include "../../src/ctl/ringlbctl.c"
 #undef exit
@@ -49,6 +56,8 @@ int ringlbctl_main(int argc, char **argv);
 #undef stderr
 #define stderr stderr	/* as stdio.h has it */
 #undef nanosleep
+#undef posix_spawn
+#undef sigaction
 
 /* ---- libcurl, answered from the input ---- */
 
@@ -88,8 +97,10 @@ curl_easy_perform(CURL *c)
 	const uint8_t *end;
 	size_t len, half;
 
-	if (replies_len == 0)
+	if (replies_len == 0) {
+		watch_stop = 1;	/* watch-ready: nothing more to read */
 		return CURLE_COULDNT_CONNECT;
+	}
 	reply_code = codes[replies[0] % 8];
 	replies++;
 	replies_len--;
