@@ -248,6 +248,7 @@ struct config {
 	struct cfg_admin admin;
 	unsigned workers;
 	int log_level;		/* enum log_level */
+	int log_format;		/* enum log_format */
 	unsigned shutdown_grace_ms;
 	/* upgrade.handover_ms: how long an upgrade hands connections over */
 	unsigned upgrade_handover_ms;

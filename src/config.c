@@ -54,7 +54,8 @@ static const char *const alg_names[] = {
 };
 
 static const char *const root_keys[] = {
-	"workers", "log_level", "shutdown_grace_ms", "listeners", "pools",
+	"workers", "log_level", "log_format", "shutdown_grace_ms", "listeners",
+	"pools",
 	"admin", "user", "group", "recv_buffers", "upgrade", NULL,
 };
 
@@ -1834,6 +1835,16 @@ parse_root(const struct cfg_ctx *x, json_t *root, struct config *cfg)
 		if (cfg->log_level < 0)
 			return cfg_error(x, "log_level",
 					 "unknown level %s (expected error, warn, info or debug)",
+					 quote(q, sizeof(q), s, len));
+	}
+	if (get_string(x, "", root, "log_format", false, false, &s, &len) < 0)
+		return -1;
+	cfg->log_format = LOG_FORMAT_TEXT;
+	if (s != NULL) {
+		cfg->log_format = log_format_parse(s);
+		if (cfg->log_format < 0)
+			return cfg_error(x, "log_format",
+					 "unknown format %s (expected text or json)",
 					 quote(q, sizeof(q), s, len));
 	}
 	if (parse_admin(x, root, &cfg->admin) < 0 ||

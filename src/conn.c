@@ -222,6 +222,9 @@ struct conn {
 	 */
 	uint64_t last_ms;
 	struct sockaddr_in6 peer;	/* holds an IPv4 one too */
+	/* ms from start_ms to the backend's connect, plus 1; 0: not
+	 * connected (or adopted: not known).  Fills a hole: no bigger. */
+	uint32_t connect_ms1;
 	/* The split side it was sent to (holds its active count); or NULL. */
 	const struct split_side *side;
 } __attribute__((aligned(OP_ALIGN)));
@@ -370,31 +373,46 @@ conn_finish(struct conn *c, const char *why)
 	conn_log_end(c, why);
 }
 
-/* The one line a connection leaves in the log when it ends. */
+/*
+ * The one line a connection leaves in the log when it ends (HAProxy's
+ * tcplog has the same facts): who, through what, to which backend and
+ * address, how long the connect took and how many attempts failed first,
+ * the bytes each way, how long, and why it ended.
+ */
 static void
 conn_log_end(const struct conn *c, const char *why)
 {
-	char client[80], via[86];
+	char client[80], via[86], cms[24], addr[80] = "-";
 
 	if (!log_enabled(LOG_INFO))
 		return;
 	log_addr((const struct sockaddr *)&c->peer, client, sizeof(client));
+	if (c->b)
+		log_addr((const struct sockaddr *)&c->b->cfg->addr.ss, addr,
+			 sizeof(addr));
 	via[0] = '\0';
 	if (c->meta && c->meta->proxied) {
 		memcpy(via, " via=", 5);
 		log_addr((const struct sockaddr *)&c->meta->via, via + 5,
 			 sizeof(via) - 5);
 	}
-	log_info("conn=%llu client=%s%s listener=%s%s%s pool=%s backend=%s "
-		 "up=%llu down=%llu ms=%llu end=%s",
-		 (unsigned long long)c->id, client, via, c->lsn->cfg->name,
-		 c->meta && c->meta->sni ? " sni=" : "",
-		 c->meta && c->meta->sni ? c->meta->sni : "",
-		 c->pool ? c->pool->cfg->name : "-",
-		 c->b ? c->b->cfg->name : "-",
-		 (unsigned long long)c->d[CLIENT].bytes,
-		 (unsigned long long)c->d[BACKEND].bytes,
-		 (unsigned long long)(c->w->now_ms - c->start_ms), why);
+	if (c->connect_ms1)
+		snprintf(cms, sizeof(cms), "%u", c->connect_ms1 - 1);
+	else
+		snprintf(cms, sizeof(cms), "-");
+	log_event(LOG_INFO, "connection",
+		  "conn=%llu client=%s%s listener=%s%s%s pool=%s backend=%s "
+		  "addr=%s connect_ms=%s retries=%u up=%llu down=%llu ms=%llu "
+		  "end=%s",
+		  (unsigned long long)c->id, client, via, c->lsn->cfg->name,
+		  c->meta && c->meta->sni ? " sni=" : "",
+		  c->meta && c->meta->sni ? c->meta->sni : "",
+		  c->pool ? c->pool->cfg->name : "-",
+		  c->b ? c->b->cfg->name : "-",
+		  addr, cms, (unsigned)c->ntried,
+		  (unsigned long long)c->d[CLIENT].bytes,
+		  (unsigned long long)c->d[BACKEND].bytes,
+		  (unsigned long long)(c->w->now_ms - c->start_ms), why);
 }
 
 /*
@@ -1078,6 +1096,12 @@ handle_connect(struct conn *c, int res)
 	}
 	atomic_fetch_add_explicit(&b->total, 1, memory_order_relaxed);
 	backend_success(b);
+	{
+		uint64_t took = c->w->now_ms - c->start_ms;
+
+		c->connect_ms1 = took < UINT32_MAX - 1 ? (uint32_t)took + 1 :
+							 UINT32_MAX;
+	}
 	c->last_ms = c->w->now_ms;
 	conn_set_phase(c, PH_PROXY);
 	if (cfg_backend_send_proxy(c->pool->cfg, b->cfg) != SEND_PROXY_OFF) {

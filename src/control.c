@@ -492,6 +492,7 @@ control_reload(char *err, size_t errlen)
 
 	if (!log_verbose)
 		log_set_level(rt->cfg->log_level);
+	log_set_format(rt->cfg->log_format);
 	publish_locked(cur, rt);
 	reloads++;
 	log_info("reloaded %s: generation %llu, %zu listeners, %zu pools",

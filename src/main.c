@@ -222,6 +222,7 @@ main(int argc, char **argv)
 		return 0;
 	}
 	log_set_level(verbose ? LOG_DEBUG : cfg->log_level);
+	log_set_format(cfg->log_format);
 
 	/* Block the signals before any thread starts, so all inherit it. */
 	sigemptyset(&sigs);

@@ -791,7 +791,24 @@ START_TEST(test_enums)
 		      "(expected round-robin, least-connections, random-two or maglev)");
 	cfg = parse_ok(TOP("'log_level':'warn',"));
 	ck_assert_int_eq(cfg->log_level, LOG_WARN);
+	ck_assert_int_eq(cfg->log_format, LOG_FORMAT_TEXT);
 	cfg_free(cfg);
+	cfg = parse_ok(TOP("'log_format':'json',"));
+	ck_assert_int_eq(cfg->log_format, LOG_FORMAT_JSON);
+	cfg_free(cfg);
+	cfg = parse_ok(TOP("'log_format':'text',"));
+	ck_assert_int_eq(cfg->log_format, LOG_FORMAT_TEXT);
+	cfg_free(cfg);
+	ck_assert_bad(TOP("'log_format':'JSON',"),
+		      "bad.json: log_format: unknown format \"JSON\" "
+		      "(expected text or json)");
+	ck_assert_bad(TOP("'log_format':'logfmt',"),
+		      "bad.json: log_format: unknown format \"logfmt\" "
+		      "(expected text or json)");
+	ck_assert_bad(TOP("'log_format':true,"),
+		      "bad.json: log_format: must be a string, got boolean");
+	ck_assert_bad(TOP("'log_format':'',"),
+		      "bad.json: log_format: must not be empty");
 
 	ck_assert_str_eq(cfg_algorithm_name(ALG_ROUND_ROBIN), "round-robin");
 	ck_assert_str_eq(cfg_algorithm_name(ALG_LEAST_CONN), "least-connections");

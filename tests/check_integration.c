@@ -859,9 +859,10 @@ START_TEST(test_log_line)
 	snprintf(pat, sizeof(pat),
 		 "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}"
 		 "\\.[0-9]{3}Z info conn=[0-9]+ client=127\\.0\\.0\\.1:%d "
-		 "listener=web pool=web backend=app1 up=5 down=10 ms=[0-9]+ "
+		 "listener=web pool=web backend=app1 addr=127\\.0\\.0\\.1:%d "
+		 "connect_ms=[0-9]+ retries=0 up=5 down=10 ms=[0-9]+ "
 		 "end=closed$",
-		 cport);
+		 cport, a.port);
 	ck_assert_int_eq(regcomp(&re, pat, REG_EXTENDED | REG_NOSUB), 0);
 	ck_assert_msg(regexec(&re, line, 0, NULL, 0) == 0,
 		      "log line '%s' does not match '%s'", line, pat);

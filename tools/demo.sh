@@ -18,7 +18,7 @@ ringlb demo: listener 127.0.0.1:8080 -> backend1..3 on 127.0.0.1:9001-9003
 Try, in another terminal (replies come from backend 1, 2, 3 in turn):
 
     for i in 1 2 3 4 5 6; do curl -s http://127.0.0.1:8080/; done
-    echo hi | nc -q1 127.0.0.1 8080
+    bash -c 'exec 3<>/dev/tcp/127.0.0.1/8080; echo hi >&3; cat <&3'
 
 Steer it (admin socket /run/ringlb/admin.sock):
 

@@ -44,7 +44,8 @@ static const char base[] =
 
 /* Object path (a dotted list; a number indexes an array), then the key. */
 static const char *const slots[][2] = {
-	{ "", "workers" }, { "", "log_level" }, { "", "shutdown_grace_ms" },
+	{ "", "workers" }, { "", "log_level" }, { "", "log_format" },
+	{ "", "shutdown_grace_ms" },
 	{ "", "listeners" }, { "", "admin" },
 	{ "admin", "enabled" }, { "admin", "socket" }, { "admin", "mode" },
 	{ "admin", "listen" },
