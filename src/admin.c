@@ -36,8 +36,16 @@
 
 
 #define BODY_MAX	(64 * 1024)
-#define ADMIN_CONN_MAX	64
-#define ADMIN_TIMEOUT_S	10
+/*
+ * Under abuse (clients that connect and send nothing, or half a request):
+ * room for 2,048 connections on each admin listener, so an operator's
+ * ringlbctl still gets in past 1,000 held ones (MHD polls them all with
+ * epoll, one thread), and a connection silent for 3 s is closed, so held
+ * ones do not stay.  64 and 10 s let 200 half-sent requests hold
+ * ringlbctl status for 9 s.  At most 4,096 fds of the process's limit.
+ */
+#define ADMIN_CONN_MAX	2048
+#define ADMIN_TIMEOUT_S	3
 
 struct admin_srv {
 	int fd;

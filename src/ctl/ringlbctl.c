@@ -688,10 +688,24 @@ ready_once(CURL *c, char *state, size_t size)
 {
 	struct reply r = { 0 };
 	long code = 0;
+	CURLcode rc;
 	json_t *j;
 
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, &r);
-	if (curl_easy_perform(c) != CURLE_OK) {
+	curl_easy_setopt(c, CURLOPT_FRESH_CONNECT, 0L);
+	rc = curl_easy_perform(c);
+	if (rc == CURLE_OPERATION_TIMEDOUT) {
+		/*
+		 * The kept connection may be with a process busy with one long
+		 * request (an upgrade it is handing over), or gone: ask once
+		 * more on a new one, which whoever serves the socket answers.
+		 */
+		free(r.body);
+		memset(&r, 0, sizeof(r));
+		curl_easy_setopt(c, CURLOPT_FRESH_CONNECT, 1L);
+		rc = curl_easy_perform(c);
+	}
+	if (rc != CURLE_OK) {
 		free(r.body);
 		snprintf(state, size, "unreachable");
 		return false;

@@ -6,12 +6,13 @@
 #
 # A thin wrapper of `ringlbctl watch-ready`, which asks ringlb's GET
 # /ready every 100 ms over one kept connection (each answer within
-# 300 ms).  The first answer that is not 200 (withdrawn, stopping, ringlb
-# dead or hung) runs `birdc disable PROTOCOL` (default "vip4": a static
+# 300 ms; if it times out, once more on a new connection).  The first
+# answer that is not 200 (withdrawn, stopping, ringlb dead or hung) runs
+# `birdc disable PROTOCOL` (default "vip4": a static
 # route to the VIP that bird exports to the router), which withdraws the
 # VIP at once; three 200s in a row run `birdc enable PROTOCOL`.  So the
 # router stops sending new flows here within about 0.2 s of a `ringlbctl
-# withdraw`, a SIGTERM or a kill -9, and within 0.5 s of a hang.  Every
+# withdraw`, a SIGTERM or a kill -9, and within 0.8 s of a hang.  Every
 # second it says again what it last said, in case bird was restarted or
 # reconfigured.  On SIGTERM or SIGINT it withdraws and exits.
 #
