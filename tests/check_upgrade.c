@@ -597,6 +597,80 @@ fill(int fd)
 }
 
 /*
+ * A health hook (ringlbctl watch-ready) through an upgrade whose hand-over
+ * window stays open (a stalled stream the old process holds bytes of):
+ * the old process is busy with POST /upgrade all that time, so the hook's
+ * kept connection gets no answer; asked again on a new connection, the
+ * new process answers, and the hook never runs --down.
+ */
+START_TEST(hook_through_long_handover)
+{
+	struct h_backend a, b, st;
+	struct h_lb lb;
+	char sock[200], up[300], down[300], file[200], log[200], said[256];
+	char text[4096];
+	const char *argv[] = { h_ctl_bin(), "-s", sock, "watch-ready", "--up",
+			       up, "--down", down, NULL };
+	json_t *cfg, *l;
+	int stall, handed, left, st_;
+	pid_t hook, pid;
+	FILE *f;
+	size_t n;
+
+	subreaper();
+	h_backend_up(&a, H_NAME, "a");
+	h_backend_up(&b, H_NAME, "b");
+	h_backend_up(&st, H_STALL, "st");
+	cfg = up_cfg(&a, &b, NULL);
+	hc_set(cfg, "upgrade", hc_json("{ \"handover_ms\": 1500 }"));
+	hc_set(cfg, "shutdown_grace_ms", json_integer(1000));
+	l = hc_listener(cfg, "stall", 0);
+	hc_set(l, "health_check", hc_json("{ \"enabled\": false }"));
+	hc_backend(l, &st, 1);
+	ck_assert_int_eq(h_lb_start_cfg(&lb, cfg, port_of(cfg, 0), NULL), 0);
+	snprintf(sock, sizeof(sock), "%s/admin.sock", lb.dir);
+	snprintf(file, sizeof(file), "%s/said", lb.dir);
+	snprintf(log, sizeof(log), "%s/watch.log", lb.dir);
+	snprintf(up, sizeof(up), "echo up >> %s", file);
+	snprintf(down, sizeof(down), "echo down >> %s", file);
+	hook = h_spawn(argv, log);
+	ck_assert_int_gt(hook, 0);
+	while (!h_lb_log_count(&lb, "ringlb started"))
+		h_sleep_ms(10);
+	for (int i = 0; i < 300; i++) {
+		f = fopen(log, "r");
+		n = f ? fread(text, 1, sizeof(text) - 1, f) : 0;
+		text[n] = '\0';
+		if (f)
+			fclose(f);
+		if (strstr(text, "up: ready"))
+			break;
+		h_sleep_ms(10);
+	}
+	ck_assert_msg(strstr(text, "up: ready"), "%s", text);
+
+	stall = h_connect("127.0.0.1", port_of(cfg, 1), 3000);
+	ck_assert_int_ge(stall, 0);
+	fill(stall);
+	pid = ctl_upgrade(&lb, &handed, &left, said, sizeof(said));
+	ck_assert_msg(left == 1, "%s", said);
+	h_sleep_ms(500);
+	kill(hook, SIGTERM);
+	ck_assert_int_eq(h_wait_pid(hook, 3000, &st_), 0);
+	f = fopen(log, "r");
+	n = f ? fread(text, 1, sizeof(text) - 1, f) : 0;
+	text[n] = '\0';
+	if (f)
+		fclose(f);
+	ck_assert_msg(strstr(text, "down: not ready") == NULL,
+		      "the hook withdrew during the upgrade:\n%s", text);
+	close(stall);
+	follow(&lb, pid);
+	json_decref(cfg);
+}
+END_TEST
+
+/*
  * What goes over and what stays: a stream whose bytes the old process
  * holds (its backend never reads) stays and ends there, within
  * shutdown_grace_ms; a half-closed one goes over and finishes in the new
@@ -1087,6 +1161,7 @@ main(void)
 	tcase_add_test(tc, handover_what_goes);
 	tcase_add_test(tc, upgrade_by_signal);
 	tcase_add_test(tc, ready_across_upgrade);
+	tcase_add_test(tc, hook_through_long_handover);
 	tcase_add_test(tc, upgrade_failures);
 	tcase_add_test(tc, protocol_mismatch);
 	tcase_add_test(tc, rate_bucket_carried);
