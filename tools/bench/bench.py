@@ -26,6 +26,9 @@ Started by run.sh, which installs the packages and compiles the helpers
                    "ringlbB" (add it to TARGETS); same config, plus
   RINGLB_B_JSON=o  top-level keys merged into ringlbB's config, e.g.
                    '{"recv_buffers": 0}' (RINGLB_B defaults to RINGLB)
+  RINGLB_JSON=o    the same for the "ringlb" target, e.g.
+                   '{"log_level": "info", "log_format": "json"}' (the
+                   bench logs at warn: no connection line is written)
   RINGLB_B_POOL_JSON=o  keys merged into every listener (its own pool) of
                    ringlbB, e.g. '{"algorithm": "maglev"}'
   RINGLB_B_SEND_PROXY=v1|v2  ringlbB's http pool sends PROXY headers, to
@@ -85,6 +88,7 @@ OUT_DIR = os.environ.get("OUT_DIR") or (
     os.path.join(BENCH_DIR, "profile") if os.environ.get("PROFILE") else HERE)
 RINGLB = os.environ.get("RINGLB") or os.path.join(REPO, "build", "ringlb")
 RINGLB_B = os.environ.get("RINGLB_B") or RINGLB
+RINGLB_JSON = json.loads(os.environ.get("RINGLB_JSON") or "{}")
 RINGLB_B_JSON = json.loads(os.environ.get("RINGLB_B_JSON") or "{}")
 RINGLB_B_SEND_PROXY = os.environ.get("RINGLB_B_SEND_PROXY") or ""
 RINGLB_B_POOL_JSON = json.loads(os.environ.get("RINGLB_B_POOL_JSON") or "{}")
@@ -339,6 +343,8 @@ def ringlb_service(target="ringlb", binary=None):
             "admin": {"socket": os.path.join(BENCH_DIR,
                                              target + "-admin.sock")},
             "listeners": listeners}
+    if target == "ringlb":
+        conf.update(RINGLB_JSON)
     if target == "ringlbB":
         conf.update(RINGLB_B_JSON)
         for l in listeners:
