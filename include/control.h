@@ -106,7 +106,7 @@ bool control_workers_progress(uint64_t now_ms, uint64_t max_age_ms);
  * Readiness, for routing daemons (GET /ready): "starting" until main says
  * ringlb serves, then "serving"; "withdrawn" while an operator has said
  * so (it serves and accepts on, only /ready says 503); "stopping" once
- * ringlb stops or has handed over.  *ready: serving.  Lock-free.
+ * ringlb stops.  Lock-free.
  */
 enum readiness { READY_STARTING, READY_SERVING, READY_WITHDRAWN,
 		 READY_STOPPING };

@@ -253,6 +253,24 @@ ctl(int i, const char *cmd)
 	free(r);
 }
 
+/* Install Debian package pkg if program is missing; skip if that fails. */
+static void
+need(const char *program, const char *pkg)
+{
+	const char *deps[] = { "tools/deps.sh", pkg, NULL };
+	struct h_run *r;
+
+	if (access(program, X_OK) == 0)
+		return;
+	r = calloc(1, sizeof(*r));
+	ck_assert_ptr_nonnull(r);
+	if (h_run(deps, 600000, r) != 0 || r->timed_out ||
+	    !WIFEXITED(r->status) || WEXITSTATUS(r->status) != 0)
+		h_skip("%s is missing and could not be installed: %.200s",
+		       pkg, r->err);
+	free(r);
+}
+
 static void
 cluster_up(void)
 {
@@ -261,19 +279,8 @@ cluster_up(void)
 
 	if (geteuid() != 0)
 		h_skip("needs root for ip netns and bird");
-	if (access("/usr/sbin/bird", X_OK) != 0 ||
-	    access("/usr/sbin/nft", X_OK) != 0) {
-		const char *deps[] = { "tools/deps.sh", "bird2", "nftables",
-				       NULL };
-
-		r = calloc(1, sizeof(*r));
-		ck_assert_ptr_nonnull(r);
-		if (h_run(deps, 600000, r) != 0 || r->timed_out ||
-		    !WIFEXITED(r->status) || WEXITSTATUS(r->status) != 0)
-			h_skip("bird2 and nftables are missing and could not "
-			       "be installed: %.200s", r->err);
-		free(r);
-	}
+	need("/usr/sbin/bird", "bird2");
+	need("/usr/sbin/nft", "nftables");
 	home_ns = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
 	ck_assert_int_ge(home_ns, 0);
 	ck_assert_int_eq(h_tempdir(dir, sizeof(dir)), 0);
@@ -306,24 +313,6 @@ cluster_up(void)
 		hook_start(i);
 	fprintf(stderr, "cluster: up, VIP announced by all 3 in %llu ms\n",
 		(unsigned long long)wait_nexthops(NLB, 15000));
-}
-
-/* A whole (small) file, NUL-terminated; free() it.  NULL if unreadable. */
-static char *
-read_text(const char *path)
-{
-	FILE *f = fopen(path, "r");
-	char *buf;
-	size_t n;
-
-	if (!f)
-		return NULL;
-	buf = calloc(1, 1 << 20);
-	n = buf ? fread(buf, 1, (1 << 20) - 1, f) : 0;
-	if (buf)
-		buf[n] = '\0';
-	fclose(f);
-	return buf;
 }
 
 /* ---- clients ---- */
@@ -825,7 +814,7 @@ START_TEST(upgrade_one_at_a_time)
 		char log[300], *text;
 
 		snprintf(log, sizeof(log), "%s/hook%d.log", dir, i + 1);
-		text = read_text(log);
+		text = h_read_file(log);
 		ck_assert_ptr_nonnull(text);
 		ck_assert_msg(strstr(text, "down: not ready") == NULL,
 			      "hook %d withdrew during the upgrade:\n%s",
@@ -917,17 +906,7 @@ START_TEST(vrrp_active_backup)
 	pid_t vh[2];
 	uint64_t t0, t_withdraw, t_kill, took;
 
-	if (access("/usr/sbin/keepalived", X_OK) != 0) {
-		const char *deps[] = { "tools/deps.sh", "keepalived", NULL };
-
-		r = calloc(1, sizeof(*r));
-		ck_assert_ptr_nonnull(r);
-		if (h_run(deps, 600000, r) != 0 || r->timed_out ||
-		    !WIFEXITED(r->status) || WEXITSTATUS(r->status) != 0)
-			h_skip("keepalived is missing and could not be "
-			       "installed: %.200s", r->err);
-		free(r);
-	}
+	need("/usr/sbin/keepalived", "keepalived");
 	cluster_up();
 	r = calloc(1, sizeof(*r));
 	ck_assert_ptr_nonnull(r);

@@ -4,7 +4,6 @@
  * change, and make fail, while ringlb runs.
  */
 #include <check.h>
-#include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -513,38 +512,6 @@ END_TEST
  * An upgrade: the new process starts with the backends DNS gave the old
  * one, in their states, before it has an answer of its own.
  */
-/* Does lb run a thread named comm? */
-static bool
-has_thread(const struct h_lb *lb, const char *comm)
-{
-	char path[320], name[32];
-	struct dirent *e;
-	bool found = false;
-	DIR *dir;
-
-	snprintf(path, sizeof(path), "/proc/%d/task", (int)lb->pid);
-	dir = opendir(path);
-	ck_assert_ptr_nonnull(dir);
-	while (!found && (e = readdir(dir)) != NULL) {
-		FILE *f;
-
-		if (e->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), "/proc/%d/task/%s/comm",
-			 (int)lb->pid, e->d_name);
-		f = fopen(path, "r");
-		if (!f)
-			continue;
-		if (fgets(name, sizeof(name), f)) {
-			name[strcspn(name, "\n")] = '\0';
-			found = strcmp(name, comm) == 0;
-		}
-		fclose(f);
-	}
-	closedir(dir);
-	return found;
-}
-
 /*
  * No pool discovers: no DNS thread (nor its fd).  A reload that
  * brings the first discovering pool starts it.
@@ -571,7 +538,7 @@ START_TEST(reload_adds_discovery)
 	hc_del(l, "discover");
 	hc_backend(l, &s, 0);
 	ck_assert_int_eq(h_lb_start_cfg(&lb, cfg, port, NULL), 0);
-	ck_assert(!has_thread(&lb, "ringlb-dns"));
+	ck_assert_int_lt(h_lb_thread(&lb, "ringlb-dns"), 0);
 	names_seen(port, 2, seen, sizeof(seen));
 	ck_assert_str_eq(seen, "s ");
 
@@ -587,7 +554,7 @@ START_TEST(reload_adds_discovery)
 	ck_assert_int_eq(h_lb_write_cfg(&lb, cfg), 0);
 	json_decref(h_api(&lb, "POST", "/reload", NULL, 200));
 	wait_backends(&lb, 2, NULL, 3000);
-	ck_assert(has_thread(&lb, "ringlb-dns"));
+	ck_assert_int_gt(h_lb_thread(&lb, "ringlb-dns"), 0);
 	names_seen(port, 4, seen, sizeof(seen));
 	ck_assert_msg(strstr(seen, "a ") && strstr(seen, "s "), "%s", seen);
 	json_decref(l);

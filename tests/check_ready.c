@@ -250,16 +250,14 @@ START_TEST(stopping_and_hung)
 }
 END_TEST
 
-/* The lines of a file (up to 4 KiB), into out. */
+/* A file's text (at most size - 1 bytes; "" if there is none), into out. */
 static void
 slurp(const char *path, char *out, size_t size)
 {
-	FILE *f = fopen(path, "r");
-	size_t n = f ? fread(out, 1, size - 1, f) : 0;
+	char *text = h_read_file(path);
 
-	out[n] = '\0';
-	if (f)
-		fclose(f);
+	snprintf(out, size, "%s", text ? text : "");
+	free(text);
 }
 
 /* Wait until file path holds text want, ms it took. */

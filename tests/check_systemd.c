@@ -31,7 +31,6 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-#include <dirent.h>
 
 #include "harness.h"
 
@@ -226,39 +225,6 @@ START_TEST(notify_abstract)
 }
 END_TEST
 
-/* The tid of lb's thread named name, or -1. */
-static pid_t
-thread_named(const struct h_lb *lb, const char *name)
-{
-	char path[300], comm[32];
-	struct dirent *e;
-	pid_t tid = -1;
-	DIR *d;
-
-	snprintf(path, sizeof(path), "/proc/%d/task", (int)lb->pid);
-	d = opendir(path);
-	ck_assert_ptr_nonnull(d);
-	while (tid < 0 && (e = readdir(d))) {
-		FILE *f;
-
-		if (e->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), "/proc/%d/task/%s/comm",
-			 (int)lb->pid, e->d_name);
-		f = fopen(path, "r");
-		if (!f)
-			continue;
-		if (fgets(comm, sizeof(comm), f)) {
-			comm[strcspn(comm, "\n")] = '\0';
-			if (strcmp(comm, name) == 0)
-				tid = atoi(e->d_name);
-		}
-		fclose(f);
-	}
-	closedir(d);
-	return tid;
-}
-
 /* Watchdog pings in [now, now + ms): how many, and the longest gap. */
 static int
 pings(struct nsock *n, int ms, int *max_gap)
@@ -304,7 +270,7 @@ START_TEST(watchdog_follows_workers)
 	ck_assert_msg(count >= 5 && gap < 1000,
 		      "%d pings in 2 s, longest gap %d ms", count, gap);
 	/* Freeze worker 1 alone: ptrace stops only the thread it seizes. */
-	tid = thread_named(&lb, "ringlb-w1");
+	tid = h_lb_thread(&lb, "ringlb-w1");
 	ck_assert_int_gt(tid, 0);
 	if (ptrace(PTRACE_SEIZE, tid, NULL, NULL) < 0)
 		h_skip("ptrace: %s", strerror(errno));

@@ -608,14 +608,13 @@ START_TEST(hook_through_long_handover)
 	struct h_backend a, b, st;
 	struct h_lb lb;
 	char sock[200], up[300], down[300], file[200], log[200], said[256];
-	char text[4096];
+	char *text;
+	bool up_seen = false;
 	const char *argv[] = { h_ctl_bin(), "-s", sock, "watch-ready", "--up",
 			       up, "--down", down, NULL };
 	json_t *cfg, *l;
 	int stall, handed, left, st_;
 	pid_t hook, pid;
-	FILE *f;
-	size_t n;
 
 	subreaper();
 	h_backend_up(&a, H_NAME, "a");
@@ -638,16 +637,14 @@ START_TEST(hook_through_long_handover)
 	while (!h_lb_log_count(&lb, "ringlb started"))
 		h_sleep_ms(10);
 	for (int i = 0; i < 300; i++) {
-		f = fopen(log, "r");
-		n = f ? fread(text, 1, sizeof(text) - 1, f) : 0;
-		text[n] = '\0';
-		if (f)
-			fclose(f);
-		if (strstr(text, "up: ready"))
+		text = h_read_file(log);
+		up_seen = text && strstr(text, "up: ready");
+		free(text);
+		if (up_seen)
 			break;
 		h_sleep_ms(10);
 	}
-	ck_assert_msg(strstr(text, "up: ready"), "%s", text);
+	ck_assert_msg(up_seen, "watch-ready never said up");
 
 	stall = h_connect("127.0.0.1", port_of(cfg, 1), 3000);
 	ck_assert_int_ge(stall, 0);
@@ -657,13 +654,11 @@ START_TEST(hook_through_long_handover)
 	h_sleep_ms(500);
 	kill(hook, SIGTERM);
 	ck_assert_int_eq(h_wait_pid(hook, 3000, &st_), 0);
-	f = fopen(log, "r");
-	n = f ? fread(text, 1, sizeof(text) - 1, f) : 0;
-	text[n] = '\0';
-	if (f)
-		fclose(f);
+	text = h_read_file(log);
+	ck_assert_ptr_nonnull(text);
 	ck_assert_msg(strstr(text, "down: not ready") == NULL,
 		      "the hook withdrew during the upgrade:\n%s", text);
+	free(text);
 	close(stall);
 	follow(&lb, pid);
 	json_decref(cfg);

@@ -249,29 +249,44 @@ h_lb_fd_wait(const struct h_lb *lb, int want, int timeout_ms)
 	}
 }
 
+pid_t
+h_lb_thread(const struct h_lb *lb, const char *name)
+{
+	char path[300], comm[32];
+	struct dirent *e;
+	pid_t tid = -1;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)lb->pid);
+	d = opendir(path);
+	ck_assert_ptr_nonnull(d);
+	while (tid < 0 && (e = readdir(d))) {
+		FILE *f;
+
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/task/%s/comm",
+			 (int)lb->pid, e->d_name);
+		f = fopen(path, "r");
+		if (!f)
+			continue;
+		if (fgets(comm, sizeof(comm), f)) {
+			comm[strcspn(comm, "\n")] = '\0';
+			if (strcmp(comm, name) == 0)
+				tid = atoi(e->d_name);
+		}
+		fclose(f);
+	}
+	closedir(d);
+	return tid;
+}
+
 char *
 h_lb_log(const struct h_lb *lb)
 {
-	FILE *f = fopen(lb->log_path, "r");
-	char *buf;
-	long size;
+	char *text = h_read_file(lb->log_path);
 
-	if (f == NULL)
-		return strdup("");
-	fseek(f, 0, SEEK_END);
-	size = ftell(f);
-	fseek(f, 0, SEEK_SET);
-	if (size < 0)
-		size = 0;
-	buf = malloc((size_t)size + 1);
-	if (buf == NULL) {
-		fclose(f);
-		return strdup("");
-	}
-	size = (long)fread(buf, 1, (size_t)size, f);
-	buf[size] = '\0';
-	fclose(f);
-	return buf;
+	return text ? text : strdup("");
 }
 
 static int

@@ -46,6 +46,8 @@ long h_lb_rss_kb(const struct h_lb *lb);
 int h_lb_fd_count(const struct h_lb *lb);
 /* Wait until the fd count equals want (up to timeout_ms); the last count. */
 int h_lb_fd_wait(const struct h_lb *lb, int want, int timeout_ms);
+/* The tid of lb's thread named name (its comm), or -1. */
+pid_t h_lb_thread(const struct h_lb *lb, const char *name);
 /* The whole log, NUL-terminated; free() it.  "" if unreadable. */
 char *h_lb_log(const struct h_lb *lb);
 /*

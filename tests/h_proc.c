@@ -43,6 +43,32 @@ h_write_file(const char *path, const char *text)
 	return rc;
 }
 
+char *
+h_read_file(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	char *buf;
+	long size;
+
+	if (f == NULL)
+		return NULL;
+	fseek(f, 0, SEEK_END);
+	size = ftell(f);
+	fseek(f, 0, SEEK_SET);
+	if (size < 0)
+		size = 0;
+	buf = malloc((size_t)size + 1);
+	if (buf == NULL) {
+		fclose(f);
+		errno = ENOMEM;
+		return NULL;
+	}
+	size = (long)fread(buf, 1, (size_t)size, f);
+	buf[size] = '\0';
+	fclose(f);
+	return buf;
+}
+
 #define PASS_MAX 16
 
 static int pass_fds[PASS_MAX];

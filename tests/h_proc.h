@@ -30,6 +30,8 @@ void h_kill(pid_t pid);
 int h_tempdir(char *buf, size_t len);
 /* Write a file.  0 or -errno. */
 int h_write_file(const char *path, const char *text);
+/* A whole file, NUL-terminated (free() it); NULL (errno set) if unreadable. */
+char *h_read_file(const char *path);
 
 /* Wait up to timeout_ms for a child from h_spawn to exit, and untrack it:
  * 0 and *status set, -ETIMEDOUT (still running), or -errno. */
