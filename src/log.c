@@ -210,7 +210,7 @@ next:
 	}
 }
 
-static void
+static void __attribute__((format(printf, 3, 0)))
 log_line(int level, const char *msg, const char *fmt, va_list ap)
 {
 	char line[4096], text[2048], ts[40];
