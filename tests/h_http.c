@@ -72,6 +72,14 @@ int
 h_http_fd(int fd, const char *method, const char *path, const char *body,
 	  int timeout_ms, struct h_http *r)
 {
+	return h_http_fd_hdr(fd, method, path, NULL, body, timeout_ms, r);
+}
+
+int
+h_http_fd_hdr(int fd, const char *method, const char *path,
+	      const char *headers, const char *body, int timeout_ms,
+	      struct h_http *r)
+{
 	uint64_t deadline = h_now_ms() + (uint64_t)timeout_ms;
 	size_t blen = body != NULL ? strlen(body) : 0, len = 0, cap = 8192;
 	char *buf = malloc(cap), *req;
@@ -81,10 +89,18 @@ h_http_fd(int fd, const char *method, const char *path, const char *body,
 	memset(r, 0, sizeof(*r));
 	if (buf == NULL)
 		return -ENOMEM;
+	if (headers == NULL)
+		headers = "";
+	/* Host: localhost, unless the caller's headers name one. */
 	n = asprintf(&req,
-		     "%s %s HTTP/1.1\r\nHost: localhost\r\n"
+		     "%s %s HTTP/1.1\r\n%s%s"
 		     "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
-		     method, path, blen, body != NULL ? body : "");
+		     method, path,
+		     strncasecmp(headers, "Host:", 5) == 0 ||
+				     strcasestr(headers, "\r\nHost:") ?
+			     "" :
+			     "Host: localhost\r\n",
+		     headers, blen, body != NULL ? body : "");
 	if (n < 0) {
 		free(buf);
 		return -ENOMEM;
@@ -156,6 +172,15 @@ int
 h_http(const char *unix_path, const char *host, int port, const char *method,
        const char *path, const char *body, int timeout_ms, struct h_http *r)
 {
+	return h_http_hdr(unix_path, host, port, method, path, NULL, body,
+			  timeout_ms, r);
+}
+
+int
+h_http_hdr(const char *unix_path, const char *host, int port,
+	   const char *method, const char *path, const char *headers,
+	   const char *body, int timeout_ms, struct h_http *r)
+{
 	int fd, rc;
 
 	memset(r, 0, sizeof(*r));
@@ -165,7 +190,7 @@ h_http(const char *unix_path, const char *host, int port, const char *method,
 		fd = h_connect(host, port, timeout_ms);
 	if (fd < 0)
 		return fd;
-	rc = h_http_fd(fd, method, path, body, timeout_ms, r);
+	rc = h_http_fd_hdr(fd, method, path, headers, body, timeout_ms, r);
 	close(fd);
 	return rc;
 }

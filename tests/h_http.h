@@ -29,6 +29,16 @@ int h_http(const char *unix_path, const char *host, int port,
 /* The same on a connected socket (left open). */
 int h_http_fd(int fd, const char *method, const char *path, const char *body,
 	      int timeout_ms, struct h_http *r);
+/*
+ * The same with more request headers: "Name: value\r\n" lines, which
+ * may give their own Host (else "Host: localhost").
+ */
+int h_http_hdr(const char *unix_path, const char *host, int port,
+	       const char *method, const char *path, const char *headers,
+	       const char *body, int timeout_ms, struct h_http *r);
+int h_http_fd_hdr(int fd, const char *method, const char *path,
+		  const char *headers, const char *body, int timeout_ms,
+		  struct h_http *r);
 /* Value of header `name` (case-insensitive) into buf; false if absent. */
 bool h_http_header(const struct h_http *r, const char *name, char *buf,
 		   size_t cap);
