@@ -234,6 +234,11 @@ struct cfg_listener {
 
 #define CFG_ADMIN_SOCKET_DEFAULT "/run/ringlb/admin.sock"
 #define CFG_SOCKET_PATH_MAX 108	/* sun_path, incl. NUL */
+#define CFG_ADMIN_HOSTS_MAX	16
+#define CFG_HOST_NAME_MAX	254	/* incl. NUL */
+#define CFG_TOKEN_PATH_MAX	256
+#define CFG_TOKEN_MIN		16
+#define CFG_TOKEN_MAX		256
 
 struct cfg_admin {
 	bool enabled;
@@ -241,6 +246,15 @@ struct cfg_admin {
 	unsigned mode;		/* permission bits of the socket file */
 	bool has_listen;	/* optional TCP listener */
 	struct cfg_addr listen;
+	/*
+	 * Host names (beyond IP literals and localhost) a browser may use to
+	 * reach the admin API and act from the status page: DNS rebinding.
+	 */
+	char allowed_hosts[CFG_ADMIN_HOSTS_MAX][CFG_HOST_NAME_MAX];
+	size_t nallowed_hosts;
+	/* token_file: the TCP listener wants "Authorization: Bearer token" */
+	char token_file[CFG_TOKEN_PATH_MAX];
+	char token[CFG_TOKEN_MAX + 1];
 };
 
 struct config {

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -60,7 +61,8 @@ static const char *const root_keys[] = {
 };
 
 static const char *const admin_keys[] = {
-	"enabled", "socket", "mode", "listen", NULL,
+	"enabled", "socket", "mode", "listen", "allowed_hosts", "token_file",
+	NULL,
 };
 
 static const char *const upgrade_keys[] = {
@@ -1680,6 +1682,114 @@ check_listener_dups(const struct cfg_ctx *x, const struct config *cfg,
 	return 0;
 }
 
+/* admin.allowed_hosts: DNS names, compared without case or a final dot. */
+static int
+parse_allowed_hosts(const struct cfg_ctx *x, const json_t *v,
+		    struct cfg_admin *a)
+{
+	char path[CFG_PATH_MAX], hpath[CFG_PATH_MAX], q[CFG_QUOTE_MAX];
+	json_t *arr;
+
+	if (get_container(x, "admin", v, "allowed_hosts", JSON_ARRAY, false,
+			  &arr) < 0)
+		return -1;
+	path_key(path, sizeof(path), "admin", "allowed_hosts");
+	if (arr && json_array_size(arr) > CFG_ADMIN_HOSTS_MAX)
+		return cfg_error(x, path, "at most %d names, got %zu",
+				 CFG_ADMIN_HOSTS_MAX, json_array_size(arr));
+	for (size_t i = 0; arr && i < json_array_size(arr); i++) {
+		const json_t *e = json_array_get(arr, i);
+		const char *t = json_string_value(e);
+		size_t len = t ? json_string_length(e) : 0;
+
+		path_index(hpath, sizeof(hpath), path, i);
+		if (!t)
+			return cfg_error(x, hpath, "must be a string, got %s",
+					 type_name(e));
+		if (len && t[len - 1] == '.')
+			len--;
+		if (len == 0 || len >= CFG_HOST_NAME_MAX ||
+		    strspn(t, "abcdefghijklmnopqrstuvwxyz"
+			      "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-") < len ||
+		    t[0] == '.' || t[0] == '-')
+			return cfg_error(x, hpath,
+					 "must be a DNS name (letters, digits, "
+					 "'.' and '-', at most %d), got %s",
+					 CFG_HOST_NAME_MAX - 1,
+					 quote(q, sizeof(q), t,
+					       json_string_length(e)));
+		snprintf(a->allowed_hosts[i], CFG_HOST_NAME_MAX, "%.*s",
+			 (int)len, t);
+	}
+	a->nallowed_hosts = arr ? json_array_size(arr) : 0;
+	return 0;
+}
+
+/*
+ * admin.token_file: one line, the bearer token the TCP listener asks for.
+ * Read here, so -t checks it and a reload rereads it (it then takes effect
+ * at restart, as the rest of admin); the user ringlb runs as must be able
+ * to read it.
+ */
+static int
+parse_token_file(const struct cfg_ctx *x, const json_t *v,
+		 struct cfg_admin *a)
+{
+	char buf[CFG_TOKEN_MAX + 2];
+	const char *s;
+	size_t len, n;
+	struct stat st;
+	ssize_t r;
+	int fd;
+
+	if (get_string(x, "admin", v, "token_file", false, false, &s,
+		       &len) < 0)
+		return -1;
+	if (s == NULL)
+		return 0;
+	if (len >= CFG_TOKEN_PATH_MAX)
+		return cfg_error(x, "admin.token_file",
+				 "longer than %d bytes", CFG_TOKEN_PATH_MAX - 1);
+	snprintf(a->token_file, sizeof(a->token_file), "%s", s);
+	fd = open(s, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return cfg_error(x, "admin.token_file", "%s: %s", s,
+				 strerror(errno));
+	r = read(fd, buf, sizeof(buf) - 1);
+	if (r >= 0 && fstat(fd, &st) == 0 && (st.st_mode & 0004))
+		log_warn("%s: admin.token_file %s can be read by every user",
+			 x->file, s);
+	if (r < 0) {
+		int e = errno;
+
+		close(fd);
+		return cfg_error(x, "admin.token_file", "%s: %s", s,
+				 strerror(e));
+	}
+	close(fd);
+	n = (size_t)r;
+	buf[n] = '\0';
+	/* One line: a final newline (or CR LF) is not part of it. */
+	while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+		buf[--n] = '\0';
+	for (size_t i = 0; i < n; i++)
+		if (buf[i] <= ' ' || buf[i] > '~')
+			return cfg_error(x, "admin.token_file",
+					 "%s: the token must be one line of "
+					 "printable characters with no space",
+					 s);
+	if (n > CFG_TOKEN_MAX)
+		return cfg_error(x, "admin.token_file",
+				 "%s: the token is longer than %d characters",
+				 s, CFG_TOKEN_MAX);
+	if (n < CFG_TOKEN_MIN)
+		return cfg_error(x, "admin.token_file",
+				 "%s: the token must be %d to %d characters, "
+				 "got %zu", s, CFG_TOKEN_MIN, CFG_TOKEN_MAX, n);
+	memcpy(a->token, buf, n + 1);
+	return 0;
+}
+
 /*
  * admin is optional: absent means the default socket with mode 0600.  mode
  * is an octal string ("0660"), since JSON has no octal numbers.  listen
@@ -1738,7 +1848,9 @@ parse_admin(const struct cfg_ctx *x, const json_t *root, struct cfg_admin *a)
 			return cfg_error(x, path, "%s", reason);
 		a->has_listen = true;
 	}
-	return 0;
+	if (parse_allowed_hosts(x, v, a) < 0)
+		return -1;
+	return parse_token_file(x, v, a);
 }
 
 /*

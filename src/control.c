@@ -354,7 +354,11 @@ admin_same(const struct cfg_admin *a, const struct cfg_admin *b)
 	return a->enabled == b->enabled && a->mode == b->mode &&
 	       strcmp(a->socket, b->socket) == 0 &&
 	       a->has_listen == b->has_listen &&
-	       (!a->has_listen || strcmp(a->listen.text, b->listen.text) == 0);
+	       (!a->has_listen || strcmp(a->listen.text, b->listen.text) == 0) &&
+	       strcmp(a->token, b->token) == 0 &&
+	       a->nallowed_hosts == b->nallowed_hosts &&
+	       memcmp(a->allowed_hosts, b->allowed_hosts,
+		      sizeof(a->allowed_hosts)) == 0;
 }
 
 /*

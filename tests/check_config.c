@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -760,6 +761,94 @@ START_TEST(test_admin)
 		      "bad.json: admin: must be an object, got string");
 	ck_assert_bad_prefix(TOP("'admin':{'socket':'/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa'},"),
 			     "bad.json: admin.socket: too long (");
+}
+END_TEST
+
+/* admin.allowed_hosts and admin.token_file (the status page's guards). */
+START_TEST(test_admin_guards)
+{
+	char dir[] = "/tmp/ringlb-cfg-token.XXXXXX", path[64], cfgs[512];
+	char want[256];
+	struct config *cfg;
+	FILE *f;
+
+	cfg = parse_ok(TOP("'admin':{'allowed_hosts':['lb1.example.',"
+			   "'LB-2.corp']},"));
+	ck_assert_uint_eq(cfg->admin.nallowed_hosts, 2);
+	ck_assert_str_eq(cfg->admin.allowed_hosts[0], "lb1.example");
+	ck_assert_str_eq(cfg->admin.allowed_hosts[1], "LB-2.corp");
+	ck_assert_str_eq(cfg->admin.token, "");
+	cfg_free(cfg);
+	ck_assert_bad(TOP("'admin':{'allowed_hosts':'lb1'},"),
+		      "bad.json: admin.allowed_hosts: must be an array, got "
+		      "string");
+	ck_assert_bad(TOP("'admin':{'allowed_hosts':[1]},"),
+		      "bad.json: admin.allowed_hosts[0]: must be a string, got "
+		      "integer");
+	ck_assert_bad(TOP("'admin':{'allowed_hosts':['a b']},"),
+		      "bad.json: admin.allowed_hosts[0]: must be a DNS name "
+		      "(letters, digits, '.' and '-', at most 253), got \"a b\"");
+	ck_assert_bad(TOP("'admin':{'allowed_hosts':['ok','lb:80']},"),
+		      "bad.json: admin.allowed_hosts[1]: must be a DNS name "
+		      "(letters, digits, '.' and '-', at most 253), got "
+		      "\"lb:80\"");
+	ck_assert_bad(TOP("'admin':{'allowed_hosts':['.']},"),
+		      "bad.json: admin.allowed_hosts[0]: must be a DNS name "
+		      "(letters, digits, '.' and '-', at most 253), got \".\"");
+	ck_assert_bad(TOP("'admin':{'allowed_hosts':['a','a','a','a','a','a',"
+			  "'a','a','a','a','a','a','a','a','a','a','a']},"),
+		      "bad.json: admin.allowed_hosts: at most 16 names, got 17");
+
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/t", dir);
+	snprintf(cfgs, sizeof(cfgs),
+		 "{'admin':{'token_file':'%s'},'listeners':[{'name':'web',"
+		 "'listen':'127.0.0.1:8080','backends':[" BE "]}]}", path);
+	snprintf(want, sizeof(want),
+		 "bad.json: admin.token_file: %s: No such file or "
+		 "directory", path);
+	ck_assert_bad(cfgs, want);
+	f = fopen(path, "w");
+	fputs("0123456789abcdef-token\r\n", f);
+	fclose(f);
+	ck_assert_int_eq(chmod(path, 0600), 0);
+	cfg = parse_ok(cfgs);
+	ck_assert_str_eq(cfg->admin.token, "0123456789abcdef-token");
+	ck_assert_str_eq(cfg->admin.token_file, path);
+	cfg_free(cfg);
+	f = fopen(path, "w");
+	fputs("short\n", f);
+	fclose(f);
+	snprintf(want, sizeof(want),
+		 "bad.json: admin.token_file: %s: the token must be 16 to "
+		 "256 characters, got 5", path);
+	ck_assert_bad(cfgs, want);
+	f = fopen(path, "w");
+	fputs("0123456789abcdef token\n", f);
+	fclose(f);
+	snprintf(want, sizeof(want),
+		 "bad.json: admin.token_file: %s: the token must be one "
+		 "line of printable characters with no space", path);
+	ck_assert_bad(cfgs, want);
+	f = fopen(path, "w");
+	for (int i = 0; i < 300; i++)
+		fputc('x', f);
+	fclose(f);
+	snprintf(want, sizeof(want),
+		 "bad.json: admin.token_file: %s: the token is longer "
+		 "than 256 characters", path);
+	ck_assert_bad(cfgs, want);
+	unlink(path);
+	rmdir(dir);
+	ck_assert_bad(TOP("'admin':{'token_file':''},"),
+		      "bad.json: admin.token_file: must not be empty");
+	memset(path, 'a', sizeof(path));
+	snprintf(cfgs, sizeof(cfgs),
+		 "{'admin':{'token_file':'/%.*s%.*s%.*s%.*s%.*s'},'listeners':"
+		 "[{'name':'web','listen':'127.0.0.1:8080','backends':[" BE
+		 "]}]}", 60, path, 60, path, 60, path, 60, path, 60, path);
+	ck_assert_bad(cfgs, "bad.json: admin.token_file: longer than 255 "
+			    "bytes");
 }
 END_TEST
 
@@ -1621,6 +1710,7 @@ config_suite(void)
 	tcase_add_test(tc, test_ranges);
 	tcase_add_test(tc, test_enums);
 	tcase_add_test(tc, test_admin);
+	tcase_add_test(tc, test_admin_guards);
 	tcase_add_test(tc, test_too_many_backends);
 	tcase_add_test(tc, test_small_err_buffer);
 	tcase_add_test(tc, test_message_safety);
