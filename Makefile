@@ -163,6 +163,9 @@ $(FUZZ_BUILD)/obj/%.o: src/%.c $(wildcard include/*.h) | $(FUZZ_BUILD)/obj
 $(FUZZ_BUILD)/obj:
 	mkdir -p $@
 
+# The status page is built into the binary (.incbin in status_page.c).
+$(BUILD)/obj/status_page.o $(FUZZ_BUILD)/obj/status_page.o: src/status.html
+
 $(FUZZ_BUILD)/libringlb.a: $(FUZZ_OBJ)
 	rm -f $@
 	ar rcs $@ $^

@@ -14,6 +14,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <arpa/inet.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -30,6 +33,7 @@
 #include "health.h"
 #include "log.h"
 #include "runtime.h"
+#include "status_page.h"
 #include "systemd.h"
 #include "upgrade.h"
 #include "version.h"
@@ -57,10 +61,33 @@ static struct admin_srv srv_tcp = { -1, NULL };
 static char sock_path[CFG_SOCKET_PATH_MAX];
 static atomic_bool handed_over;	/* a new process owns the sockets now */
 
+/*
+ * What keeps a foreign web page from acting here (README.md, "Status page"
+ * and "Who may use the admin API").  A browser marks each request it makes
+ * with Origin (every POST, PUT and DELETE), Sec-Fetch-Site or Referer.  A
+ * change from a browser must carry X-Ringlb-Token, a random value of this
+ * process that GET /token gives: a foreign page can neither read it (no
+ * CORS) nor send the header (that takes a preflight we never allow).  GET
+ * /token answers only a Host that is an IP address, localhost or one of
+ * admin.allowed_hosts, so a DNS-rebinding page cannot read it either.
+ */
+static char page_token[33];
+static struct cfg_admin guard_cfg;	/* allowed_hosts and token, at start */
+
+/*
+ * A request's body, and what its headers say about where it comes from
+ * (request_guard()).  Every flag is a refusal reason, so a request made
+ * whole in a test (no headers at all) is allowed, as ringlbctl's is.
+ */
 struct request {
 	char *body;
 	size_t len;
 	bool too_big;
+	bool from_page;		/* Origin, Referer or Sec-Fetch-Site: a browser */
+	bool token_bad;		/* no X-Ringlb-Token, or not ours */
+	bool cross_site;	/* Sec-Fetch-Site says another site sent it */
+	bool host_bad;		/* Host is a name we were not told of */
+	bool auth_bad;		/* TCP with token_file: no right bearer token */
 };
 
 /* A growable text buffer for /metrics. */
@@ -141,6 +168,14 @@ reply_text(struct MHD_Connection *conn, unsigned code, char *text,
 	MHD_add_response_header(r, "Content-Type", type);
 	if (allow)
 		MHD_add_response_header(r, "Allow", allow);
+	/* Live state: never from a cache; never framed; never sniffed. */
+	MHD_add_response_header(r, "Cache-Control", "no-store");
+	MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+	MHD_add_response_header(r, "X-Frame-Options", "DENY");
+	MHD_add_response_header(r, "Referrer-Policy", "no-referrer");
+	if (code == 401)
+		MHD_add_response_header(r, "WWW-Authenticate",
+					"Bearer realm=\"ringlb\"");
 	/* Handed over: the next request should reach the new process. */
 	if (atomic_load(&handed_over))
 		MHD_add_response_header(r, "Connection", "close");
@@ -1190,10 +1225,72 @@ get_pools(struct MHD_Connection *conn, const struct route *r,
 }
 
 /*
+ * GET /: the status page (src/status.html).  It loads nothing from
+ * anywhere, and its policy says so: it may only run its own inline script
+ * and style and ask this origin.
+ */
+static enum MHD_Result
+get_page(struct MHD_Connection *conn, const struct route *r, char **arg,
+	 const struct request *rq)
+{
+	struct MHD_Response *resp;
+	enum MHD_Result ret;
+	size_t len;
+	const char *page = status_page(&len);
+	char *copy = malloc(len);
+
+	if (!copy)
+		return MHD_NO;
+	memcpy(copy, page, len);
+	resp = MHD_create_response_from_buffer(len, copy,
+					       MHD_RESPMEM_MUST_FREE);
+	if (!resp) {
+		free(copy);
+		return MHD_NO;
+	}
+	MHD_add_response_header(resp, "Content-Type",
+				"text/html; charset=utf-8");
+	MHD_add_response_header(resp, "Content-Security-Policy",
+				"default-src 'none'; script-src 'unsafe-inline'; "
+				"style-src 'unsafe-inline'; connect-src 'self'; "
+				"img-src data:; base-uri 'none'; "
+				"form-action 'none'; frame-ancestors 'none'");
+	MHD_add_response_header(resp, "Cache-Control", "no-store");
+	MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+	MHD_add_response_header(resp, "X-Frame-Options", "DENY");
+	MHD_add_response_header(resp, "Referrer-Policy", "no-referrer");
+	if (atomic_load(&handed_over))
+		MHD_add_response_header(resp, "Connection", "close");
+	ret = MHD_queue_response(conn, 200, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
+/* GET /token: what a page sends as X-Ringlb-Token (see page_token). */
+static enum MHD_Result
+get_token(struct MHD_Connection *conn, const struct route *r, char **arg,
+	  const struct request *rq)
+{
+	if (rq->host_bad)
+		return reply_error(conn, 403, NULL,
+				   "Host is not an IP address, localhost or "
+				   "one of admin.allowed_hosts");
+	if (rq->cross_site)
+		return reply_error(conn, 403, NULL,
+				   "cross-site request refused");
+	return reply_json(conn, 200,
+			  json_pack("{s:s,s:s}", "header", "X-Ringlb-Token",
+				    "token", page_token),
+			  NULL);
+}
+
+/*
  * Every endpoint.  A ':' segment matches any one segment and is passed to
  * the handler; its name only shows in the help text of a 404.
  */
 static const struct route routes[] = {
+	{ "GET", "/", get_page, NULL },
+	{ "GET", "/token", get_token, NULL },
 	{ "GET", "/status", get_status, NULL },
 	{ "GET", "/ready", get_ready, NULL },
 	{ "POST", "/withdraw", post_withdraw, "withdraw" },
@@ -1294,6 +1391,18 @@ route(struct MHD_Connection *conn, const char *url, const char *method,
 				   BODY_MAX);
 	snprintf(path, sizeof(path), "%s", url);
 	n = split_path(path, seg, SEG_MAX);
+	/* The page itself and the routing daemon's probe need no token. */
+	if (rq->auth_bad && !(strcmp(method, "GET") == 0 &&
+			      (n == 0 || (n == 1 && strcmp(seg[0], "ready") == 0))))
+		return reply_error(conn, 401, NULL,
+				   "this listener wants \"Authorization: "
+				   "Bearer TOKEN\" (admin.token_file)");
+	if (((rq->from_page && rq->token_bad) || rq->cross_site) &&
+	    strcmp(method, "GET") != 0)
+		return reply_error(conn, 403, NULL,
+				   "a change from a web page must carry "
+				   "X-Ringlb-Token (GET /token); cross-site "
+				   "requests are refused");
 	allow[0] = '\0';
 	for (size_t i = 0; n >= 0 && i < NROUTES; i++) {
 		if (!route_match(routes[i].pattern, seg, n, arg))
@@ -1312,6 +1421,88 @@ route(struct MHD_Connection *conn, const char *url, const char *method,
 			   method, url, help);
 }
 
+/* Equal, in time that does not depend on where they differ. */
+static bool
+secret_eq(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b);
+	unsigned char d = la != lb;
+
+	for (size_t i = 0; i < la && i < lb; i++)
+		d |= (unsigned char)(a[i] ^ b[i]);
+	return d == 0;
+}
+
+/*
+ * Host: an IPv4 or [IPv6] literal, localhost (or a name under it), or an
+ * admin.allowed_hosts name, with an optional port.
+ */
+static bool
+host_allowed(const char *host)
+{
+	char name[CFG_HOST_NAME_MAX];
+	unsigned char addr[16];
+	const char *colon;
+	size_t len;
+
+	if (host[0] == '[') {
+		const char *end = strchr(host, ']');
+
+		len = end ? (size_t)(end - host - 1) : 0;
+		if (!end || len >= sizeof(name) ||
+		    (end[1] && (end[1] != ':' || !end[2] ||
+				strspn(end + 2, "0123456789") !=
+					strlen(end + 2))))
+			return false;
+		snprintf(name, sizeof(name), "%.*s", (int)len, host + 1);
+		return inet_pton(AF_INET6, name, addr) == 1;
+	}
+	colon = strchr(host, ':');
+	len = colon ? (size_t)(colon - host) : strlen(host);
+	if (colon && (!colon[1] || strspn(colon + 1, "0123456789") !=
+					   strlen(colon + 1)))
+		return false;
+	if (len && host[len - 1] == '.')
+		len--;
+	if (len == 0 || len >= sizeof(name))
+		return false;
+	snprintf(name, sizeof(name), "%.*s", (int)len, host);
+	if (inet_pton(AF_INET, name, addr) == 1 ||
+	    strcasecmp(name, "localhost") == 0 ||
+	    (len > 10 && strcasecmp(name + len - 10, ".localhost") == 0))
+		return true;
+	for (size_t i = 0; i < guard_cfg.nallowed_hosts; i++)
+		if (strcasecmp(name, guard_cfg.allowed_hosts[i]) == 0)
+			return true;
+	return false;
+}
+
+/* Read once, with the first call for a request: its headers are in. */
+static void
+request_guard(const struct admin_srv *s, struct MHD_Connection *conn,
+	      struct request *rq)
+{
+	const char *v;
+
+#define HDR(name) MHD_lookup_connection_value(conn, MHD_HEADER_KIND, name)
+	v = HDR("Sec-Fetch-Site");
+	rq->from_page = v || HDR("Origin") || HDR("Referer");
+	/* "none": typed by the user; "same-site": a sibling port or name. */
+	rq->cross_site = v && strcmp(v, "same-origin") != 0 &&
+			 strcmp(v, "none") != 0;
+	v = HDR("X-Ringlb-Token");
+	rq->token_bad = !v || !secret_eq(v, page_token);
+	v = HDR("Host");
+	rq->host_bad = v && !host_allowed(v);
+	if (s == &srv_tcp && guard_cfg.token[0]) {
+		v = HDR("Authorization");
+		rq->auth_bad = !v || strncasecmp(v, "Bearer ", 7) != 0 ||
+			       !secret_eq(v + 7 + strspn(v + 7, " "),
+					  guard_cfg.token);
+	}
+#undef HDR
+}
+
 static enum MHD_Result
 handler(void *cls, struct MHD_Connection *conn, const char *url,
 	const char *method, const char *version, const char *upload_data,
@@ -1323,6 +1514,7 @@ handler(void *cls, struct MHD_Connection *conn, const char *url,
 		rq = calloc(1, sizeof(*rq));
 		if (!rq)
 			return MHD_NO;
+		request_guard(cls, conn, rq);
 		*con_cls = rq;
 		return MHD_YES;
 	}
@@ -1445,6 +1637,21 @@ tcp_open(const struct cfg_admin *a, char *err, size_t errlen)
 	return 0;
 }
 
+static int
+page_token_make(char *err, size_t errlen)
+{
+	unsigned char r[16];
+
+	if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r)) {
+		snprintf(err, errlen, "admin: no random bytes for the page "
+			 "token: %s", strerror(errno));
+		return -1;
+	}
+	for (size_t i = 0; i < sizeof(r); i++)
+		snprintf(page_token + 2 * i, 3, "%02x", r[i]);
+	return 0;
+}
+
 int
 admin_start(const struct cfg_admin *a, char *err, size_t errlen)
 {
@@ -1452,6 +1659,9 @@ admin_start(const struct cfg_admin *a, char *err, size_t errlen)
 
 	if (!a->enabled)
 		return 0;
+	guard_cfg = *a;
+	if (page_token_make(err, errlen) < 0)
+		return -EIO;
 	rc = unix_open(a, err, errlen);
 	if (rc < 0)
 		return rc;
@@ -1473,7 +1683,7 @@ srv_run(struct admin_srv *s, const char *what, char *err, size_t errlen)
 	/* ITC: so that an upgrade can stop it accepting (quiesce). */
 	s->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD |
 					MHD_USE_AUTO | MHD_USE_ITC,
-				0, NULL, NULL, handler, NULL,
+				0, NULL, NULL, handler, s,
 				MHD_OPTION_LISTEN_SOCKET, s->fd,
 				MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
 				MHD_OPTION_CONNECTION_LIMIT, ADMIN_CONN_MAX,
