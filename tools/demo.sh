@@ -26,7 +26,16 @@ Steer it (admin socket /run/ringlb/admin.sock):
     $build/ringlbctl drain demo backend2 --wait
     $build/ringlbctl ready demo backend2
 
+Or in a browser, the status page (drain, ready, maint and weights too):
+
+    http://127.0.0.1:9900/
+
 Stop with Ctrl-C.
 
 MSG
-"$build/ringlb" -c config/ringlb.json
+# The shipped config, plus the admin API on loopback TCP for the status
+# page (the installed default keeps to the Unix socket: see README.md,
+# "Who may change things").
+sed '0,/{/s//{\n  "admin": { "listen": "127.0.0.1:9900" },/' config/ringlb.json \
+	> "$build/demo-ringlb.json"
+"$build/ringlb" -c "$build/demo-ringlb.json"
