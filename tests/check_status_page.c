@@ -892,7 +892,8 @@ main(void)
 {
 	Suite *s = suite_create("status_page");
 	TCase *tc = h_tcase(s, "guard", 60, h_teardown);
-	TCase *br = h_tcase(s, "browser", 300, h_teardown);
+	/* Room for installing chromium (tools/deps.sh, up to 600 s). */
+	TCase *br = h_tcase(s, "browser", 900, h_teardown);
 
 	tcase_add_test(tc, page_served);
 	tcase_add_test(tc, changes_need_the_token);
