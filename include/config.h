@@ -223,6 +223,12 @@ struct cfg_listener {
 	unsigned idle_ms;	/* timeouts.idle_ms, 0 = never */
 	unsigned preread_ms;	/* timeouts.preread_ms (with routes) */
 	int backlog;
+	/*
+	 * client_speaks_first: accept once the first bytes are in
+	 * (TCP_DEFER_ACCEPT), and let the backend handshake's last ACK ride
+	 * on them (TCP_QUICKACK off before connect).
+	 */
+	bool client_first;
 	unsigned max_connections; /* open client connections, 0: no limit */
 	struct cfg_cidr *allow;	/* NULL: everyone not denied */
 	size_t nallow;

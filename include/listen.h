@@ -5,6 +5,7 @@
 #ifndef RINGLB_LISTEN_H
 #define RINGLB_LISTEN_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 struct cfg_listener;
@@ -12,6 +13,8 @@ struct cfg_listener;
 /* Open one SO_REUSEPORT listening socket for l.  0 or -errno with err. */
 int listen_open(const struct cfg_listener *l, int *out, char *err,
 		size_t errlen);
+/* TCP_DEFER_ACCEPT on (client_speaks_first) or off; setsockopt's result. */
+int listen_set_defer(int fd, bool on);
 /* -EADDRINUSE with err if some socket is already bound to l's address. */
 int listen_probe(const struct cfg_listener *l, char *err, size_t errlen);
 

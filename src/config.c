@@ -74,7 +74,7 @@ static const char *const listener_keys[] = {
 	"backends", "health_check", "timeouts", "max_connections", "allow",
 	"deny", "per_source", "pool", "accept_proxy", "send_proxy", "routes",
 	"hash", "slow_start_ms", "ejection", "split", "sticky", "discover",
-	NULL,
+	"client_speaks_first", NULL,
 };
 
 static const char *const route_keys[] = {
@@ -1570,6 +1570,8 @@ parse_listener(const struct cfg_ctx *x, const char *path, json_t *v,
 	    get_addr(x, path, v, "listen", true, &l->addr) < 0 ||
 	    listener_pool(x, path, v, cfg, l) < 0 ||
 	    get_int(x, path, v, "backlog", 1, 65535, 511, &backlog) < 0 ||
+	    get_bool(x, path, v, "client_speaks_first", false,
+		     &l->client_first) < 0 ||
 	    get_container(x, path, v, "timeouts", JSON_OBJECT, false, &t) < 0 ||
 	    get_uint(x, tpath, t, "idle_ms", 0, 86400000, 600000,
 		     &l->idle_ms) < 0 ||

@@ -165,6 +165,16 @@ open_sockets(struct runtime *rt, const struct runtime *prev, char *err,
 				return rc;
 		}
 	}
+	/* Kept sockets too: a reload may turn client_speaks_first on or off. */
+	for (size_t i = 0; i < rt->nlisteners; i++) {
+		struct listener *p = &rt->listeners[i];
+
+		for (unsigned w = 0; w < rt->nworkers; w++)
+			if (p->wfd[w] >= 0 &&
+			    listen_set_defer(p->wfd[w], p->cfg->client_first) < 0)
+				log_warn("listener %s: TCP_DEFER_ACCEPT: %s",
+					 p->cfg->name, strerror(errno));
+	}
 	return 0;
 }
 

@@ -50,6 +50,22 @@ listen_probe(const struct cfg_listener *l, char *err, size_t errlen)
 	return rc;
 }
 
+/*
+ * client_speaks_first: the kernel keeps a connection from the accept queue
+ * until its first bytes are in, up to LISTEN_DEFER_S (then it is handed on
+ * as usual).  Set on every generation's sockets, so a reload turns it on
+ * or off for a listener that keeps its socket.
+ */
+#define LISTEN_DEFER_S	5
+
+int
+listen_set_defer(int fd, bool on)
+{
+	int s = on ? LISTEN_DEFER_S : 0;
+
+	return setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &s, sizeof(s));
+}
+
 int
 listen_open(const struct cfg_listener *l, int *out, char *err,
 		   size_t errlen)

@@ -691,6 +691,18 @@ START_TEST(test_ranges)
 		      "bad.json: listeners[0].connect_attempts: must be an integer from 1 to 10, got 0");
 	ck_assert_bad(LST(",'connect_attempts':11"),
 		      "bad.json: listeners[0].connect_attempts: must be an integer from 1 to 10, got 11");
+	ck_assert_bad(LST(",'client_speaks_first':1"),
+		      "bad.json: listeners[0].client_speaks_first: must be "
+		      "true or false, got integer");
+	{
+		struct config *cfg = parse_ok(LST(",'client_speaks_first':true"));
+
+		ck_assert(cfg->listeners[0].client_first);
+		cfg_free(cfg);
+		cfg = parse_ok(LST(""));
+		ck_assert(!cfg->listeners[0].client_first);
+		cfg_free(cfg);
+	}
 	ck_assert_bad(LST(",'backlog':0"),
 		      "bad.json: listeners[0].backlog: must be an integer from 1 to 65535, got 0");
 	ck_assert_bad(LST(",'backlog':65536"),
