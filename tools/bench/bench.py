@@ -34,12 +34,19 @@ Started by run.sh, which installs the packages and compiles the helpers
   RINGLB_B_SEND_PROXY=v1|v2  ringlbB's http pool sends PROXY headers, to
                    nginx backends that expect them (ports BASE+41..43,
                    `listen ... proxy_protocol`); the other pools as usual
+  CLIENT_FIRST=0   leave out the options for client-speaks-first pools
+                   (default 1: the HTTP and Redis listeners of ringlb get
+                   "client_speaks_first": true, HAProxy's get `option
+                   tcp-smart-accept` and `option tcp-smart-connect`;
+                   nginx 1.22 stream has no `deferred`)
+  RINGLB_B_CLIENT_FIRST=1  the same for ringlbB (default 0: builds before
+                   the option refuse the key)
   HAPROXY_SPLICE=1 give HAProxy `option splice-request` and
                    `option splice-response` (default: off, as
                    shipped)
   QUIET_WAIT=3     seconds to wait, at most, for someone else's load to pass
                    before each run
-  PROFILE=strace|perf  attach to each proxy during the runs and write
+  PROFILE=strace|perf|stat  attach to each proxy during the runs and write
                    $BENCH_DIR/profile/summary.txt (see README.md)
   BENCH_DIR=dir    scratch directory (configs, logs; default /tmp/ringlb-bench)
   OUT_DIR=dir      where results.md/results.json go (default: tools/bench)
@@ -91,6 +98,10 @@ RINGLB_B = os.environ.get("RINGLB_B") or RINGLB
 RINGLB_JSON = json.loads(os.environ.get("RINGLB_JSON") or "{}")
 RINGLB_B_JSON = json.loads(os.environ.get("RINGLB_B_JSON") or "{}")
 RINGLB_B_SEND_PROXY = os.environ.get("RINGLB_B_SEND_PROXY") or ""
+CLIENT_FIRST = env_int("CLIENT_FIRST", 1) == 1
+RINGLB_B_CLIENT_FIRST = env_int("RINGLB_B_CLIENT_FIRST", 0) == 1
+# Pools whose protocol has the client speak first (HTTP, Redis).
+CLIENT_FIRST_POOLS = ("http", "redis")
 RINGLB_B_POOL_JSON = json.loads(os.environ.get("RINGLB_B_POOL_JSON") or "{}")
 TARGETS = [t for t in (os.environ.get("TARGETS") or
                        "ringlb,haproxy,nginx,direct").split(",") if t]
@@ -339,6 +350,9 @@ def ringlb_service(target="ringlb", binary=None):
             "health_check": {"enabled": False},
             "timeouts": {"connect_ms": 3000, "idle_ms": 600000},
         })
+        if (CLIENT_FIRST and pool in CLIENT_FIRST_POOLS and
+                (target != "ringlbB" or RINGLB_B_CLIENT_FIRST)):
+            listeners[-1]["client_speaks_first"] = True
     conf = {"workers": THREADS, "log_level": "warn", "shutdown_grace_ms": 0,
             "admin": {"socket": os.path.join(BENCH_DIR,
                                              target + "-admin.sock")},
@@ -371,8 +385,11 @@ def haproxy_service():
     for pool, ports in POOLS.items():
         servers = "".join("    server %s%d 127.0.0.1:%d\n" % (pool, i + 1, p)
                           for i, p in enumerate(ports))
-        sections.append("listen %s\n    bind 127.0.0.1:%d\n%s" %
-                        (pool, port_of("haproxy", pool), servers))
+        smart = ("    option tcp-smart-accept\n"
+                 "    option tcp-smart-connect\n"
+                 if CLIENT_FIRST and pool in CLIENT_FIRST_POOLS else "")
+        sections.append("listen %s\n    bind 127.0.0.1:%d\n%s%s" %
+                        (pool, port_of("haproxy", pool), smart, servers))
     splice = ("    option splice-request\n    option splice-response\n"
               if HAPROXY_SPLICE else "")
     pipes = "    maxpipes 200\n" if HAPROXY_SPLICE else ""
@@ -593,6 +610,12 @@ def profiler_start(target, wl, rnd, pids):
         argv = ["perf", "record", "-q", "-e", "cpu-clock", "-F", "1999",
                 "-g", "-p", ",".join(str(p) for p in pids), "-o",
                 base + ".perf.data", "--", "sleep", secs]
+    elif PROFILE == "stat":
+        # Wake-ups (context switches) and system calls per unit of work.
+        argv = ["perf", "stat", "-x,", "-e",
+                "task-clock,context-switches,raw_syscalls:sys_enter",
+                "-p", ",".join(str(p) for p in pids), "-o",
+                base + ".stat.txt", "--", "sleep", secs]
     else:
         argv = ["timeout", "-s", "INT", secs, "strace", "-c", "-f", "-o",
                 base + ".strace.txt"]
@@ -1102,16 +1125,21 @@ def main():
                   "(`return 200`, worker_processes=%d), bulk = 1 iperf3 "
                   "server, Redis = 1 redis-server, echo = 1 epoll echo "
                   "server; direct = the first backend of the pool without a "
-                  "proxy. ringlb workers=%d log_level=warn; HAProxy mode tcp "
-                  "nbthread=%d, no logs%s; nginx stream worker_processes=%d, "
+                  "proxy. ringlb workers=%d log_level=warn%s; HAProxy mode "
+                  "tcp nbthread=%d, no logs%s%s; nginx stream "
+                  "worker_processes=%d (no TCP_DEFER_ACCEPT in 1.22 stream), "
                   "no access log. Health checks off everywhere. wrk -t2 "
                   "-c64; iperf3 -P1 and -P4 -R; redis-benchmark -t get -c50 "
                   "(-n %d) and -P16 (-n %d); latency: 64 B echo at %d/s on "
                   "one connection; idle: %d connections from 127.0.0.2-9, "
                   "each with a 1-byte round trip." %
-                  (THREADS, THREADS, THREADS,
+                  (THREADS, THREADS,
+                   ", client_speaks_first on the HTTP and Redis listeners"
+                   if CLIENT_FIRST else "", THREADS,
                    ", splice-request/response" if HAPROXY_SPLICE else
-                   ", no splicing (as shipped)", THREADS, REDIS_N,
+                   ", no splicing (as shipped)",
+                   ", tcp-smart-accept and tcp-smart-connect on HTTP and "
+                   "Redis" if CLIENT_FIRST else "", THREADS, REDIS_N,
                    REDISP_N, LAT_RATE, IDLE_CONNS)),
     }
     rows = summarize(results)
@@ -1147,6 +1175,8 @@ def profile_summary(results):
                            (t, wl, r["round"], PROFILE, units))
                 if PROFILE == "strace":
                     out += strace_table(base + ".strace.txt", units)
+                elif PROFILE == "stat":
+                    out += stat_table(base + ".stat.txt", units)
                 else:
                     rep = cmd_out(["perf", "report", "-i",
                                    base + ".perf.data", "--stdio",
@@ -1162,6 +1192,26 @@ def profile_summary(results):
     with open(os.path.join(BENCH_DIR, "profile", "summary.txt"), "w") as f:
         f.write(text)
     return text
+
+
+def stat_table(path, units):
+    """perf stat -x, output: each event's count and count per unit."""
+    rows = []
+    try:
+        with open(path) as f:
+            for line in f:
+                f_ = line.strip().split(",")
+                if len(f_) < 3 or line.startswith("#"):
+                    continue
+                try:
+                    v = float(f_[0])
+                except ValueError:
+                    continue
+                rows.append("%-28s %14.0f %12.4f per unit" %
+                            (f_[2], v, v / units if units else 0))
+    except OSError as e:
+        rows.append("no perf stat output: %s" % e)
+    return rows
 
 
 def strace_table(path, units):
