@@ -1753,14 +1753,20 @@ parse_token_file(const struct cfg_ctx *x, const json_t *v,
 		return cfg_error(x, "admin.token_file",
 				 "longer than %d bytes", CFG_TOKEN_PATH_MAX - 1);
 	snprintf(a->token_file, sizeof(a->token_file), "%s", s);
-	fd = open(s, O_RDONLY | O_CLOEXEC);
+	/* Non-blocking and then checked: a FIFO must not hang a reload. */
+	fd = open(s, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
 	if (fd < 0)
 		return cfg_error(x, "admin.token_file", "%s: %s", s,
 				 strerror(errno));
-	r = read(fd, buf, sizeof(buf) - 1);
-	if (r >= 0 && fstat(fd, &st) == 0 && (st.st_mode & 0004))
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		return cfg_error(x, "admin.token_file",
+				 "%s: not a regular file", s);
+	}
+	if (st.st_mode & 0004)
 		log_warn("%s: admin.token_file %s can be read by every user",
 			 x->file, s);
+	r = read(fd, buf, sizeof(buf) - 1);
 	if (r < 0) {
 		int e = errno;
 

@@ -851,6 +851,12 @@ START_TEST(test_admin_guards)
 		 "than 256 characters", path);
 	ck_assert_bad(cfgs, want);
 	unlink(path);
+	/* A FIFO (or a device) would block the read: refused at once. */
+	ck_assert_int_eq(mkfifo(path, 0600), 0);
+	snprintf(want, sizeof(want),
+		 "bad.json: admin.token_file: %s: not a regular file", path);
+	ck_assert_bad(cfgs, want);
+	unlink(path);
 	rmdir(dir);
 	ck_assert_bad(TOP("'admin':{'token_file':''},"),
 		      "bad.json: admin.token_file: must not be empty");
