@@ -16,7 +16,8 @@ Started by run.sh, which installs the packages and compiles the helpers
   BASE_PORT=19000  ports used: BASE+1..BASE+31 (backends), +1xx ringlb,
                    +2xx HAProxy, +3xx nginx
   TARGETS=ringlb,haproxy,nginx,direct
-  WORKLOADS=ka,cc,bulk1,bulk4r,bulk1c,bulk4rc,redis,redisp,lat,idle
+  WORKLOADS=ka,cc,bulk1,bulk4r,bulk1c,bulk4rc,redis,redisp,ka10,ka100,
+            ka1000,ka8000,lat,idle
                    (bulk1c/bulk4rc: the bulk runs again with the system's
                    TCP congestion control switched to cubic for the run,
                    then restored; needs root)
@@ -107,7 +108,7 @@ TARGETS = [t for t in (os.environ.get("TARGETS") or
                        "ringlb,haproxy,nginx,direct").split(",") if t]
 WORKLOADS = [w for w in (os.environ.get("WORKLOADS") or
                          "ka,cc,bulk1,bulk4r,bulk1c,bulk4rc,redis,redisp,"
-                         "lat,idle").split(",")
+                         "ka10,ka100,ka1000,ka8000,lat,idle").split(",")
              if w]
 # redis-benchmark is bounded by count; sized for about DUR seconds through a
 # proxy on this machine (direct runs finish sooner).
@@ -129,7 +130,11 @@ POOL_OFF = {"http": 1, "iperf": 11, "redis": 21, "echo": 31}
 # proxy_protocol), for RINGLB_B_SEND_PROXY.
 PROXY_HTTP = [BASE + 41, BASE + 42, BASE + 43]
 TARGET_OFF = {"ringlb": 100, "haproxy": 200, "nginx": 300, "ringlbB": 400}
+# Keep-alive at more and more connections: how the cost per request grows.
+KA_SCALE = {"ka10": 10, "ka100": 100, "ka1000": 1000, "ka8000": 8000}
 WL_POOL = {"ka": "http", "cc": "http", "bulk1": "iperf", "bulk4r": "iperf",
+           "ka10": "http", "ka100": "http", "ka1000": "http",
+           "ka8000": "http",
            "bulk1c": "iperf", "bulk4rc": "iperf",
            "redis": "redis", "redisp": "redis", "lat": "echo", "idle": "echo"}
 
@@ -304,7 +309,7 @@ worker_processes {THREADS};
 worker_rlimit_nofile 20000;
 pid {tmp}/nginx.pid;
 error_log {tmp}/error.log crit;
-events {{ worker_connections 4096; }}
+events {{ worker_connections 19000; }}
 http {{
     access_log off;
     client_body_temp_path {tmp}/body;
@@ -466,8 +471,8 @@ def parse_wrk(out):
     return r
 
 
-def wl_wrk(port, close):
-    argv = ["wrk", "-t2", "-c%d" % WRK_CONNS, "-d%ds" % DUR, "--timeout",
+def wl_wrk(port, close, conns=WRK_CONNS):
+    argv = ["wrk", "-t2", "-c%d" % conns, "-d%ds" % DUR, "--timeout",
             "5s"]
     if close:
         argv += ["-H", "Connection: close"]
@@ -706,6 +711,8 @@ def run_workload(wl, target, svc, others, rnd=0):
         r = wl_wrk(port, False)
     elif wl == "cc":
         r = wl_wrk(port, True)
+    elif wl in KA_SCALE:
+        r = wl_wrk(port, False, KA_SCALE[wl])
     elif wl == "bulk1":
         r = wl_iperf(port, 1, False)
     elif wl == "bulk4r":
@@ -778,6 +785,11 @@ ROWS = [
      (">=", 1.15)),
     ("redisp_cpu", "  proxy CPU per request", "redisp", "cpu_per_unit", "µs",
      False, ("<", 1.0)),
+    ("ka10_cpu", "keep-alive, wrk -c10: proxy CPU per request", "ka10",
+     "cpu_per_unit", "µs", False, None),
+    ("ka100_cpu", "  -c100", "ka100", "cpu_per_unit", "µs", False, None),
+    ("ka1000_cpu", "  -c1000", "ka1000", "cpu_per_unit", "µs", False, None),
+    ("ka8000_cpu", "  -c8000", "ka8000", "cpu_per_unit", "µs", False, None),
     ("lat_p50", "64 B ping-pong @%d/s, p50" % LAT_RATE, "lat", "p50_us", "µs",
      False, None),
     ("lat_p99", "64 B ping-pong @%d/s, p99" % LAT_RATE, "lat", "p99_us", "µs",
