@@ -253,24 +253,6 @@ ctl(int i, const char *cmd)
 	free(r);
 }
 
-/* Install Debian package pkg if program is missing; skip if that fails. */
-static void
-need(const char *program, const char *pkg)
-{
-	const char *deps[] = { "tools/deps.sh", pkg, NULL };
-	struct h_run *r;
-
-	if (access(program, X_OK) == 0)
-		return;
-	r = calloc(1, sizeof(*r));
-	ck_assert_ptr_nonnull(r);
-	if (h_run(deps, 600000, r) != 0 || r->timed_out ||
-	    !WIFEXITED(r->status) || WEXITSTATUS(r->status) != 0)
-		h_skip("%s is missing and could not be installed: %.200s",
-		       pkg, r->err);
-	free(r);
-}
-
 static void
 cluster_up(void)
 {
@@ -279,8 +261,8 @@ cluster_up(void)
 
 	if (geteuid() != 0)
 		h_skip("needs root for ip netns and bird");
-	need("/usr/sbin/bird", "bird2");
-	need("/usr/sbin/nft", "nftables");
+	h_need("/usr/sbin/bird", "bird2");
+	h_need("/usr/sbin/nft", "nftables");
 	home_ns = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
 	ck_assert_int_ge(home_ns, 0);
 	ck_assert_int_eq(h_tempdir(dir, sizeof(dir)), 0);
@@ -906,7 +888,7 @@ START_TEST(vrrp_active_backup)
 	pid_t vh[2];
 	uint64_t t0, t_withdraw, t_kill, took;
 
-	need("/usr/sbin/keepalived", "keepalived");
+	h_need("/usr/sbin/keepalived", "keepalived");
 	cluster_up();
 	r = calloc(1, sizeof(*r));
 	ck_assert_ptr_nonnull(r);

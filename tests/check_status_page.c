@@ -341,24 +341,6 @@ browser_down(void)
 	}
 }
 
-/* Install Debian package pkg if program is missing; skip if that fails. */
-static void
-need(const char *program, const char *pkg)
-{
-	const char *deps[] = { "tools/deps.sh", pkg, NULL };
-	struct h_run *r;
-
-	if (access(program, X_OK) == 0)
-		return;
-	r = calloc(1, sizeof(*r));
-	ck_assert_ptr_nonnull(r);
-	if (h_run(deps, 600000, r) != 0 || r->timed_out ||
-	    !WIFEXITED(r->status) || WEXITSTATUS(r->status) != 0)
-		h_skip("%s is missing and could not be installed: %.200s",
-		       pkg, r->err);
-	free(r);
-}
-
 /* One WebDriver command; its "value" (json_decref it), or the test fails. */
 static json_t *
 wd(const char *method, const char *path, json_t *body)
@@ -397,8 +379,8 @@ browser_up(void)
 	uint64_t t0;
 	json_t *caps, *v;
 
-	need("/usr/bin/chromium", "chromium");
-	need("/usr/bin/chromedriver", "chromium-driver");
+	h_need("/usr/bin/chromium", "chromium");
+	h_need("/usr/bin/chromedriver", "chromium-driver");
 	ck_assert_int_eq(h_tempdir(wd_dir, sizeof(wd_dir)), 0);
 	wd_port = h_free_port();
 	snprintf(arg, sizeof(arg), "--port=%d", wd_port);

@@ -2,6 +2,7 @@
  * h_proc.c: child processes and temp files.
  * See h_proc.h.
  */
+#include <check.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -41,6 +42,23 @@ h_write_file(const char *path, const char *text)
 	if (fclose(f) != 0)
 		rc = -EIO;
 	return rc;
+}
+
+void
+h_need(const char *program, const char *pkg)
+{
+	const char *deps[] = { "tools/deps.sh", pkg, NULL };
+	struct h_run *r;
+
+	if (access(program, X_OK) == 0)
+		return;
+	r = calloc(1, sizeof(*r));
+	ck_assert_ptr_nonnull(r);
+	if (h_run(deps, 600000, r) != 0 || r->timed_out ||
+	    !WIFEXITED(r->status) || WEXITSTATUS(r->status) != 0)
+		h_skip("%s is missing and could not be installed: %.200s",
+		       pkg, r->err);
+	free(r);
 }
 
 char *

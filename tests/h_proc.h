@@ -32,6 +32,11 @@ int h_tempdir(char *buf, size_t len);
 int h_write_file(const char *path, const char *text);
 /* A whole file, NUL-terminated (free() it); NULL (errno set) if unreadable. */
 char *h_read_file(const char *path);
+/*
+ * Install Debian package pkg (tools/deps.sh) if program is missing; skip
+ * the test if that fails.
+ */
+void h_need(const char *program, const char *pkg);
 
 /* Wait up to timeout_ms for a child from h_spawn to exit, and untrack it:
  * 0 and *status set, -ETIMEDOUT (still running), or -errno. */
