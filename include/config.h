@@ -151,6 +151,8 @@ struct cfg_per_source {
  * A set of backends and how to reach them.  Named in "pools", or made from
  * a listener's own "backends" (then named after the listener: inline).
  */
+#define CFG_CC_NAME_MAX	16	/* TCP_CA_NAME_MAX, incl. NUL */
+
 struct cfg_pool {
 	char name[CFG_NAME_MAX];
 	enum cfg_algorithm algorithm;
@@ -172,6 +174,8 @@ struct cfg_pool {
 		bool early_close;	/* closed or reset, no byte, < 1 s */
 	} ejection;		/* its base_ms is fail_ms */
 	bool is_inline;		/* a listener's own backends */
+	/* tcp_congestion of its backend sockets; "": the system's */
+	char tcp_cc[CFG_CC_NAME_MAX];
 	unsigned nusers;	/* listeners that name it */
 };
 
@@ -229,6 +233,8 @@ struct cfg_listener {
 	 * on them (TCP_QUICKACK off before connect).
 	 */
 	bool client_first;
+	/* tcp_congestion of its socket (and so its clients'); "": the system's */
+	char tcp_cc[CFG_CC_NAME_MAX];
 	unsigned max_connections; /* open client connections, 0: no limit */
 	struct cfg_cidr *allow;	/* NULL: everyone not denied */
 	size_t nallow;

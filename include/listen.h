@@ -15,6 +15,8 @@ int listen_open(const struct cfg_listener *l, int *out, char *err,
 		size_t errlen);
 /* TCP_DEFER_ACCEPT on (client_speaks_first) or off; setsockopt's result. */
 int listen_set_defer(int fd, bool on);
+/* TCP_CONGESTION name, "" for the system's default; setsockopt's result. */
+int listen_set_congestion(int fd, const char *name);
 /* -EADDRINUSE with err if some socket is already bound to l's address. */
 int listen_probe(const struct cfg_listener *l, char *err, size_t errlen);
 

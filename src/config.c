@@ -13,11 +13,13 @@
 #include <grp.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -74,7 +76,7 @@ static const char *const listener_keys[] = {
 	"backends", "health_check", "timeouts", "max_connections", "allow",
 	"deny", "per_source", "pool", "accept_proxy", "send_proxy", "routes",
 	"hash", "slow_start_ms", "ejection", "split", "sticky", "discover",
-	"client_speaks_first", NULL,
+	"client_speaks_first", "tcp_congestion", NULL,
 };
 
 static const char *const route_keys[] = {
@@ -92,7 +94,7 @@ static const char *const accept_proxy_keys[] = {
 static const char *const pool_keys[] = {
 	"name", "algorithm", "backends", "health_check", "connect_attempts",
 	"timeouts", "fail_ms", "send_proxy", "hash", "slow_start_ms",
-	"ejection", "discover", NULL,
+	"ejection", "discover", "tcp_congestion", NULL,
 };
 
 static const char *const discover_keys[] = {
@@ -1109,6 +1111,59 @@ parse_discover(const struct cfg_ctx *x, const char *parent, const json_t *obj,
  * What a pool is made of, from obj: a "pools" entry, or a listener with its
  * own backends (whose other keys the caller checks).
  */
+/*
+ * tcp_congestion: a name this kernel lets this process set (a scratch
+ * socket tries it), so a bad one is a config error, not a failed
+ * connection later.
+ */
+static int
+get_congestion(const struct cfg_ctx *x, const char *path, const json_t *obj,
+	       char *out)
+{
+	char kpath[CFG_PATH_MAX], q[CFG_QUOTE_MAX], allowed[256] = "";
+	const char *s;
+	size_t len;
+	int fd, rc, e;
+
+	if (get_string(x, path, obj, "tcp_congestion", false, false, &s,
+		       &len) < 0)
+		return -1;
+	out[0] = '\0';
+	if (s == NULL)
+		return 0;
+	path_key(kpath, sizeof(kpath), path, "tcp_congestion");
+	if (len >= CFG_CC_NAME_MAX ||
+	    strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789_-") != len)
+		return cfg_error(x, kpath,
+				 "must be a congestion control's name (like "
+				 "\"cubic\"), got %s",
+				 quote(q, sizeof(q), s, len));
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return cfg_error(x, kpath, "cannot check it: %s",
+				 strerror(errno));
+	rc = setsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, s, (socklen_t)len);
+	e = errno;
+	close(fd);
+	if (rc < 0) {
+		FILE *f = fopen("/proc/sys/net/ipv4/tcp_allowed_congestion_control",
+				"re");
+
+		if (f) {
+			if (!fgets(allowed, sizeof(allowed), f))
+				allowed[0] = '\0';
+			(void)fclose(f);
+			allowed[strcspn(allowed, "\n")] = '\0';
+		}
+		return cfg_error(x, kpath,
+				 "%s: %s (this kernel allows: %s)",
+				 quote(q, sizeof(q), s, len), strerror(e),
+				 allowed[0] ? allowed : "?");
+	}
+	memcpy(out, s, len + 1);
+	return 0;
+}
+
 static int
 parse_pool_body(const struct cfg_ctx *x, const char *path, const json_t *obj,
 		struct cfg_pool *p)
@@ -1123,7 +1178,8 @@ parse_pool_body(const struct cfg_ctx *x, const char *path, const json_t *obj,
 	    parse_hash(x, path, obj, p) < 0 ||
 	    get_uint(x, path, obj, "slow_start_ms", 0, 3600000, 0,
 		     &p->slow_start_ms) < 0 ||
-	    parse_ejection(x, path, obj, p) < 0)
+	    parse_ejection(x, path, obj, p) < 0 ||
+	    get_congestion(x, path, obj, p->tcp_cc) < 0)
 		return -1;
 	p->send_proxy = SEND_PROXY_OFF;
 	return get_send_proxy(x, path, obj, &p->send_proxy);
@@ -1572,6 +1628,7 @@ parse_listener(const struct cfg_ctx *x, const char *path, json_t *v,
 	    get_int(x, path, v, "backlog", 1, 65535, 511, &backlog) < 0 ||
 	    get_bool(x, path, v, "client_speaks_first", false,
 		     &l->client_first) < 0 ||
+	    get_congestion(x, path, v, l->tcp_cc) < 0 ||
 	    get_container(x, path, v, "timeouts", JSON_OBJECT, false, &t) < 0 ||
 	    get_uint(x, tpath, t, "idle_ms", 0, 86400000, 600000,
 		     &l->idle_ms) < 0 ||

@@ -952,6 +952,10 @@ conn_connect_next(struct conn *c)
 
 		setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &zero, sizeof(zero));
 	}
+	/* Checked with the config: only a name this process may set. */
+	if (pc->tcp_cc[0])
+		setsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, pc->tcp_cc,
+			   (socklen_t)strlen(pc->tcp_cc));
 	c->b = b;
 	c->kill_gen = atomic_load_explicit(&b->kill_gen, memory_order_relaxed);
 	c->s[BACKEND].fd = fd;

@@ -87,6 +87,16 @@ lid_in(const struct runtime *rt, uint64_t lid)
 	return false;
 }
 
+/* The congestion control rt's listener lid had set ("" if none). */
+static const char *
+lid_congestion(const struct runtime *rt, uint64_t lid)
+{
+	for (size_t i = 0; rt && i < rt->nlisteners; i++)
+		if (rt->listeners[i].lid == lid)
+			return rt->listeners[i].cfg->tcp_cc;
+	return "";
+}
+
 static bool
 addr_in(const struct runtime *rt, const struct cfg_addr *a)
 {
@@ -165,15 +175,32 @@ open_sockets(struct runtime *rt, const struct runtime *prev, char *err,
 				return rc;
 		}
 	}
-	/* Kept sockets too: a reload may turn client_speaks_first on or off. */
+	/*
+	 * Kept sockets too: a reload may turn client_speaks_first on or off
+	 * and change tcp_congestion.
+	 */
 	for (size_t i = 0; i < rt->nlisteners; i++) {
 		struct listener *p = &rt->listeners[i];
 
-		for (unsigned w = 0; w < rt->nworkers; w++)
-			if (p->wfd[w] >= 0 &&
-			    listen_set_defer(p->wfd[w], p->cfg->client_first) < 0)
+		for (unsigned w = 0; w < rt->nworkers; w++) {
+			if (p->wfd[w] < 0)
+				continue;
+			if (listen_set_defer(p->wfd[w], p->cfg->client_first) < 0)
 				log_warn("listener %s: TCP_DEFER_ACCEPT: %s",
 					 p->cfg->name, strerror(errno));
+			/*
+			 * Only when set, or just unset: a socket left alone
+			 * follows the system's default as it changes.
+			 */
+			if ((p->cfg->tcp_cc[0] ||
+			     lid_congestion(prev, p->lid)[0]) &&
+			    listen_set_congestion(p->wfd[w], p->cfg->tcp_cc) < 0)
+				log_warn("listener %s: tcp_congestion %s: %s",
+					 p->cfg->name,
+					 p->cfg->tcp_cc[0] ? p->cfg->tcp_cc :
+							     "(default)",
+					 strerror(errno));
+		}
 	}
 	return 0;
 }

@@ -66,6 +66,32 @@ listen_set_defer(int fd, bool on)
 	return setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &s, sizeof(s));
 }
 
+/*
+ * tcp_congestion: set on the listening socket, which its accepted sockets
+ * take over.  "" puts back the system's default of now (a reload that
+ * drops the key).
+ */
+int
+listen_set_congestion(int fd, const char *name)
+{
+	char def[CFG_CC_NAME_MAX] = "";
+
+	if (!name[0]) {
+		FILE *f = fopen("/proc/sys/net/ipv4/tcp_congestion_control",
+				"re");
+
+		if (!f)
+			return -1;
+		if (!fgets(def, sizeof(def), f))
+			def[0] = '\0';
+		(void)fclose(f);
+		def[strcspn(def, "\n")] = '\0';
+		name = def;
+	}
+	return setsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, name,
+			  (socklen_t)strlen(name));
+}
+
 int
 listen_open(const struct cfg_listener *l, int *out, char *err,
 		   size_t errlen)

@@ -691,6 +691,29 @@ START_TEST(test_ranges)
 		      "bad.json: listeners[0].connect_attempts: must be an integer from 1 to 10, got 0");
 	ck_assert_bad(LST(",'connect_attempts':11"),
 		      "bad.json: listeners[0].connect_attempts: must be an integer from 1 to 10, got 11");
+	ck_assert_bad(LST(",'tcp_congestion':'Cubic!'"),
+		      "bad.json: listeners[0].tcp_congestion: must be a "
+		      "congestion control's name (like \"cubic\"), got "
+		      "\"Cubic!\"");
+	ck_assert_bad(LST(",'tcp_congestion':'sixteen_chars_cc'"),
+		      "bad.json: listeners[0].tcp_congestion: must be a "
+		      "congestion control's name (like \"cubic\"), got "
+		      "\"sixteen_chars_cc\"");
+	ck_assert_bad_prefix(LST(",'tcp_congestion':'nosuchcc'"),
+			     "bad.json: listeners[0].tcp_congestion: "
+			     "\"nosuchcc\": No such file or directory (this "
+			     "kernel allows: ");
+	ck_assert_bad(LST(",'tcp_congestion':3"),
+		      "bad.json: listeners[0].tcp_congestion: must be a "
+		      "string, got integer");
+	{
+		struct config *cfg = parse_ok(LST(",'tcp_congestion':'reno'"));
+
+		/* A listener with its own backends: both sides. */
+		ck_assert_str_eq(cfg->listeners[0].tcp_cc, "reno");
+		ck_assert_str_eq(cfg->pools[0].tcp_cc, "reno");
+		cfg_free(cfg);
+	}
 	ck_assert_bad(LST(",'client_speaks_first':1"),
 		      "bad.json: listeners[0].client_speaks_first: must be "
 		      "true or false, got integer");

@@ -5,12 +5,17 @@
  * accepted (the listener counts no accept and the backend sees nothing);
  * once it sends, it is proxied; a reload that turns the option off
  * applies to the same listening socket at once, and on again too.
+ *
+ * tcp_congestion (when reno is not the system's default): on a listener,
+ * its accepted sockets use it and the backend ones do not; on a pool,
+ * the other way round, after a reload that moves it (as ss -ti shows).
  */
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -89,6 +94,95 @@ START_TEST(client_speaks_first)
 }
 END_TEST
 
+/* ss -ti's line for the established sockets matching filter. */
+static char *
+ss_info(const char *filter)
+{
+	const char *argv[] = { "ss", "-tinH", "state", "established", filter,
+			       NULL };
+	struct h_run *r = calloc(1, sizeof(*r));
+	char *out;
+
+	ck_assert_ptr_nonnull(r);
+	if (h_run(argv, 10000, r) != 0 || !WIFEXITED(r->status) ||
+	    WEXITSTATUS(r->status) != 0)
+		h_skip("no ss here: %.200s", r->err);
+	out = strdup(r->out);
+	free(r);
+	ck_assert_ptr_nonnull(out);
+	return out;
+}
+
+/* One echoed line through port, held open; the client fd. */
+static int
+echo_once(int port)
+{
+	char buf[8];
+	int fd = h_connect("127.0.0.1", port, 3000);
+
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(h_write_all(fd, "hi\n", 3, 3000), 0);
+	ck_assert_int_gt(h_read_line(fd, buf, sizeof(buf), 3000), 0);
+	return fd;
+}
+
+START_TEST(tcp_congestion)
+{
+	char *def = h_read_file("/proc/sys/net/ipv4/tcp_congestion_control");
+	char lf[64], bf[64], *out;
+	struct h_backend e;
+	struct h_lb lb;
+	json_t *cfg, *l, *p;
+	int port, fd;
+
+	ck_assert_ptr_nonnull(def);
+	if (strncmp(def, "reno", 4) == 0)
+		h_skip("reno is the system's default here");
+	free(def);
+	h_backend_up(&e, H_ECHO, "e");
+	cfg = hc_new();
+	p = hc_pool(cfg, "p");
+	hc_set(p, "health_check", hc_json("{ \"enabled\": false }"));
+	hc_backend(p, &e, 1);
+	l = hc_listener(cfg, "l", 0);
+	hc_set(l, "pool", json_string("p"));
+	hc_set(l, "tcp_congestion", json_string("reno"));
+	port = hc_port(l);
+	ck_assert_int_eq(h_lb_start_cfg(&lb, cfg, port, NULL), 0);
+	/* ringlb's side of each connection: from its port, to the backend. */
+	snprintf(lf, sizeof(lf), "( sport = :%d )", port);
+	snprintf(bf, sizeof(bf), "( dport = :%d )", e.port);
+
+	fd = echo_once(port);
+	out = ss_info(lf);
+	ck_assert_msg(strstr(out, "reno"), "client side: %s", out);
+	free(out);
+	out = ss_info(bf);
+	ck_assert_msg(strstr(out, "127.0.0.1") && !strstr(out, "reno"),
+		      "backend side: %s", out);
+	free(out);
+	close(fd);
+
+	/* Moved to the pool by a reload. */
+	hc_del(l, "tcp_congestion");
+	hc_set(p, "tcp_congestion", json_string("reno"));
+	ck_assert_int_eq(h_lb_write_cfg(&lb, cfg), 0);
+	json_decref(h_api(&lb, "POST", "/reload", NULL, 200));
+	h_sleep_ms(100);
+	fd = echo_once(port);
+	out = ss_info(lf);
+	ck_assert_msg(strstr(out, "127.0.0.1") && !strstr(out, "reno"),
+		      "client side after the reload: %s", out);
+	free(out);
+	out = ss_info(bf);
+	ck_assert_msg(strstr(out, "reno"), "backend side after the reload: %s",
+		      out);
+	free(out);
+	close(fd);
+	json_decref(cfg);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -96,5 +190,6 @@ main(void)
 	TCase *tc = h_tcase(s, "tcp_opts", 60, h_teardown);
 
 	tcase_add_test(tc, client_speaks_first);
+	tcase_add_test(tc, tcp_congestion);
 	return h_run_suite("check_tcp_opts", s);
 }
