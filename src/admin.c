@@ -168,6 +168,13 @@ reply_text(struct MHD_Connection *conn, unsigned code, char *text,
 	MHD_add_response_header(r, "Content-Type", type);
 	if (allow)
 		MHD_add_response_header(r, "Allow", allow);
+	/* The page may run only its own inline script and style. */
+	if (strncmp(type, "text/html", 9) == 0)
+		MHD_add_response_header(r, "Content-Security-Policy",
+					"default-src 'none'; script-src 'unsafe-inline'; "
+					"style-src 'unsafe-inline'; connect-src 'self'; "
+					"img-src data:; base-uri 'none'; "
+					"form-action 'none'; frame-ancestors 'none'");
 	/* Live state: never from a cache; never framed; never sniffed. */
 	MHD_add_response_header(r, "Cache-Control", "no-store");
 	MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
@@ -1226,15 +1233,13 @@ get_pools(struct MHD_Connection *conn, const struct route *r,
 
 /*
  * GET /: the status page (src/status.html).  It loads nothing from
- * anywhere, and its policy says so: it may only run its own inline script
- * and style and ask this origin.
+ * anywhere, and the policy reply_text() sends with HTML says so: it may
+ * only run its own inline script and style and ask this origin.
  */
 static enum MHD_Result
 get_page(struct MHD_Connection *conn, const struct route *r, char **arg,
 	 const struct request *rq)
 {
-	struct MHD_Response *resp;
-	enum MHD_Result ret;
 	size_t len;
 	const char *page = status_page(&len);
 	char *copy = malloc(len);
@@ -1242,28 +1247,8 @@ get_page(struct MHD_Connection *conn, const struct route *r, char **arg,
 	if (!copy)
 		return MHD_NO;
 	memcpy(copy, page, len);
-	resp = MHD_create_response_from_buffer(len, copy,
-					       MHD_RESPMEM_MUST_FREE);
-	if (!resp) {
-		free(copy);
-		return MHD_NO;
-	}
-	MHD_add_response_header(resp, "Content-Type",
-				"text/html; charset=utf-8");
-	MHD_add_response_header(resp, "Content-Security-Policy",
-				"default-src 'none'; script-src 'unsafe-inline'; "
-				"style-src 'unsafe-inline'; connect-src 'self'; "
-				"img-src data:; base-uri 'none'; "
-				"form-action 'none'; frame-ancestors 'none'");
-	MHD_add_response_header(resp, "Cache-Control", "no-store");
-	MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
-	MHD_add_response_header(resp, "X-Frame-Options", "DENY");
-	MHD_add_response_header(resp, "Referrer-Policy", "no-referrer");
-	if (atomic_load(&handed_over))
-		MHD_add_response_header(resp, "Connection", "close");
-	ret = MHD_queue_response(conn, 200, resp);
-	MHD_destroy_response(resp);
-	return ret;
+	return reply_text(conn, 200, copy, len, "text/html; charset=utf-8",
+			  NULL);
 }
 
 /* GET /token: what a page sends as X-Ringlb-Token (see page_token). */

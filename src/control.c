@@ -78,23 +78,20 @@ control_unlock(void)
 	pthread_mutex_unlock(&ctl_lock);
 }
 
+/* rt's listener that keeps socket lid, or NULL. */
+static const struct listener *
+lid_find(const struct runtime *rt, uint64_t lid)
+{
+	for (size_t i = 0; rt && i < rt->nlisteners; i++)
+		if (rt->listeners[i].lid == lid)
+			return &rt->listeners[i];
+	return NULL;
+}
+
 static bool
 lid_in(const struct runtime *rt, uint64_t lid)
 {
-	for (size_t i = 0; rt && i < rt->nlisteners; i++)
-		if (rt->listeners[i].lid == lid)
-			return true;
-	return false;
-}
-
-/* The congestion control rt's listener lid had set ("" if none). */
-static const char *
-lid_congestion(const struct runtime *rt, uint64_t lid)
-{
-	for (size_t i = 0; rt && i < rt->nlisteners; i++)
-		if (rt->listeners[i].lid == lid)
-			return rt->listeners[i].cfg->tcp_cc;
-	return "";
+	return lid_find(rt, lid) != NULL;
 }
 
 static bool
@@ -181,6 +178,7 @@ open_sockets(struct runtime *rt, const struct runtime *prev, char *err,
 	 */
 	for (size_t i = 0; i < rt->nlisteners; i++) {
 		struct listener *p = &rt->listeners[i];
+		const struct listener *was = lid_find(prev, p->lid);
 
 		for (unsigned w = 0; w < rt->nworkers; w++) {
 			if (p->wfd[w] < 0)
@@ -192,8 +190,7 @@ open_sockets(struct runtime *rt, const struct runtime *prev, char *err,
 			 * Only when set, or just unset: a socket left alone
 			 * follows the system's default as it changes.
 			 */
-			if ((p->cfg->tcp_cc[0] ||
-			     lid_congestion(prev, p->lid)[0]) &&
+			if ((p->cfg->tcp_cc[0] || (was && was->cfg->tcp_cc[0])) &&
 			    listen_set_congestion(p->wfd[w], p->cfg->tcp_cc) < 0)
 				log_warn("listener %s: tcp_congestion %s: %s",
 					 p->cfg->name,
