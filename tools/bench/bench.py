@@ -42,6 +42,10 @@ Started by run.sh, which installs the packages and compiles the helpers
                    nginx 1.22 stream has no `deferred`)
   RINGLB_B_CLIENT_FIRST=1  the same for ringlbB (default 0: builds before
                    the option refuse the key)
+  REDIS_PIN=1:0:0  CPUs of the Redis rows, PROXY:SERVER:CLIENT (taskset
+                   lists): the proxy alone on CPU 1, redis-server and
+                   redis-benchmark on CPU 0.  Left to the scheduler the
+                   rows are bimodal (see README.md); "none" leaves them so
   HAPROXY_SPLICE=1 give HAProxy `option splice-request` and
                    `option splice-response` (default: off, as
                    shipped)
@@ -114,6 +118,13 @@ WORKLOADS = [w for w in (os.environ.get("WORKLOADS") or
 # proxy on this machine (direct runs finish sooner).
 REDIS_N = env_int("REDIS_N", 28000 * DUR)
 REDISP_N = env_int("REDISP_N", 450000 * DUR)
+# Where the Redis rows run: "PROXY:SERVER:CLIENT" CPU lists.  Three busy
+# single-threaded processes on two cores land wherever the scheduler puts
+# them, and the proxy's CPU per GET differs by 1.8x between placements, so
+# the rows are pinned.  Default: the proxy alone on CPU 1, redis-server and
+# redis-benchmark on CPU 0.  "none" leaves placement to the scheduler; with
+# THREADS>1 the proxy gets every CPU.
+REDIS_PIN = os.environ.get("REDIS_PIN") or "1:0:0"
 WRK_CONNS = 64
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -505,10 +516,59 @@ def wl_iperf(port, streams, reverse):
     return r
 
 
-def wl_redis(port, pipeline):
+def cpu_list(text):
+    out = set()
+    for part in text.split(","):
+        a, _, b = part.partition("-")
+        out.update(range(int(a), int(b or a) + 1))
+    return out
+
+
+def redis_pins():
+    """(proxy, server, client) CPU sets, or None when placement is free."""
+    if REDIS_PIN == "none":
+        return None
+    f = REDIS_PIN.split(":")
+    if len(f) != 3:
+        raise SystemExit("REDIS_PIN wants PROXY:SERVER:CLIENT, got %r" %
+                         REDIS_PIN)
+    pins = [cpu_list(x) for x in f]
+    if THREADS > 1:
+        pins[0] = set(os.sched_getaffinity(0))
+    return pins
+
+
+def redis_pin_text():
+    pins = redis_pins()
+    if not pins:
+        return "nowhere (REDIS_PIN=none)"
+    names = ("proxy", "redis-server", "redis-benchmark")
+    return ", ".join("%s on CPU %s" % (n, ",".join(str(c) for c in
+                                                    sorted(p)))
+                     for n, p in zip(names, pins))
+
+
+def pin_pids(pids, cpus):
+    """Every thread of every process: taskset -a."""
+    for p in pids:
+        try:
+            tids = [int(t) for t in os.listdir("/proc/%d/task" % p)]
+        except OSError:
+            continue
+        for t in tids:
+            try:
+                os.sched_setaffinity(t, cpus)
+            except OSError:
+                pass
+
+
+def wl_redis(port, pipeline, client_cpus=None):
     n = REDISP_N if pipeline > 1 else REDIS_N
     argv = ["redis-benchmark", "-h", "127.0.0.1", "-p", str(port), "-t",
             "get", "-n", str(n), "-c", "50", "-P", str(pipeline), "--csv"]
+    if client_cpus:
+        argv = ["taskset", "-c", ",".join(str(c) for c in
+                                          sorted(client_cpus))] + argv
     t0 = time.time()
     rc, out, err = run_cmd(argv, 120)
     secs = time.time() - t0
@@ -700,8 +760,13 @@ def run_workload(wl, target, svc, others, rnd=0):
         finally:
             cc_restore()
     port = port_of(target, WL_POOL[wl])
-    waited = wait_quiet()
+    pins = redis_pins() if wl in ("redis", "redisp") else None
     pids = svc.pids() if svc else []
+    if pins:
+        pin_pids(pids, pins[0])
+        pin_pids([p for o in others if o.name == "redis" for p in o.pids()],
+                 pins[1])
+    waited = wait_quiet()
     opids = [p for o in others for p in o.pids()] + kernel_helpers()
     c0, o0 = cpu_seconds(pids), cpu_seconds(opids)
     m0, k0 = machine_busy_s(), children_cpu_s()
@@ -718,9 +783,9 @@ def run_workload(wl, target, svc, others, rnd=0):
     elif wl == "bulk4r":
         r = wl_iperf(port, 4, True)
     elif wl == "redis":
-        r = wl_redis(port, 1)
+        r = wl_redis(port, 1, pins and pins[2])
     elif wl == "redisp":
-        r = wl_redis(port, 16)
+        r = wl_redis(port, 16, pins and pins[2])
     elif wl == "lat":
         r = wl_lat(port)
     elif wl == "idle":
@@ -729,6 +794,12 @@ def run_workload(wl, target, svc, others, rnd=0):
         raise ValueError(wl)
     r["wall_s"] = time.time() - t0
     profiler_stop(prof, r)
+    if pins:
+        everywhere = set(os.sched_getaffinity(0))
+        pin_pids(pids, everywhere)
+        pin_pids([p for o in others if o.name == "redis" for p in o.pids()],
+                 everywhere)
+        r["pins"] = REDIS_PIN
     cpu = cpu_seconds(pids) - c0
     ours = cpu + cpu_seconds(opids) - o0 + children_cpu_s() - k0
     # CPU that none of the benchmark's processes used: someone else's load
@@ -1142,7 +1213,8 @@ def main():
                   "worker_processes=%d (no TCP_DEFER_ACCEPT in 1.22 stream), "
                   "no access log. Health checks off everywhere. wrk -t2 "
                   "-c64; iperf3 -P1 and -P4 -R; redis-benchmark -t get -c50 "
-                  "(-n %d) and -P16 (-n %d); latency: 64 B echo at %d/s on "
+                  "(-n %d) and -P16 (-n %d), pinned %s; latency: 64 B echo "
+                  "at %d/s on "
                   "one connection; idle: %d connections from 127.0.0.2-9, "
                   "each with a 1-byte round trip." %
                   (THREADS, THREADS,
@@ -1152,7 +1224,7 @@ def main():
                    ", no splicing (as shipped)",
                    ", tcp-smart-accept and tcp-smart-connect on HTTP and "
                    "Redis" if CLIENT_FIRST else "", THREADS, REDIS_N,
-                   REDISP_N, LAT_RATE, IDLE_CONNS)),
+                   REDISP_N, redis_pin_text(), LAT_RATE, IDLE_CONNS)),
     }
     rows = summarize(results)
     notes = noise_notes(results)
