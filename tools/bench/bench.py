@@ -122,7 +122,7 @@ REDIS_N = env_int("REDIS_N", 28000 * DUR)
 REDISP_N = env_int("REDISP_N", 450000 * DUR)
 # Where the Redis rows run: "PROXY:SERVER:CLIENT" CPU lists.  Three busy
 # single-threaded processes on two cores land wherever the scheduler puts
-# them, and the proxy's CPU per GET differs by 1.8x between placements, so
+# them, and the proxy's CPU per GET differs by 1.6x between placements, so
 # the rows are pinned.  Default: the proxy alone on CPU 1, redis-server and
 # redis-benchmark on CPU 0.  "none" leaves placement to the scheduler; with
 # THREADS>1 the proxy gets every CPU.
@@ -544,10 +544,18 @@ def redis_pins(spec=None):
 
 
 def redis_pin_text():
-    pins = redis_pins()
+    text = pin_text(redis_pins(), ("proxy", "redis-server",
+                                   "redis-benchmark"), "REDIS_PIN")
+    lat = redis_pins(LAT_PIN)
+    if lat:
+        text += "; latency row pinned %s" % pin_text(lat, ("proxy", "echo",
+                                                           "lat"), "")
+    return text
+
+
+def pin_text(pins, names, var):
     if not pins:
-        return "nowhere (REDIS_PIN=none)"
-    names = ("proxy", "redis-server", "redis-benchmark")
+        return "nowhere (%s=none)" % var
     return ", ".join("%s on CPU %s" % (n, ",".join(str(c) for c in
                                                     sorted(p)))
                      for n, p in zip(names, pins))
