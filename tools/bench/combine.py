@@ -9,12 +9,14 @@ to the shown precision), and the same for ringlb÷HAProxy and
 ringlb÷direct.  The goal column judges the median over the runs of the
 ratio against the goal bench.py gives the row.  CPU rows come first: they
 are the figures that hold when client, proxy and server share the cores.
-Rows that no run has are left out.  `--rows cpu` prints only the CPU
+Rows that no run has are left out, and the Redis rows come only from the
+runs that placed them as the latest run did (pinned the same way, or not).  `--rows cpu` prints only the CPU
 rows (without the direct path's columns, which have none), `--rows other`
 only the rest.
 """
 import json
 import os
+import re
 import statistics
 import sys
 
@@ -30,6 +32,13 @@ def group(key):
     if key.startswith("lat"):
         return 2
     return 3
+
+
+def redis_setup(run):
+    """How a run placed its Redis rows: the setup text's pinning, if any."""
+    setup = run["meta"].get("setup", "")
+    m = re.search(r"pinned (.*?)(; latency| ;|; |\.? ?latency:|$)", setup)
+    return "pinned " + m.group(1).strip(" ,;") if m else "unpinned"
 
 
 def span(xs, unit):
@@ -87,15 +96,24 @@ def main():
     head = (["workload", "unit"] + targets + ["ringlb÷HAProxy"] +
             ([] if only == "cpu" else ["ringlb÷direct"]) +
             ["goal (median)"])
+    # Redis rows only from runs that placed them the same way as the
+    # latest run: pinned and unpinned Redis rows are different measurements.
+    placed = redis_setup(runs[-1])
+    redis_runs = [run for run in runs if redis_setup(run) == placed]
     print("%d runs: %s" % (len(runs), ", ".join(
         "%s (%s)" % (run["meta"]["date"], run["meta"]["versions"].get(
             "ringlb", "?")) for run in runs)))
+    if len(redis_runs) < len(runs):
+        print("Redis rows: the %d runs with them %s" % (len(redis_runs),
+                                                          placed))
     print()
     print("| " + " | ".join(head) + " |")
     print("|" + "|".join(["---"] * 2 + ["---:"] * (len(head) - 2)) + "|")
     for k in keys:
         label, unit, higher, goal = labels[k]
-        rows = [r for run in runs for r in run["rows"] if r["key"] == k]
+        rows = [r for run in (redis_runs if k.startswith("redis") else
+                              runs)
+                for r in run["rows"] if r["key"] == k]
         cells = [label, unit]
         for t in targets:
             cells.append(span([r["median"].get(t) for r in rows], unit))
