@@ -27,6 +27,7 @@
 
 #include "access.h"
 #include "config.h"
+#include "listen.h"
 #include "log.h"
 
 #define CFG_PATH_MAX	128	/* "listeners[N].backends[M].address" */
@@ -1108,10 +1109,6 @@ parse_discover(const struct cfg_ctx *x, const char *parent, const json_t *obj,
 }
 
 /*
- * What a pool is made of, from obj: a "pools" entry, or a listener with its
- * own backends (whose other keys the caller checks).
- */
-/*
  * tcp_congestion: a name this kernel lets this process set (a scratch
  * socket tries it), so a bad one is a config error, not a failed
  * connection later.
@@ -1146,15 +1143,9 @@ get_congestion(const struct cfg_ctx *x, const char *path, const json_t *obj,
 	e = errno;
 	close(fd);
 	if (rc < 0) {
-		FILE *f = fopen("/proc/sys/net/ipv4/tcp_allowed_congestion_control",
-				"re");
-
-		if (f) {
-			if (!fgets(allowed, sizeof(allowed), f))
-				allowed[0] = '\0';
-			(void)fclose(f);
-			allowed[strcspn(allowed, "\n")] = '\0';
-		}
+		if (listen_cc_sysctl("allowed_congestion_control", allowed,
+				     sizeof(allowed)) < 0)
+			allowed[0] = '\0';
 		return cfg_error(x, kpath,
 				 "%s: %s (this kernel allows: %s)",
 				 quote(q, sizeof(q), s, len), strerror(e),
@@ -1164,6 +1155,10 @@ get_congestion(const struct cfg_ctx *x, const char *path, const json_t *obj,
 	return 0;
 }
 
+/*
+ * What a pool is made of, from obj: a "pools" entry, or a listener with its
+ * own backends (whose other keys the caller checks).
+ */
 static int
 parse_pool_body(const struct cfg_ctx *x, const char *path, const json_t *obj,
 		struct cfg_pool *p)

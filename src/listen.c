@@ -66,6 +66,23 @@ listen_set_defer(int fd, bool on)
 	return setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &s, sizeof(s));
 }
 
+int
+listen_cc_sysctl(const char *name, char *buf, size_t len)
+{
+	char path[96];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/sys/net/ipv4/tcp_%s", name);
+	f = fopen(path, "re");
+	if (!f)
+		return -1;
+	if (!fgets(buf, (int)len, f))
+		buf[0] = '\0';
+	(void)fclose(f);
+	buf[strcspn(buf, "\n")] = '\0';
+	return 0;
+}
+
 /*
  * tcp_congestion: set on the listening socket, which its accepted sockets
  * take over.  "" puts back the system's default of now (a reload that
@@ -77,15 +94,8 @@ listen_set_congestion(int fd, const char *name)
 	char def[CFG_CC_NAME_MAX] = "";
 
 	if (!name[0]) {
-		FILE *f = fopen("/proc/sys/net/ipv4/tcp_congestion_control",
-				"re");
-
-		if (!f)
+		if (listen_cc_sysctl("congestion_control", def, sizeof(def)) < 0)
 			return -1;
-		if (!fgets(def, sizeof(def), f))
-			def[0] = '\0';
-		(void)fclose(f);
-		def[strcspn(def, "\n")] = '\0';
 		name = def;
 	}
 	return setsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, name,

@@ -783,10 +783,10 @@ def run_workload(wl, target, svc, others, rnd=0):
     elif wl == "lat":
         pins, server = redis_pins(LAT_PIN), "echod"
     pids = svc.pids() if svc else []
+    spids = [p for o in others if o.name == server for p in o.pids()]
     if pins:
         pin_pids(pids, pins[0])
-        pin_pids([p for o in others if o.name == server for p in o.pids()],
-                 pins[1])
+        pin_pids(spids, pins[1])
     waited = wait_quiet()
     opids = [p for o in others for p in o.pids()] + kernel_helpers()
     c0, o0 = cpu_seconds(pids), cpu_seconds(opids)
@@ -817,9 +817,7 @@ def run_workload(wl, target, svc, others, rnd=0):
     profiler_stop(prof, r)
     if pins:
         everywhere = set(os.sched_getaffinity(0))
-        pin_pids(pids, everywhere)
-        pin_pids([p for o in others if o.name == server for p in o.pids()],
-                 everywhere)
+        pin_pids(pids + spids, everywhere)
         r["pins"] = LAT_PIN if wl == "lat" else REDIS_PIN
     cpu = cpu_seconds(pids) - c0
     ours = cpu + cpu_seconds(opids) - o0 + children_cpu_s() - k0
